@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+# Both create .venv, install the package with its compiled twins (fast/*.pyx)
+# and build the guest with the ziglang package from PyPI.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYX := $(wildcard fast/*.pyx)
+EXT_STAMP := emu/_fast/.built
+
+.PHONY: all setup run test test-pure bench lint guest clean
+
+all: setup
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(PY) -m pip install -q cython "unicorn==2.1.4"
+	$(PY) -m pip install -q --no-build-isolation -e ".[dev]"
+	touch $@
+
+$(EXT_STAMP): $(STAMP) $(PYX) setup.py
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+guest: $(STAMP)
+	$(MAKE) -s -C guest PYTHON=$(abspath $(PY))
+
+setup: $(STAMP) $(EXT_STAMP) guest
+
+run: setup
+	$(VENV)/bin/emu run
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+# The whole suite on the pure-Python twins.
+test-pure: setup
+	EMU_PURE=1 $(VENV)/bin/pytest -q
+
+bench: setup
+	$(VENV)/bin/pytest -q bench --benchmark-only --benchmark-group-by=group
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	$(MAKE) -s -C guest clean
+	rm -rf build emu/_fast/*.so emu/_fast/.built fast/*.c

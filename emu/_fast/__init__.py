@@ -1,0 +1,1 @@
+"""Compiled twins built from fast/*.pyx (one extension module per file)."""

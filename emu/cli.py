@@ -1,0 +1,127 @@
+"""The `emu` command: argparse subcommands with QEMU-style flags.
+
+Every user error (bad flag, bad image, bad value) is one line on stderr and
+exit status 2 - never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from emu import __version__, fastpath
+from emu.config import ConfigError, MachineConfig, parse_size
+from emu.loader import LoadError
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+
+
+class UsageError(Exception):
+    """A bad command line; the message is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def add_machine_flags(p: argparse.ArgumentParser) -> None:
+    """Add the flags shared by `emu run` and `emu debug`."""
+    p.add_argument("-kernel", metavar="ELF", help="kernel image (default: the built guest)")
+    p.add_argument("-m", metavar="SIZE", default="16M", help="RAM size, e.g. 16M (default 16M)")
+    p.add_argument("-append", metavar="STR", default="", help="kernel command line")
+    p.add_argument("--mmu", choices=("python", "fast", "auto"), default="auto",
+                   help="Sv39 walker: pure-Python reference or the compiled twin")
+    p.add_argument("-d", metavar="TOPICS", default="",
+                   help="log topics, comma separated: int,mmu,sbi")
+    p.add_argument("-D", metavar="FILE", help="write the -d log to FILE (default stderr)")
+    p.add_argument("--seed", type=_int, default=0, help="seed for every random choice")
+    p.add_argument("--max-insns", type=_int, metavar="N",
+                   help="stop after N instructions (exit status 124)")
+    p.add_argument("--insn-ns", type=_int, default=1, metavar="NS",
+                   help="virtual nanoseconds per instruction (default 1)")
+    p.add_argument("--stats-json", metavar="FILE", help="write the run's figures as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
+
+
+def config_from_args(args: argparse.Namespace) -> MachineConfig:
+    """Build and validate a MachineConfig. Raises ConfigError."""
+    topics = tuple(t for t in args.d.split(",") if t) if args.d else ()
+    cfg = MachineConfig(
+        kernel=args.kernel, ram_size=parse_size(args.m), append=args.append, mmu=args.mmu,
+        seed=args.seed, max_insns=args.max_insns, ns_per_insn=args.insn_ns, debug=topics,
+        debug_file=args.D, stats_json=args.stats_json)
+    cfg.validate()
+    return cfg
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Boot the kernel, run to the end, print the report. Returns the exit status."""
+    from emu import report
+    from emu.machine import Machine
+
+    cfg = config_from_args(args)
+    machine = Machine(cfg, console=sys.stdout.buffer)
+    try:
+        status = machine.run()
+    except KeyboardInterrupt:
+        machine.stop_reason = "interrupted"
+        status = 130
+        machine.exit_status = status
+    sys.stdout.flush()
+    stats = report.collect(machine)
+    if cfg.stats_json:
+        report.write_json(stats, cfg.stats_json)
+    if not args.quiet:
+        report.print_report(stats, sys.stderr)
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every subcommand."""
+    p = _Parser(prog="emu", description="An emulated RISC-V machine for studying "
+                "virtual memory, swap over a lossy network and memory reserves.")
+    p.add_argument("--version", action="store_true", help="print version and active twins")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="boot a kernel and run it to the end")
+    add_machine_flags(run)
+    run.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `emu` command. Returns the process exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.version:
+            print(f"emu {__version__} ({fastpath.describe()})")
+            return 0
+        if not getattr(args, "func", None):
+            raise UsageError("emu: missing command (try `emu run` or `emu --help`)")
+        return args.func(args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except (ConfigError, LoadError) as exc:
+        print(f"emu: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"emu: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
+        from emu.machine import MachineError
+        kind = "machine error" if isinstance(exc, MachineError) else "internal error"
+        print(f"emu: {kind}: {exc!r}", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,85 @@
+"""Virtual time and the event queue: the machine's only notion of time.
+
+Time is an integer count of virtual nanoseconds derived from retired
+instructions (see emu/machine.py) and from jumps to the next event while the
+hart waits (wfi). Nothing here reads the wall clock, so the same run always
+sees the same times. Events that fall due at the same instant fire in the
+order they were scheduled.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(order=True)
+class Event:
+    """A callback due at virtual time `at` (ns); `seq` breaks ties FIFO."""
+
+    at: int
+    seq: int
+    callback: Callable[..., Any] = field(compare=False)
+    args: tuple = field(compare=False, default=())
+    cancelled: bool = field(compare=False, default=False)
+
+
+class Clock:
+    """Virtual nanoseconds plus a deterministic queue of future events."""
+
+    def __init__(self) -> None:
+        self.now: int = 0
+        self._queue: list[Event] = []
+        self._seq = itertools.count()
+
+    def schedule(self, at: int, callback: Callable[..., Any], *args: Any) -> Event:
+        """Schedule `callback(*args)` at absolute virtual time `at` (ns).
+
+        Times in the past are clamped to now. Returns the event (cancellable).
+        """
+        ev = Event(max(int(at), self.now), next(self._seq), callback, args)
+        heapq.heappush(self._queue, ev)
+        return ev
+
+    def after(self, delay: int, callback: Callable[..., Any], *args: Any) -> Event:
+        """Schedule `callback(*args)` `delay` ns from now. Returns the event."""
+        return self.schedule(self.now + max(0, int(delay)), callback, *args)
+
+    @staticmethod
+    def cancel(event: Event) -> None:
+        """Cancel a scheduled event (no-op if it already fired)."""
+        event.cancelled = True
+
+    def next_time(self) -> int | None:
+        """Return the time of the earliest pending event, or None if none."""
+        q = self._queue
+        while q and q[0].cancelled:
+            heapq.heappop(q)
+        return q[0].at if q else None
+
+    def pending(self) -> int:
+        """Return the number of live (not cancelled) events."""
+        return sum(1 for e in self._queue if not e.cancelled)
+
+    def advance(self, to: int) -> None:
+        """Move time forward to `to` (never backwards) without firing events."""
+        if to > self.now:
+            self.now = to
+
+    def run_due(self) -> int:
+        """Fire every event due at or before now, in order. Returns how many fired.
+
+        Callbacks may schedule further events; those due now fire in this call.
+        """
+        fired = 0
+        q = self._queue
+        while q and q[0].at <= self.now:
+            ev = heapq.heappop(q)
+            if ev.cancelled:
+                continue
+            ev.callback(*ev.args)
+            fired += 1
+        return fired

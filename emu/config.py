@@ -1,0 +1,77 @@
+"""MachineConfig: every knob of a run, with its default, in one dataclass.
+
+The CLI parses flags into a MachineConfig; tests build one directly. Parsing
+helpers raise ConfigError with a one-line message for bad values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from emu import platform
+
+
+class ConfigError(ValueError):
+    """A bad knob value; the message is one line meant for the user."""
+
+
+_SIZE_RE = re.compile(r"^(\d+)([KMG]?)(i?B?)$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Return the byte count of a QEMU-style size ("16M", "64m", "1G", "4096").
+
+    A bare number means MiB, as QEMU's -m does. Raises ConfigError.
+    """
+    m = _SIZE_RE.match(text.strip())
+    if not m:
+        raise ConfigError(f"bad memory size {text!r} (expected e.g. 16M, 64M, 1G)")
+    n, unit = int(m.group(1)), m.group(2).upper()
+    mult = {"": 1 << 20, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
+    return n * mult
+
+
+DEBUG_TOPICS = ("int", "mmu", "sbi", "exec", "guest_errors")
+
+
+@dataclass
+class MachineConfig:
+    """Everything that defines a run. Same config + same image = same run."""
+
+    kernel: str | None = None          # ELF path; None = the built default guest
+    ram_size: int = platform.DEFAULT_RAM_SIZE
+    append: str = ""                   # kernel command line (-append)
+    mmu: str = "auto"                  # "python" | "fast" | "auto"
+    budget: str = "auto"               # block-budget twin: "python" | "fast" | "auto"
+    seed: int = 0
+    max_insns: int | None = None       # stop with status 124 when exhausted
+    ns_per_insn: int = 1               # virtual time per retired instruction
+    slice_insns: int = 1_000_000       # longest slice between event checks
+    debug: tuple[str, ...] = ()        # -d topics
+    debug_file: str | None = None      # -D file (stderr when None)
+    stats_json: str | None = None
+    interactive_stdin: bool = False    # feed host stdin to the UART
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise ConfigError if a knob is out of range."""
+        if not platform.MIN_RAM_SIZE <= self.ram_size <= platform.MAX_RAM_SIZE:
+            raise ConfigError(
+                f"memory size {self.ram_size >> 20}M out of range "
+                f"({platform.MIN_RAM_SIZE >> 20}M..{platform.MAX_RAM_SIZE >> 20}M)")
+        if self.ram_size % 4096:
+            raise ConfigError("memory size must be a multiple of 4 KiB")
+        if self.mmu not in ("python", "fast", "auto"):
+            raise ConfigError(f"bad --mmu {self.mmu!r} (python, fast or auto)")
+        if self.budget not in ("python", "fast", "auto"):
+            raise ConfigError(f"bad budget implementation {self.budget!r}")
+        if self.max_insns is not None and self.max_insns <= 0:
+            raise ConfigError("--max-insns must be positive")
+        if self.ns_per_insn <= 0:
+            raise ConfigError("instruction time must be positive")
+        if len(self.append.encode()) >= platform.BOOTINFO_CMDLINE_MAX:
+            raise ConfigError(f"-append string longer than {platform.BOOTINFO_CMDLINE_MAX - 1} bytes")
+        for t in self.debug:
+            if t not in DEBUG_TOPICS:
+                raise ConfigError(f"unknown -d topic {t!r} (known: {', '.join(DEBUG_TOPICS)})")

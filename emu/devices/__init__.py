@@ -1,0 +1,1 @@
+"""Devices: small objects with read/write/tick, wired by emu/machine.py."""

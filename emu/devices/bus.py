@@ -1,0 +1,56 @@
+"""The device protocol and the MMIO bus that routes accesses to devices.
+
+A device sees register offsets, sizes and values - never unicorn. Registers
+are at most 32 bits wide (unicorn's mmio_map splits a 64-bit access into two
+32-bit callbacks). Devices that raise interrupts get an IrqLine from the PLIC;
+devices that do DMA get the machine's PhysMem; devices that need time get the
+Clock.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Device(Protocol):
+    """What the bus needs from a device mapped at [base, base+size)."""
+
+    name: str
+    base: int
+    size: int
+
+    def read(self, offset: int, size: int) -> int:
+        """Return the value of the register at `offset` (1, 2 or 4 bytes)."""
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        """Write `value` to the register at `offset` (1, 2 or 4 bytes)."""
+
+
+class IrqLine:
+    """One interrupt source wired to the PLIC: level-triggered."""
+
+    def __init__(self, plic: "IrqSink", source: int) -> None:
+        self.plic = plic
+        self.source = source
+        self.level = False
+
+    def set(self, level: bool) -> None:
+        """Drive the line high (True) or low (False)."""
+        if level != self.level:
+            self.level = level
+            self.plic.set_level(self.source, level)
+
+    def raise_(self) -> None:
+        """Drive the line high."""
+        self.set(True)
+
+    def lower(self) -> None:
+        """Drive the line low."""
+        self.set(False)
+
+
+class IrqSink(Protocol):
+    """The interrupt controller side of an IrqLine."""
+
+    def set_level(self, source: int, level: bool) -> None:
+        """Record source's line level."""

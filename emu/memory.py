@@ -1,0 +1,71 @@
+"""Guest physical RAM: one host buffer shared with unicorn, and a
+bounds-checked accessor for devices, tools and the loader.
+
+Devices never see unicorn: they get a PhysMem, whose every access is checked
+against RAM, so a hostile guest cannot make a device touch host memory or
+MMIO through DMA.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+
+
+class DmaError(Exception):
+    """A physical access fell outside RAM (carries the offending address)."""
+
+    def __init__(self, addr: int, size: int) -> None:
+        super().__init__(f"physical access 0x{addr:x}+{size} outside RAM")
+        self.addr = addr
+        self.size = size
+
+
+class PhysMem:
+    """RAM of `size` bytes at physical address `base`, backed by an mmap.
+
+    `buf` is the writable buffer (for the MMU walkers), `address` the host
+    pointer given to unicorn's mem_map_ptr.
+    """
+
+    def __init__(self, base: int, size: int) -> None:
+        self.base = base
+        self.size = size
+        self.buf = mmap.mmap(-1, size)
+        self.view = memoryview(self.buf)
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.buf))
+
+    def contains(self, addr: int, size: int = 1) -> bool:
+        """Return True if [addr, addr+size) lies inside RAM (size >= 0)."""
+        return size >= 0 and self.base <= addr and addr + size <= self.base + self.size
+
+    def _off(self, addr: int, size: int) -> int:
+        if not self.contains(addr, size):
+            raise DmaError(addr, size)
+        return addr - self.base
+
+    def read(self, addr: int, size: int) -> bytes:
+        """Return `size` bytes at physical `addr`. Raises DmaError outside RAM."""
+        off = self._off(addr, size)
+        return bytes(self.view[off:off + size])
+
+    def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        """Write `data` at physical `addr`. Raises DmaError outside RAM."""
+        off = self._off(addr, len(data))
+        self.view[off:off + len(data)] = data
+
+    def read_u32(self, addr: int) -> int:
+        """Return the little-endian u32 at `addr`. Raises DmaError outside RAM."""
+        return int.from_bytes(self.read(addr, 4), "little")
+
+    def read_u64(self, addr: int) -> int:
+        """Return the little-endian u64 at `addr`. Raises DmaError outside RAM."""
+        return int.from_bytes(self.read(addr, 8), "little")
+
+    def write_u32(self, addr: int, value: int) -> None:
+        """Store `value` as a little-endian u32 at `addr`. Raises DmaError."""
+        self.write(addr, (value & 0xFFFF_FFFF).to_bytes(4, "little"))
+
+    def write_u64(self, addr: int, value: int) -> None:
+        """Store `value` as a little-endian u64 at `addr`. Raises DmaError."""
+        self.write(addr, (value & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little"))

@@ -1,0 +1,1 @@
+"""The network: frames, the lossy segment, the AoE target, captures."""

@@ -1,0 +1,110 @@
+"""Figures of a run: the stats dictionary (stable keys, see docs/stats.md),
+the short human report printed at exit, and the --stats-json file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+from emu import __version__, platform
+
+PAGE_FAULT_KEYS = {platform.CAUSE_FETCH_PAGE_FAULT: "fetch",
+                   platform.CAUSE_LOAD_PAGE_FAULT: "load",
+                   platform.CAUSE_STORE_PAGE_FAULT: "store",
+                   platform.CAUSE_FETCH_ACCESS: "fetch_access",
+                   platform.CAUSE_LOAD_ACCESS: "load_access",
+                   platform.CAUSE_STORE_ACCESS: "store_access"}
+TRAP_KEYS = {platform.CAUSE_MISALIGNED_FETCH: "misaligned_fetch",
+             platform.CAUSE_FETCH_ACCESS: "fetch_access_fault",
+             platform.CAUSE_ILLEGAL_INSN: "illegal_instruction",
+             platform.CAUSE_BREAKPOINT: "breakpoint",
+             platform.CAUSE_LOAD_ACCESS: "load_access_fault",
+             platform.CAUSE_STORE_ACCESS: "store_access_fault",
+             platform.CAUSE_ECALL_U: "ecall_u",
+             platform.CAUSE_ECALL_S: "ecall_s",
+             platform.CAUSE_FETCH_PAGE_FAULT: "fetch_page_fault",
+             platform.CAUSE_LOAD_PAGE_FAULT: "load_page_fault",
+             platform.CAUSE_STORE_PAGE_FAULT: "store_page_fault"}
+IRQ_KEYS = {platform.IRQ_S_SOFT: "software", platform.IRQ_S_TIMER: "timer",
+            platform.IRQ_S_EXT: "external"}
+
+
+def _named(counts: dict[int, int], names: dict[int, str], all_keys: bool) -> dict[str, int]:
+    out = {name: 0 for name in names.values()} if all_keys else {}
+    for k, v in counts.items():
+        out[names.get(k, f"cause_{k}")] = out.get(names.get(k, f"cause_{k}"), 0) + v
+    return out
+
+
+def collect(machine: Any) -> dict[str, Any]:
+    """Return the run's figures as a dict with stable keys (docs/stats.md)."""
+    st = machine.stats
+    mmu = machine.cpu.mmu
+    wall = st.wall_s
+    insns = machine.icount
+    faults = dict(getattr(mmu, "faults_by_cause", {}) or st.page_faults)
+    return {
+        "emu_version": __version__,
+        "exit_status": machine.exit_status,
+        "stop_reason": machine.stop_reason,
+        "kernel": machine.image.path,
+        "ram_bytes": machine.mem.size,
+        "seed": machine.config.seed,
+        "mmu": machine.cpu.mmu_impl,
+        "instructions": insns,
+        "virtual_ns": machine.now(),
+        "idle_ns": st.idle_ns,
+        "wall_s": round(wall, 6),
+        "mips": round(insns / wall / 1e6, 3) if wall > 0 else 0.0,
+        "slices": st.slices,
+        "tlb_fills": mmu.fills,
+        "page_faults": _named(faults, PAGE_FAULT_KEYS, True),
+        "page_faults_total": sum(faults.values()),
+        "traps": _named(st.traps, TRAP_KEYS, False),
+        "interrupts": _named(st.interrupts, IRQ_KEYS, True),
+        "sbi_calls": st.sbi_calls,
+        "emulated_csr_reads": st.emulated_csr_reads,
+        "wfi": st.wfi,
+        "timer_fired": machine.timer.fired,
+        "plic_claims": machine.plic.claims,
+        "uart_tx_bytes": machine.uart.tx_bytes,
+    }
+
+
+def write_json(stats: dict[str, Any], path: str) -> None:
+    """Write `stats` to `path` as one JSON object (sorted keys)."""
+    with open(path, "w") as f:
+        json.dump(stats, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def print_report(stats: dict[str, Any], out: IO[str]) -> None:
+    """Print the short human report of a run to `out`."""
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(file=out, highlight=False, soft_wrap=True)
+    t = Table(title=f"emu: {stats['stop_reason']}", show_header=False, box=None,
+              title_justify="left", pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_column(style="dim")
+    vns = stats["virtual_ns"]
+    t.add_row("instructions", f"{stats['instructions']:,}", "")
+    t.add_row("virtual time", f"{vns / 1e6:,.3f} ms", f"idle {stats['idle_ns'] / 1e6:,.3f} ms")
+    t.add_row("speed", f"{stats['mips']:,.1f} MIPS", f"wall {stats['wall_s']:.3f} s, "
+              f"mmu {stats['mmu']}")
+    t.add_row("TLB fills", f"{stats['tlb_fills']:,}", "")
+    pf = stats["page_faults"]
+    t.add_row("page faults", f"{stats['page_faults_total']:,}",
+              " ".join(f"{k}={v}" for k, v in pf.items() if v) or "-")
+    traps = stats["traps"]
+    t.add_row("traps", f"{sum(traps.values()):,}",
+              " ".join(f"{k}={v}" for k, v in traps.items()) or "-")
+    irqs = stats["interrupts"]
+    t.add_row("interrupts", f"{sum(irqs.values()):,}",
+              " ".join(f"{k}={v}" for k, v in irqs.items() if v) or "-")
+    t.add_row("SBI calls", f"{stats['sbi_calls']:,}", "")
+    t.add_row("exit status", str(stats["exit_status"]), "")
+    con.print(t)

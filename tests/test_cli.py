@@ -1,0 +1,85 @@
+"""`emu` from the shell: exit statuses, one-line errors, the report, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+
+
+def emu(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "emu", *args], capture_output=True,
+                          text=True, timeout=300, env=e)
+
+
+def test_version_names_the_active_twins():
+    r = emu("--version")
+    assert r.returncode == 0 and r.stdout.startswith("emu ")
+    assert "compiled twins" in r.stdout or "pure" in r.stdout
+    r = emu("--version", env={"EMU_PURE": "1"})
+    assert "pure-Python path (EMU_PURE=1)" in r.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--bogus"], "unrecognized arguments"),
+    (["run", "-m", "1X"], "bad memory size"),
+    (["run", "-m", "2M"], "out of range"),
+    (["run", "--mmu", "nope"], "invalid choice"),
+    (["run", "--max-insns", "ten"], "not an integer"),
+    (["run", "-d", "bogus"], "unknown -d topic"),
+    (["run", "-kernel", "/nonexistent/k.elf"], "cannot open kernel"),
+    (["run", "-kernel", "/etc/hostname"], "not an ELF"),
+    ([], "missing command"),
+])
+def test_bad_input_is_one_line_and_status_2(args, needle):
+    r = emu(*args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_wrong_elves_are_rejected(asm, tmp_path):
+    plain = "ENTRY(_start) SECTIONS { . = 0x80200000; .text : { *(.text) } }"
+    x86 = asm(".globl _start\n_start: jmp _start\n", target="x86_64", ld=plain)
+    rv32 = asm(".globl _start\n_start: j _start\n", target="riscv32", ld=plain)
+    low = asm(".globl _start\n_start: j _start\n",
+              ld="ENTRY(_start) SECTIONS { . = 0x10000; .text : { *(.text) } }")
+    for path, needle in ((x86, "not a RISC-V ELF"), (rv32, "not a 64-bit ELF"),
+                         (low, "outside RAM")):
+        r = emu("run", "-kernel", path)
+        assert r.returncode == 2 and needle in r.stderr and len(r.stderr.splitlines()) == 1, \
+            r.stderr
+    trunc = tmp_path / "trunc.elf"
+    trunc.write_bytes(open(x86, "rb").read()[:80])
+    r = emu("run", "-kernel", str(trunc))
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_run_prints_console_report_and_json(kernel, tmp_path):
+    out = tmp_path / "s.json"
+    log = tmp_path / "int.log"
+    r = emu("run", "--stats-json", str(out), "-d", "int,mmu", "-D", str(log))
+    assert r.returncode == 0, r.stderr
+    assert "boot: all good, powering off" in r.stdout
+    assert "instructions" in r.stderr and "page faults" in r.stderr
+    st = json.loads(out.read_text())
+    for key in ("instructions", "virtual_ns", "mips", "tlb_fills", "page_faults", "traps",
+                "interrupts", "exit_status", "mmu", "seed"):
+        assert key in st
+    assert st["exit_status"] == 0 and st["page_faults"]["load"] == 1
+    text = log.read_text()
+    assert "interrupt cause=5" in text and "fault cause=13 va=0x800000" in text
+
+
+def test_max_insns_exit_124_and_panic_exit_1(kernel):
+    assert emu("run", "-q", "--max-insns", "1000").returncode == 124
+    r = emu("run", "-q", "-append", "panic")
+    assert r.returncode == 1 and "panic:" in r.stdout

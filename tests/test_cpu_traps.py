@@ -1,0 +1,217 @@
+"""Trap entry as the privileged spec describes, on tiny assembled guests:
+exceptions (illegal instruction, breakpoint, ecall from U), interrupts
+(timer, gated by sstatus.SIE and sie, vectored stvec), sret, wfi, and the
+counters the firmware emulates from virtual time."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from emu import platform
+from tests.conftest import IMPLS, boot
+
+PRELUDE = r"""
+.macro SHUTDOWN code
+    li a7, 0x53525354
+    li a6, 0
+    li a0, 0
+    li a1, \code
+    ecall
+.endm
+.section .text.entry
+.globl _start
+_start:
+"""
+
+
+def _rec(m, sym: str, n: int) -> list[int]:
+    addr = m.image.symbols.by_name[sym]
+    return list(struct.unpack(f"<{n}Q", m.mem.read(addr, 8 * n)))
+
+
+EXCEPTIONS = PRELUDE + r"""
+    la t0, handler
+    csrw stvec, t0
+    la s1, rec
+illegal:
+    .word 0x00000000            # illegal instruction (all zeros)
+brk:
+    ebreak
+    # drop to U-mode at ulabel (bare mode: identity, no protection)
+    la t0, ulabel
+    csrw sepc, t0
+    li t0, 0x100
+    csrc sstatus, t0            # SPP = U
+    sret
+ulabel:
+    li a0, 42
+    ecall                       # ecall from U -> cause 8
+    j ulabel
+handler:
+    csrr t0, scause
+    sd t0, 0(s1)
+    csrr t0, stval
+    sd t0, 8(s1)
+    csrr t0, sepc
+    sd t0, 16(s1)
+    csrr t0, sstatus
+    sd t0, 24(s1)
+    addi s1, s1, 32
+    csrr t0, scause
+    li t1, 8
+    beq t0, t1, done
+    csrr t0, sepc
+    addi t0, t0, 4
+    csrw sepc, t0
+    sret
+done:
+    SHUTDOWN 0
+.section .data
+.align 3
+.globl rec
+rec: .space 32*3
+"""
+
+
+@pytest.mark.parametrize("mmu", IMPLS)
+def test_exceptions_enter_the_handler_with_spec_state(asm, mmu):
+    m = boot(asm(EXCEPTIONS), mmu=mmu)
+    assert m.exit_status == 0, m.stop_reason
+    syms = m.image.symbols.by_name
+    r = _rec(m, "rec", 12)
+    # illegal instruction: cause 2, stval = the instruction bits, sepc = its pc, SPP = S
+    assert r[0:3] == [platform.CAUSE_ILLEGAL_INSN, 0, syms["illegal"]]
+    assert r[3] & (1 << 8)
+    # breakpoint: cause 3, stval = pc
+    assert r[4:7] == [platform.CAUSE_BREAKPOINT, syms["brk"], syms["brk"]]
+    # ecall from U: cause 8, sepc = the ecall, SPP = U (0)
+    assert r[8] == platform.CAUSE_ECALL_U
+    assert r[10] == syms["ulabel"] + 4
+    assert not r[11] & (1 << 8)
+    assert m.stats.traps == {2: 1, 3: 1, 8: 1}
+
+
+INTERRUPTS = PRELUDE + r"""
+    la t0, vectors
+    ori t0, t0, 1               # vectored mode
+    csrw stvec, t0
+    li t0, 0x20
+    csrs sie, t0                # STIE
+    rdtime a0
+    addi a0, a0, 100
+    li a7, 0x54494D45           # TIME.set_timer(now + 100ns)
+    li a6, 0
+    ecall
+    li t1, 5000                 # SIE still clear: the interrupt must wait
+1:  addi t1, t1, -1
+    bnez t1, 1b
+    la t2, count
+    ld t3, 0(t2)
+    sd t3, 8(t2)                # count seen before enabling SIE
+    csrsi sstatus, 2            # SIE on: delivered now
+    nop
+    nop
+    ld t3, 0(t2)
+    sd t3, 16(t2)               # count right after enabling
+    rdtime s2
+    li a0, 1000000
+    add a0, a0, s2
+    li a7, 0x54494D45
+    li a6, 0
+    ecall                       # timer in 1 ms
+    wfi                         # virtual time jumps to the timer
+    rdtime s3
+    sub s3, s3, s2
+    sd s3, 24(t2)               # time waited
+    SHUTDOWN 0
+.align 2
+vectors:
+    j bad                       # 0: exceptions
+    j bad
+    j bad
+    j bad
+    j bad
+    j timer                     # 5: supervisor timer
+bad:
+    SHUTDOWN 0xF0000063
+timer:
+    la t4, count
+    ld t5, 0(t4)
+    addi t5, t5, 1
+    sd t5, 0(t4)
+    csrr t5, scause
+    sd t5, 32(t4)
+    li a0, -1
+    li a7, 0x54494D45
+    li a6, 0
+    ecall                       # disarm (clears STIP)
+    sret
+.section .data
+.align 3
+.globl count
+count: .space 8*5
+"""
+
+
+@pytest.mark.parametrize("mmu", IMPLS)
+def test_timer_interrupt_gated_by_sie_vectored_and_wfi_skips_time(asm, mmu):
+    m = boot(asm(INTERRUPTS), mmu=mmu)
+    assert m.exit_status == 0, m.stop_reason
+    count, before, after, waited, scause = _rec(m, "count", 5)
+    assert before == 0, "interrupt delivered while sstatus.SIE was clear"
+    assert after == 1
+    assert scause == platform.INTERRUPT_BIT | platform.IRQ_S_TIMER
+    assert count == 2
+    assert 1_000_000 <= waited < 1_000_000 + 1000
+    assert m.stats.idle_ns > 900_000
+    assert m.stats.interrupts == {platform.IRQ_S_TIMER: 2}
+
+
+COUNTERS = PRELUDE + r"""
+    rdtime t0
+    li t3, 100
+1:  addi t3, t3, -1
+    bnez t3, 1b
+    rdtime t1
+    la a2, out
+    sd t0, 0(a2)
+    sd t1, 8(a2)
+    SHUTDOWN 0
+.section .data
+.align 3
+out: .space 16
+"""
+
+
+def test_rdtime_reads_virtual_time(asm):
+    """rdtime traps (the time CSR is off for S/U) and the firmware answers
+    from virtual time: instructions x --insn-ns, identical on every run."""
+    elf = asm(COUNTERS)
+    m = boot(elf, ns_per_insn=3)
+    t0, t1 = _rec(m, "out", 2)
+    assert t0 == 3 * 1                     # the first instruction has retired
+    assert t1 - t0 == 3 * (1 + 2 * 100 + 1)  # li, 100 x (addi, bnez), the 2nd rdtime
+    assert m.stats.emulated_csr_reads == 2
+    m2 = boot(elf, ns_per_insn=3)
+    assert _rec(m2, "out", 2) == [t0, t1]
+
+
+def test_shutdown_reason_becomes_exit_status(asm):
+    m = boot(asm(PRELUDE + "    SHUTDOWN 0xF0000007\n"))
+    assert m.exit_status == 7
+    m = boot(asm(PRELUDE + "    SHUTDOWN 1\n"))
+    assert m.exit_status == 1
+
+
+def test_max_insns_stops_with_124(asm):
+    m = boot(asm(PRELUDE + "1: j 1b\n"), max_insns=100_000)
+    assert m.exit_status == 124
+    assert 100_000 <= m.icount < 100_100
+
+
+def test_idle_forever_is_reported(asm):
+    m = boot(asm(PRELUDE + "1: wfi\n j 1b\n"))
+    assert m.exit_status == 125
+    assert "idle forever" in m.stop_reason
