@@ -53,6 +53,9 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
                    help="virtual nanoseconds per instruction (default 1)")
     p.add_argument("--stats-json", metavar="FILE", help="write the run's figures as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
+    p.add_argument("--stdin", choices=("auto", "on", "off"), default="auto",
+                   help="feed host stdin to the UART (auto: when stdin is a terminal); "
+                   "makes the run depend on input timing")
 
 
 def config_from_args(args: argparse.Namespace) -> MachineConfig:
@@ -73,6 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     machine = Machine(cfg, console=sys.stdout.buffer)
+    if args.stdin == "on" or (args.stdin == "auto" and sys.stdin.isatty()):
+        machine.stdin_fd = sys.stdin.fileno()
     try:
         status = machine.run()
     except KeyboardInterrupt:

@@ -52,6 +52,8 @@ class MachineConfig:
     debug_file: str | None = None      # -D file (stderr when None)
     stats_json: str | None = None
     interactive_stdin: bool = False    # feed host stdin to the UART
+    mac: bytes = bytes.fromhex("525400123456")  # the guest NIC's MAC (QEMU's prefix)
+    mtu: int = 9000                    # NIC MTU: 9000 carries a 4 KiB page per AoE frame
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -71,7 +73,12 @@ class MachineConfig:
         if self.ns_per_insn <= 0:
             raise ConfigError("instruction time must be positive")
         if len(self.append.encode()) >= platform.BOOTINFO_CMDLINE_MAX:
-            raise ConfigError(f"-append string longer than {platform.BOOTINFO_CMDLINE_MAX - 1} bytes")
+            raise ConfigError(
+                f"-append string longer than {platform.BOOTINFO_CMDLINE_MAX - 1} bytes")
+        if not 68 <= self.mtu <= 9000:
+            raise ConfigError(f"MTU {self.mtu} out of range (68..9000)")
+        if len(self.mac) != 6:
+            raise ConfigError("a MAC address has 6 bytes")
         for t in self.debug:
             if t not in DEBUG_TOPICS:
                 raise ConfigError(f"unknown -d topic {t!r} (known: {', '.join(DEBUG_TOPICS)})")

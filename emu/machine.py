@@ -13,6 +13,8 @@ Nothing reads the wall clock except the MIPS figure of the report.
 
 from __future__ import annotations
 
+import os
+import select
 import struct
 import sys
 import time
@@ -27,6 +29,7 @@ from emu import platform
 from emu.clock import Clock
 from emu.config import MachineConfig
 from emu.cpu import SIP_SEIP, SIP_STIP, SSTATUS_MXR, SSTATUS_SIE, SSTATUS_SUM, UNTIL, Cpu
+from emu.devices.nic import Nic
 from emu.devices.plic import Plic
 from emu.devices.timer import Timer
 from emu.devices.uart import Uart
@@ -96,6 +99,7 @@ class Machine:
         self._running = False
         self._faults_before = 0
         self.idle_ns = 0
+        self.stdin_fd: int | None = None   # host stdin feeding the UART (interactive runs)
         self.on_trap: list[Callable[[int, int, int, bool], None]] = []
         self._log: IO[str] | None = None
         if config.debug:
@@ -104,7 +108,9 @@ class Machine:
         self.plic = Plic(self._set_seip)
         self.uart = Uart(self.plic.line(platform.IRQ_UART), self._console_write)
         self.timer = Timer(self.clock, self.now, self._set_stip)
-        self.devices = [self.plic, self.uart, self.timer]
+        self.nic = Nic(self.mem, self.plic.line(platform.IRQ_NIC), self.clock,
+                       mac=config.mac, mtu=config.mtu)
+        self.devices = [self.plic, self.uart, self.timer, self.nic]
         for dev in self.devices:
             self.map_device(dev)
         self.firmware = Firmware(
@@ -292,8 +298,9 @@ class Machine:
             self.stats.traps[cause] = self.stats.traps.get(cause, 0) + 1
         prev = self.cpu.priv
         newpc = self.cpu.enter_trap(cause, tval, epc, interrupt)
+        names = platform.INTERRUPT_NAMES if interrupt else platform.CAUSE_NAMES
         self.log("int", f"{'interrupt' if interrupt else 'exception'} cause={cause} "
-                 f"({(platform.INTERRUPT_NAMES if interrupt else platform.CAUSE_NAMES).get(cause, '?')}) "
+                 f"({names.get(cause, '?')}) "
                  f"epc=0x{epc:x} tval=0x{tval:x} priv={prev} -> pc=0x{newpc:x}")
         for cb in self.on_trap:
             cb(cause, tval, epc, interrupt)
@@ -322,8 +329,12 @@ class Machine:
             n = min(n, max(1, self.config.max_insns - self.icount))
         return n
 
-    def run_slice(self) -> None:
-        """Run one slice and handle why it ended (see module docstring)."""
+    def run_slice(self, count: int | None = None) -> None:
+        """Run one slice and handle why it ended (see module docstring).
+
+        With `count`, stop after at most exactly `count` instructions (unicorn's
+        per-instruction counting: slow, for single-stepping debuggers).
+        """
         cpu = self.cpu
         budget = cpu.budget
         budget.set_stop(budget.icount + self._plan_budget())
@@ -332,7 +343,7 @@ class Machine:
         self._running = True
         err: U.UcError | None = None
         try:
-            cpu.uc.emu_start(cpu.pc, UNTIL)
+            cpu.uc.emu_start(cpu.pc, UNTIL, count=count or 0)
         except U.UcError as exc:
             err = exc
         finally:
@@ -345,11 +356,15 @@ class Machine:
         if err is not None:
             budget.retract_after(pc)
             self._handle_error(err, pc)
+        elif count:
+            budget.retract_after(pc)   # the count may stop mid-block
         elif (self._pending is None and not budget.stopped and self.exit_status is None
               and self.fetch_insn(pc - 4) == INSN_WFI):
             self._wfi()
         self.clock.advance(self.now())
         self.clock.run_due()
+        if self.stdin_fd is not None:
+            self._poll_stdin(0.0)
         if self._pending is not None:
             t, self._pending = self._pending, None
             self.deliver_trap(t.cause, t.tval, t.epc)
@@ -389,6 +404,9 @@ class Machine:
         if self.sip & self.cpu.csr("sie"):
             return
         nxt = self.clock.next_time()
+        if nxt is None and self.stdin_fd is not None:
+            self._poll_stdin(None)   # only the user can wake the guest: wait for a key
+            return
         if nxt is None:
             self.exit_status = EXIT_IDLE_FOREVER
             self.stop_reason = "guest idle forever (wfi with no timer armed and nothing pending)"
@@ -397,6 +415,18 @@ class Machine:
         if skip > 0:
             self.idle_ns += skip
             self.stats.idle_ns += skip
+
+    def _poll_stdin(self, timeout: float | None) -> None:
+        """Feed bytes waiting on host stdin to the UART (interactive runs only:
+        this is the one input that makes a run depend on the outside world)."""
+        fd = self.stdin_fd
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if ready:
+            data = os.read(fd, 4096)
+            if data:
+                self.uart.feed(data)
+            else:
+                self.stdin_fd = None    # EOF
 
     def run(self) -> int:
         """Run until shutdown, --max-insns or a hang. Returns the exit status."""

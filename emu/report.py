@@ -69,6 +69,7 @@ def collect(machine: Any) -> dict[str, Any]:
         "timer_fired": machine.timer.fired,
         "plic_claims": machine.plic.claims,
         "uart_tx_bytes": machine.uart.tx_bytes,
+        "nic": machine.nic.stats(),
     }
 
 

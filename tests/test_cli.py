@@ -10,8 +10,6 @@ import sys
 import pytest
 
 
-
-
 def emu(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     e = dict(os.environ)
     e.update(env or {})
@@ -83,3 +81,37 @@ def test_max_insns_exit_124_and_panic_exit_1(kernel):
     assert emu("run", "-q", "--max-insns", "1000").returncode == 124
     r = emu("run", "-q", "-append", "panic")
     assert r.returncode == 1 and "panic:" in r.stdout
+
+
+def test_stdin_feeds_the_uart(asm):
+    """`--stdin on`: host input reaches the guest's UART receive register."""
+    src = r"""
+.section .text.entry
+.globl _start
+_start:
+    li t6, 0x10000000
+1:  lb a3, 5(t6)
+    andi a3, a3, 1
+    beqz a3, 1b
+    lbu a1, 0(t6)
+    li t0, 0xF0000000
+    or a1, a1, t0
+    li a7, 0x53525354
+    li a6, 0
+    li a0, 0
+    ecall
+"""
+    elf = asm(src)
+    r = subprocess.run([sys.executable, "-m", "emu", "run", "-q", "--stdin", "on",
+                        "-kernel", elf], input=b"*", capture_output=True, timeout=60)
+    assert r.returncode == ord("*"), r.stderr
+
+
+def test_missing_twin_warns_once_and_runs_pure(kernel):
+    code = ("import sys; sys.modules['emu._fast.sv39'] = None; "
+            "sys.modules['emu._fast.budget'] = None; "
+            "from emu.cli import main; raise SystemExit(main(['run', '-q']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if "warning" in ln]
+    assert len(warnings) == 1 and "pure-Python path" in warnings[0]

@@ -215,3 +215,67 @@ def test_idle_forever_is_reported(asm):
     m = boot(asm(PRELUDE + "1: wfi\n j 1b\n"))
     assert m.exit_status == 125
     assert "idle forever" in m.stop_reason
+
+
+EXTERNAL = PRELUDE + r"""
+    la t0, handler
+    csrw stvec, t0
+    li t0, 0x0C000000           # PLIC
+    li t1, 1
+    sw t1, 40(t0)               # priority[10] = 1
+    li t2, 0x0C002080
+    li t1, 1 << 10
+    sw t1, 0(t2)                # enable source 10 (UART) for S
+    li t2, 0x10000001
+    li t1, 1
+    sb t1, 0(t2)                # UART IER: RX data available
+    li t0, 0x200
+    csrs sie, t0                # SEIE
+    csrsi sstatus, 2
+1:  la t3, got
+    ld t4, 8(t3)
+    li t5, 3
+    blt t4, t5, 1b              # spin until three bytes arrived
+    SHUTDOWN 0
+handler:
+    csrr t0, scause
+    la t3, got
+    sd t0, 0(t3)
+    li t2, 0x0C201004
+    lw t1, 0(t2)                # claim
+    li t6, 0x10000000
+2:  lb a3, 5(t6)                # LSR.DR?
+    andi a3, a3, 1
+    beqz a3, 3f
+    lb a3, 0(t6)                # read the byte
+    ld a4, 8(t3)
+    addi a4, a4, 1
+    sd a4, 8(t3)
+    sd a3, 16(t3)
+    j 2b
+3:  sw t1, 0(t2)                # complete
+    ld a4, 24(t3)
+    addi a4, a4, 1
+    sd a4, 24(t3)
+    sd t1, 32(t3)
+    sret
+.section .data
+.align 3
+got: .space 40
+"""
+
+
+@pytest.mark.parametrize("mmu", IMPLS)
+def test_external_interrupt_through_the_plic(asm, mmu):
+    from emu.config import MachineConfig
+    from emu.machine import Machine
+    m = Machine(MachineConfig(kernel=asm(EXTERNAL), mmu=mmu, max_insns=5_000_000))
+    m.clock.schedule(50_000, m.uart.feed, b"ab")
+    m.clock.schedule(200_000, m.uart.feed, b"c")
+    assert m.run() == 0, m.stop_reason
+    scause, nbytes, last, irqs, claimed = _rec(m, "got", 5)
+    assert scause == platform.INTERRUPT_BIT | platform.IRQ_S_EXT
+    assert nbytes == 3 and last == ord("c")
+    assert irqs == 2 and claimed == platform.IRQ_UART
+    assert m.stats.interrupts == {platform.IRQ_S_EXT: 2}
+    assert m.plic.claims == 2

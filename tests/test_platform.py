@@ -29,7 +29,7 @@ def test_devices_do_not_overlap_ram_or_each_other():
                       (platform.UART_BASE, platform.UART_SIZE),
                       (platform.NIC_BASE, platform.NIC_SIZE),
                       (platform.RAM_BASE, platform.MAX_RAM_SIZE)])
-    for (a, asz), (b, _) in zip(regions, regions[1:]):
+    for (a, asz), (b, _) in zip(regions, regions[1:], strict=False):
         assert a + asz <= b
     for base, size in regions:
         assert base % 4096 == 0 and size % 4096 == 0

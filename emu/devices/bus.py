@@ -29,7 +29,7 @@ class Device(Protocol):
 class IrqLine:
     """One interrupt source wired to the PLIC: level-triggered."""
 
-    def __init__(self, plic: "IrqSink", source: int) -> None:
+    def __init__(self, plic: IrqSink, source: int) -> None:
         self.plic = plic
         self.source = source
         self.level = False

@@ -53,7 +53,7 @@ REG_INT_ACK = 0x028     # WO  write 1s to clear causes in INT_STATUS
 REG_MTU_MAX = 0x02C     # RO  MTU_MAX
 REG_RING_MAX = 0x030    # RO  RING_MAX
 REG_NSTATS = 0x034      # RO  number of counters at REG_STATS
-REG_ERR_INDEX = 0x038   # RO  ring index of the descriptor that caused the error, or NO_INDEX
+REG_ERR_INDEX = 0x038   # RO  descriptor index behind the error (tail errors: the tail), or NO_INDEX
 REG_TX_BASE_LO = 0x040  # RW  TX ring physical address, bits 31:0 (latched at enable)
 REG_TX_BASE_HI = 0x044  # RW  TX ring physical address, bits 63:32
 REG_TX_SIZE = 0x048     # RW  TX ring size in descriptors (power of two, RING_MIN..RING_MAX)
@@ -177,7 +177,6 @@ ABI_NAMES: tuple[str, ...] = (
 _DESC = struct.Struct("<QHHI")      # addr, len, flags, status: one fetch, one unpack
 _RX_WRITEBACK = struct.Struct("<HHI")  # len, flags, status at DESC_LEN
 _STATUS_DONE = DESC_S_DONE.to_bytes(4, "little")
-_BROADCAST = b"\xff" * 6
 _ERR_STAT = tuple(f"error_{n}" for n in ERR_NAMES)
 
 

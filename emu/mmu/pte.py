@@ -190,3 +190,74 @@ def decode(pte: int) -> DecodedPte:
         ppn=ppn(pte),
         reserved=(pte & RESERVED_MASK) >> RESERVED_SHIFT,
     )
+
+
+class PageTableBuilder:
+    """Build Sv39 page tables inside a RAM buffer (for tests, benchmarks and
+    tools that need a mapping without a guest kernel).
+
+    `ram` is a writable buffer holding RAM from physical `ram_base`; tables
+    are carved from [alloc_base, alloc_base + alloc_size) (default: the whole
+    buffer), a zeroed page each. The root table is allocated at once.
+    """
+
+    def __init__(self, ram, ram_base: int, alloc_base: int | None = None,
+                 alloc_size: int | None = None) -> None:
+        self.view = memoryview(ram).cast("B")
+        self.ram_base = ram_base
+        self._next = ram_base if alloc_base is None else alloc_base
+        self._end = (self._next + (alloc_size if alloc_size is not None
+                                   else len(self.view) - (self._next - ram_base)))
+        if self._next & PAGE_MASK:
+            raise ValueError("alloc_base must be page aligned")
+        self.root = self.alloc_table()
+
+    def alloc_table(self) -> int:
+        """Return the physical address of a fresh zeroed table page.
+        Raises MemoryError when the allocation window is exhausted."""
+        pa = self._next
+        if pa + PAGE_SIZE > self._end:
+            raise MemoryError("page-table allocation window exhausted")
+        self._next += PAGE_SIZE
+        off = pa - self.ram_base
+        self.view[off:off + PAGE_SIZE] = bytes(PAGE_SIZE)
+        return pa
+
+    def read_pte(self, pte_addr: int) -> int:
+        """Return the raw u64 at physical `pte_addr`."""
+        off = pte_addr - self.ram_base
+        return int.from_bytes(self.view[off:off + 8], "little")
+
+    def write_pte(self, pte_addr: int, value: int) -> None:
+        """Store a raw u64 at physical `pte_addr`."""
+        off = pte_addr - self.ram_base
+        self.view[off:off + 8] = (value & ((1 << 64) - 1)).to_bytes(8, "little")
+
+    def pte_addr(self, vaddr: int, level: int = 0) -> int:
+        """Return the physical address of the PTE that maps `vaddr` at
+        `level`, creating pointer tables above it as needed."""
+        table = self.root
+        for lv in range(LEVELS - 1, level, -1):
+            slot = table + vpn(vaddr, lv) * PTESIZE
+            entry = self.read_pte(slot)
+            if not entry & V:
+                nxt = self.alloc_table()
+                self.write_pte(slot, make_pte(nxt, V))
+                table = nxt
+            elif entry & RWX:
+                raise ValueError(f"0x{vaddr:x} already mapped by a leaf at level {lv}")
+            else:
+                table = pte_paddr(entry)
+        return table + vpn(vaddr, level) * PTESIZE
+
+    def map(self, vaddr: int, paddr: int, flags: int, level: int = 0) -> int:
+        """Map the page (level 0), megapage (1) or gigapage (2) holding
+        `vaddr` to `paddr` with `flags` (V is added). Returns the PTE's
+        physical address."""
+        slot = self.pte_addr(vaddr, level)
+        self.write_pte(slot, make_pte(paddr, flags | V))
+        return slot
+
+    def satp(self, asid: int = 0) -> int:
+        """satp selecting Sv39 with this builder's root table."""
+        return make_satp(self.root, SATP_MODE_SV39, asid)

@@ -2,12 +2,20 @@
 
 In UC_TLB_VIRTUAL mode unicorn asks a UC_HOOK_TLB_FILL callback for every
 soft-TLB miss: (uc, page-aligned vaddr, access, entry). `PyFillHook` answers
-with the reference walker (emu/mmu/walk.py): it reads satp, sstatus (SUM,
-MXR) and the privilege from the CPU, walks the page table in RAM, sets A/D
-like hardware, and fills entry.paddr/entry.perms; on a fault it records the
-cause and returns False, which makes unicorn stop emu_start with
-UC_ERR_EXCEPTION and PC on the faulting instruction (the machine delivers
-the trap). `emu._fast.sv39.FillHook` is the C twin with the same interface.
+it: it reads priv, satp and sstatus (SUM, MXR) from the CPU, walks the page
+table in RAM, sets A/D like hardware, and fills entry.paddr/entry.perms; on a
+fault it records the cause and returns False, which makes unicorn stop
+emu_start with UC_ERR_EXCEPTION and PC on the faulting instruction (the
+machine then delivers the trap). `emu._fast.sv39.FillHook` is the C twin
+with the same interface.
+
+Speed matters here (target: <= 1.5 us a fill), so the hook does not go
+through unicorn's Python hook wrapper or `uc.reg_read` (~1 us each) but
+registers a raw ctypes callback and reads the three registers with one
+uc_reg_read_batch call, and it walks with `fill_page`, a hand-tuned
+transcription of the reference walker (emu/mmu/walk.py) that avoids global
+lookups and exceptions. tests/test_mmu_diff.py holds `fill_page` to the
+reference on random page tables.
 
 Flush policy is unicorn's (QEMU's): entries are kept per privilege level,
 flushed by sfence.vma, by satp writes that change the ASID and by sstatus
@@ -20,37 +28,104 @@ import ctypes
 
 from unicorn import UC_HOOK_TLB_FILL
 from unicorn.riscv_const import UC_RISCV_REG_PRIV, UC_RISCV_REG_SATP, UC_RISCV_REG_SSTATUS
-from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_MEM_READ
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_ERR_OK
 
-from emu.mmu.walk import (
-    PAGE_FAULT,
-    PRIV_M,
-    PRIV_S,
-    PRIV_U,
-    PROT_ALL,
-    PageFault,
-    UnsupportedMode,
-    fill_view,
-    u64_view,
-)
+from emu.mmu.walk import u64_view
 
-__all__ = ["PyFillHook", "flush_tlb"]
+__all__ = ["PyFillHook", "fill_page", "flush_tlb"]
 
 
 def _uclib() -> ctypes.CDLL:
-    """The libunicorn the binding loaded (private attribute, stable in 2.1.x)."""
+    """The libunicorn the binding loaded (a private name, stable in 2.1.x)."""
     from unicorn.unicorn_py3 import unicorn as _ucmod
     return _ucmod.uclib
 
 
+class _TlbEntry(ctypes.Structure):
+    """struct uc_tlb_entry from unicorn.h."""
+
+    _fields_ = (("paddr", ctypes.c_uint64), ("perms", ctypes.c_uint32))
+
+
+# bool (*uc_cb_tlbevent_t)(uc_engine *, uint64_t vaddr, uc_mem_type, uc_tlb_entry *, void *)
+# (the entry pointer arrives as a plain int: cheaper than a ctypes POINTER)
+_FILL_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
+                            ctypes.c_void_p, ctypes.c_void_p)
 _REG_READ_BATCH = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
                                    ctypes.c_void_p, ctypes.c_int)
 _REG_WRITE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
 
 
 def flush_tlb(uc) -> None:
-    """Flush unicorn's whole soft TLB (what sfence.vma does), ~1 us."""
+    """Flush unicorn's whole soft TLB (what sfence.vma does), ~1-2 us."""
     uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+
+
+_PF = (-13, -15, -12)  # negated page-fault causes by access (read, write, fetch)
+_AF = (-5, -7, -1)  # negated access-fault causes
+
+
+def fill_page(q: memoryview, base: int, satp: int, sstatus: int, vaddr: int, acc: int,
+              priv: int) -> int:
+    """Sv39 walk for a TLB fill, tuned for the pure-Python hook.
+
+    Same algorithm and results as emu.mmu.walk.fill (privileged spec 4.3.2;
+    the step numbers are the spec's). Constants are literals because global
+    lookups dominate the cost in CPython. `q` is the u64 view of RAM at
+    physical `base`, `acc` 0/1/2 = read/write/fetch, `priv` 0/1/3, `sstatus`
+    the raw CSR (SUM bit 18, MXR bit 19). Sets A (and D on a write) in RAM.
+
+    Returns (physical page address | UC_PROT_* perms) on success - the page
+    address is 4 KiB aligned so the perms fit the low 3 bits - or the
+    negated exception cause (-12/-13/-15 page fault, -1/-5/-7 access fault).
+    An unsupported satp.MODE is refused with the page-fault cause.
+    """
+    mode = satp >> 60
+    if priv == 3 or not mode:  # M-mode, or Bare: identity, RWX
+        return (vaddr & ~0xFFF) | 7
+    top = vaddr >> 38  # bits 63..39 must all equal bit 38
+    if mode != 8 or (top and top != 0x3FFFFFF):
+        return _PF[acc]
+    a = (satp & 0xFFFFFFFFFFF) << 12  # step 1: root table
+    n = len(q)
+    for shift in (30, 21, 12):  # levels 2, 1, 0
+        # step 2: the PTE at a + vpn[i] * 8; outside RAM = PMA access fault
+        idx = (a - base + ((vaddr >> shift) & 0x1FF) * 8) >> 3
+        if not 0 <= idx < n:
+            return _AF[acc]
+        pte = q[idx]
+        # step 3: V=0, W without R, reserved bits 63..54 -> page fault
+        if not pte & 1 or pte & 6 == 4 or pte >> 54:
+            return _PF[acc]
+        if pte & 10:  # step 4: R or X set -> leaf
+            break
+        a = (pte >> 10 & 0xFFFFFFFFFFF) << 12  # pointer; its A/D/U are ignored
+    else:
+        return _PF[acc]  # a pointer at level 0
+    # step 5: U vs privilege (SUM lets S load/store U pages, never fetch), then R/W/X
+    if priv:
+        if pte & 16 and (acc == 2 or not sstatus & 0x40000):
+            return _PF[acc]
+    elif not pte & 16:
+        return _PF[acc]
+    mxr = sstatus & 0x80000
+    if not pte & (2, 4, 8)[acc] and not (acc == 0 and mxr and pte & 8):
+        return _PF[acc]
+    ppn = pte >> 10 & 0xFFFFFFFFFFF
+    if ppn & ((1 << (shift - 12)) - 1):  # step 6: misaligned superpage
+        return _PF[acc]
+    new = pte | (0xC0 if acc == 1 else 0x40)  # step 7: set A, and D on a store
+    if new != pte:
+        q[idx] = pte = new
+    # step 8 at page granularity (a superpage takes the low VPNs from vaddr),
+    # and the perms: R (or X with MXR), W only once D is set, X unless a U
+    # page seen from S.
+    perms = 1 if pte & 2 or (mxr and pte & 8) else 0
+    if pte & 0x84 == 0x84:
+        perms |= 2
+    if pte & 8 and not (priv and pte & 16):
+        perms |= 4
+    return (ppn << 12 | (vaddr & ((1 << shift) - 1))) & ~0xFFF | perms
 
 
 class PyFillHook:
@@ -63,8 +138,8 @@ class PyFillHook:
     Counters: `fills` (successful fills), `faults` (refused fills), the last
     refused fill's `fault_cause` (12/13/15, or 1/5/7 for a PTE outside RAM)
     and `fault_vaddr` (page-aligned: unicorn passes the page address),
-    `faults_by_cause`. An unexpected exception inside the callback is kept in
-    `error` and stops emulation (the binding re-raises it from emu_start).
+    `faults_by_cause`. An unexpected exception inside the callback (a bug)
+    refuses the fill, stops emulation and is kept in `error`.
     """
 
     def __init__(self, uc, ram, ram_base: int, ram_size: int) -> None:
@@ -72,42 +147,42 @@ class PyFillHook:
         if ram_size < 0 or ram_size > len(q) * 8 + 7:
             raise ValueError(f"ram_size {ram_size} exceeds the buffer")
         self.uc = uc
+        self.ram_base = ram_base
         self._q = q[: ram_size // 8]
-        self._base = ram_base
-        self._hh: int | None = None
+        self._lib = _uclib()
+        self._hh: ctypes.c_size_t | None = None
         self.error: BaseException | None = None
-        # Register access through prebuilt ctypes calls: the binding's
-        # uc.reg_read costs ~1 us a register, this ~0.4 us for all three.
-        lib = _uclib()
-        self._h = uc._uch.value
-        self._read_batch = _REG_READ_BATCH(("uc_reg_read_batch", lib))
-        self._reg_write = _REG_WRITE(("uc_reg_write", lib))
-        self._regs = (ctypes.c_int * 3)(UC_RISCV_REG_PRIV, UC_RISCV_REG_SATP,
-                                         UC_RISCV_REG_SSTATUS)
-        self._vals = (ctypes.c_uint64 * 3)()
-        base = ctypes.addressof(self._vals)
-        self._ptrs = (ctypes.c_void_p * 3)(base, base + 8, base + 16)
-        self._regs_p = ctypes.addressof(self._regs)
-        self._ptrs_p = ctypes.addressof(self._ptrs)
-        self._prio = (ctypes.c_uint64 * 2)(PRIV_S, PRIV_U)
-        self._prio_s = ctypes.addressof(self._prio)
-        self._prio_u = self._prio_s + 8
-        self.reset_counters()
+        self._cnt = [0, 0, 0, 0]  # fills, faults, last cause, last vaddr
+        self._by_cause: dict[int, int] = {}
+        self._cb = _FILL_CB(self._make_callback())
 
     # -- lifecycle --------------------------------------------------------
     def install(self) -> None:
-        """Register the callback for UC_HOOK_TLB_FILL. Raises RuntimeError if
-        already installed, UcError if unicorn refuses."""
+        """Register the callback for UC_HOOK_TLB_FILL on every address.
+        Raises RuntimeError if already installed or if unicorn refuses."""
         if self._hh is not None:
             raise RuntimeError("PyFillHook already installed")
-        # The binding keeps the bound method (and so self) alive.
-        self._hh = self.uc.hook_add(UC_HOOK_TLB_FILL, self._on_fill)
+        hh = ctypes.c_size_t()
+        err = self._lib.uc_hook_add(self.uc._uch, ctypes.byref(hh), UC_HOOK_TLB_FILL,
+                                    ctypes.cast(self._cb, ctypes.c_void_p), None, 1, 0)
+        if err != UC_ERR_OK:
+            raise RuntimeError(f"uc_hook_add(TLB_FILL) failed with error {err}")
+        self._hh = hh
+        # The Uc keeps us (and the ctypes thunk) alive while installed.
+        hooks = self.uc.__dict__.setdefault("_emu_fill_hooks", [])
+        hooks.append(self)
 
     def uninstall(self) -> None:
         """Remove the callback (no-op if not installed)."""
-        if self._hh is not None:
-            self.uc.hook_del(self._hh)
-            self._hh = None
+        if self._hh is None:
+            return
+        err = self._lib.uc_hook_del(self.uc._uch, self._hh)
+        if err != UC_ERR_OK:
+            raise RuntimeError(f"uc_hook_del failed with error {err}")
+        self._hh = None
+        hooks = self.uc.__dict__.get("_emu_fill_hooks", [])
+        if self in hooks:
+            hooks.remove(self)
 
     @property
     def installed(self) -> bool:
@@ -116,11 +191,28 @@ class PyFillHook:
 
     def reset_counters(self) -> None:
         """Zero fills, faults, faults_by_cause and the last-fault record."""
-        self.fills = 0
-        self.faults = 0
-        self.fault_cause = 0
-        self.fault_vaddr = 0
-        self._by_cause: dict[int, int] = {}
+        self._cnt[:] = [0, 0, 0, 0]
+        self._by_cause.clear()
+
+    @property
+    def fills(self) -> int:
+        """Number of successful fills since the last reset."""
+        return self._cnt[0]
+
+    @property
+    def faults(self) -> int:
+        """Number of refused fills since the last reset."""
+        return self._cnt[1]
+
+    @property
+    def fault_cause(self) -> int:
+        """Cause of the last refused fill (12/13/15, 1/5/7), 0 if none."""
+        return self._cnt[2]
+
+    @property
+    def fault_vaddr(self) -> int:
+        """Page-aligned virtual address of the last refused fill."""
+        return self._cnt[3]
 
     @property
     def faults_by_cause(self) -> dict[int, int]:
@@ -128,39 +220,58 @@ class PyFillHook:
         return dict(self._by_cause)
 
     # -- the callback -----------------------------------------------------
-    def _on_fill(self, uc, vaddr: int, access: int, entry, _user_data) -> bool:
-        """UC_HOOK_TLB_FILL callback: True with entry set, or False on a fault."""
-        vals = self._vals
-        self._read_batch(self._h, self._regs_p, self._ptrs_p, 3)
-        priv = vals[0] & 3  # bit 2 would be the H-extension V flag
-        acc = access - UC_MEM_READ  # 16/17/18 -> read/write/fetch
-        if priv == PRIV_M:
-            entry.paddr = vaddr
-            entry.perms = PROT_ALL
-            self.fills += 1
-            return True
-        if priv == PRIV_U:
-            # CSR reads via uc_reg_read are privilege-checked against the
-            # current mode (garbage from U): read them as S, then restore U.
-            self._reg_write(self._h, UC_RISCV_REG_PRIV, self._prio_s)
-            self._read_batch(self._h, self._regs_p, self._ptrs_p, 3)
-            self._reg_write(self._h, UC_RISCV_REG_PRIV, self._prio_u)
-        try:
-            paddr, perms = fill_view(self._q, self._base, vals[1], vaddr, acc, priv, vals[2])
-        except PageFault as pf:
-            cause = pf.cause
-        except UnsupportedMode:
-            cause = PAGE_FAULT[acc]
-        except BaseException as exc:  # a bug: stop visibly, never fill
-            self.error = exc
-            raise
-        else:
-            entry.paddr = paddr
-            entry.perms = perms
-            self.fills += 1
-            return True
-        self.faults += 1
-        self.fault_cause = cause
-        self.fault_vaddr = vaddr
-        self._by_cause[cause] = self._by_cause.get(cause, 0) + 1
-        return False
+    def _make_callback(self):
+        """Build the fill callback as a closure: locals and cells are much
+        cheaper than attribute lookups on this path."""
+        lib = self._lib
+        handle = self.uc._uch.value
+        read_batch = _REG_READ_BATCH(("uc_reg_read_batch", lib))
+        reg_write = _REG_WRITE(("uc_reg_write", lib))
+        regs = (ctypes.c_int * 3)(UC_RISCV_REG_PRIV, UC_RISCV_REG_SATP, UC_RISCV_REG_SSTATUS)
+        vals = (ctypes.c_uint64 * 3)()
+        vbase = ctypes.addressof(vals)
+        ptrs = (ctypes.c_void_p * 3)(vbase, vbase + 8, vbase + 16)
+        regs_p, ptrs_p = ctypes.addressof(regs), ctypes.addressof(ptrs)
+        prio = (ctypes.c_uint64 * 2)(1, 0)  # S, U
+        prio_s = ctypes.addressof(prio)
+        prio_u = prio_s + 8
+        q, base, cnt, by_cause = self._q, self.ram_base, self._cnt, self._by_cause
+        keep = (regs, vals, ptrs, prio)  # buffers the raw pointers refer to
+        entries: dict[int, _TlbEntry] = {}
+        uc_obj = self.uc
+
+        def on_fill(_uch, vaddr, access, entry, _user):
+            try:
+                read_batch(handle, regs_p, ptrs_p, 3)
+                priv = vals[0] & 3  # bit 2 would be the H-extension V flag
+                if priv == 0:
+                    # uc_reg_read of a CSR is privilege-checked against the
+                    # current mode (garbage from U): read as S, restore U.
+                    reg_write(handle, UC_RISCV_REG_PRIV, prio_s)
+                    read_batch(handle, regs_p, ptrs_p, 3)
+                    reg_write(handle, UC_RISCV_REG_PRIV, prio_u)
+                r = fill_page(q, base, vals[1], vals[2], vaddr, access - 16, priv)
+                if r >= 0:
+                    # unicorn passes a few distinct stack addresses for the
+                    # entry: reuse one typed view per address.
+                    e = entries.get(entry)
+                    if e is None:
+                        if len(entries) > 64:
+                            entries.clear()
+                        e = entries[entry] = _TlbEntry.from_address(entry)
+                    e.paddr = r & ~0xFFF
+                    e.perms = r & 7
+                    cnt[0] += 1
+                    return True
+                cnt[1] += 1
+                cnt[2] = -r
+                cnt[3] = vaddr
+                by_cause[-r] = by_cause.get(-r, 0) + 1
+                return False
+            except BaseException as exc:  # a bug here: refuse the fill, stop, keep it
+                self.error = exc
+                uc_obj.emu_stop()
+                return False
+
+        on_fill.keep = keep  # type: ignore[attr-defined]
+        return on_fill

@@ -30,8 +30,6 @@ import sys
 from dataclasses import dataclass, field
 
 from emu.mmu.pte import (
-    A,
-    D,
     PAGE_SHIFT,
     PPN_MASK,
     PPN_SHIFT,
@@ -40,9 +38,9 @@ from emu.mmu.pte import (
     SATP_MODE_SHIFT,
     SATP_MODE_SV39,
     SATP_PPN_MASK,
-    SSTATUS_MXR,
-    SSTATUS_SUM,
     VPN_BITS,
+    A,
+    D,
     DecodedPte,
     R,
     U,
@@ -62,7 +60,6 @@ __all__ = [
     "WalkTrace",
     "access_code",
     "fill",
-    "fill_view",
     "translate",
     "u64_view",
     "walk_trace",
@@ -277,19 +274,6 @@ def translate(ram, ram_base: int, satp: int, vaddr: int, access: str, priv: int,
     paddr, _, _ = _walk(u64_view(ram), ram_base, satp & MASK64, vaddr & MASK64, acc, priv,
                         bool(sum), bool(mxr), update_ad, None)
     return paddr
-
-
-def fill_view(q: memoryview, ram_base: int, satp: int, vaddr: int, acc: int, priv: int,
-              sstatus: int) -> tuple[int, int]:
-    """Hot-path TLB fill on a prepared u64 view (see u64_view).
-
-    `acc` is 0/1/2 (read/write/fetch), `sstatus` the raw CSR (SUM/MXR are
-    taken from it). Always updates A/D. Returns (physical page address,
-    UC_PROT_* perms). Raises PageFault or UnsupportedMode.
-    """
-    paddr, perms, _ = _walk(q, ram_base, satp, vaddr, acc, priv,
-                            sstatus & SSTATUS_SUM, sstatus & SSTATUS_MXR, True, None)
-    return paddr & ~0xFFF, perms
 
 
 def fill(ram, ram_base: int, satp: int, vaddr: int, access: str, priv: int,

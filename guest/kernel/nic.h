@@ -24,7 +24,7 @@
 #define NIC_REG_MTU_MAX     0x02c  // RO  NIC_MTU_MAX
 #define NIC_REG_RING_MAX    0x030  // RO  NIC_RING_MAX
 #define NIC_REG_NSTATS      0x034  // RO  number of counters at NIC_REG_STATS
-#define NIC_REG_ERR_INDEX   0x038  // RO  ring index behind the error, or NIC_NO_INDEX
+#define NIC_REG_ERR_INDEX   0x038  // RO  descriptor index (tail errors: tail) or NO_INDEX
 #define NIC_REG_TX_BASE_LO  0x040  // RW  TX ring physical address bits 31:0
 #define NIC_REG_TX_BASE_HI  0x044  // RW  TX ring physical address bits 63:32
 #define NIC_REG_TX_SIZE     0x048  // RW  TX ring descriptors (power of two)
