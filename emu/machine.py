@@ -45,6 +45,11 @@ EXIT_MAX_INSNS = 124
 EXIT_IDLE_FOREVER = 125
 
 
+def _sext12(v: int) -> int:
+    v &= 0xFFF
+    return v - 0x1000 if v & 0x800 else v
+
+
 class MachineError(Exception):
     """The emulator itself failed (a host-side bug or a hook exception)."""
 
@@ -375,7 +380,7 @@ class Machine:
     def _handle_error(self, err: U.UcError, pc: int) -> None:
         mmu = self.cpu.mmu
         if err.errno == U.UC_ERR_EXCEPTION and mmu.faults != self._faults_before:
-            cause, va = mmu.fault_cause, mmu.fault_vaddr
+            cause, va = self._fault_address(mmu.fault_cause, pc, mmu.fault_vaddr)
             self.stats.page_faults[cause] = self.stats.page_faults.get(cause, 0) + 1
             self.log("mmu", f"fault cause={cause} va=0x{va:x} pc=0x{pc:x}")
             self._pending = PendingTrap(cause, va, pc)
@@ -397,6 +402,37 @@ class Machine:
             self._pending = PendingTrap(access, 0, pc)
             return
         raise MachineError(f"unicorn stopped at pc=0x{pc:x}: {err}")
+
+    def _fault_address(self, cause: int, pc: int, page: int) -> tuple[int, int]:
+        """Return (scause, stval) for a fault the fill hook saw on page `page`.
+
+        Unicorn asks for fills by page, but the spec wants the faulting
+        address itself: pc for a fetch, rs1 + offset of the load, store or
+        AMO at pc for data accesses (its base register still holds the
+        original value: the instruction did not execute). Falls back to
+        `page` when the access straddles into it from the previous page.
+        An AMO (other than LR) that faults on its read half raises the
+        store/AMO cause, as the spec requires.
+        """
+        if cause in (platform.CAUSE_FETCH_PAGE_FAULT, platform.CAUSE_FETCH_ACCESS):
+            return cause, (pc if pc & ~0xFFF == page & ~0xFFF else page)
+        insn = self.fetch_insn(pc)
+        if insn is None:
+            return cause, page
+        op, rs1 = insn & 0x7F, (insn >> 15) & 31
+        if op == 0x2F and insn >> 27 != 0b00010:
+            cause = {platform.CAUSE_LOAD_PAGE_FAULT: platform.CAUSE_STORE_PAGE_FAULT,
+                     platform.CAUSE_LOAD_ACCESS: platform.CAUSE_STORE_ACCESS}.get(cause, cause)
+        if op in (0x03, 0x07):            # LOAD, LOAD-FP: I-type offset
+            off = _sext12(insn >> 20)
+        elif op in (0x23, 0x27):          # STORE, STORE-FP: S-type offset
+            off = _sext12(((insn >> 25) << 5) | ((insn >> 7) & 0x1F))
+        elif op == 0x2F:                  # AMO, LR/SC: address in rs1
+            off = 0
+        else:
+            return cause, page
+        addr = (self.cpu.uc.reg_read(R.UC_RISCV_REG_X0 + rs1) + off) & 0xFFFF_FFFF_FFFF_FFFF
+        return cause, (addr if addr & ~0xFFF == page & ~0xFFF else page)
 
     def _wfi(self) -> None:
         """The hart executed wfi: skip virtual time to the next event."""

@@ -12,7 +12,7 @@ EXPECTED_LINES = [
     b"vm: Sv39 on, satp 0x80000000000",
     b"timer: 3 ticks",
     b"trap: system call from U-mode: hello",
-    b"trap: page fault at 0x0000000000800000 resolved with zero page",
+    b"trap: page fault at 0x0000000000800008 resolved with zero page",
     b"user: exited with 0",
     b"boot: all good, powering off",
 ]

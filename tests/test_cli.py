@@ -74,7 +74,7 @@ def test_run_prints_console_report_and_json(kernel, tmp_path):
         assert key in st
     assert st["exit_status"] == 0 and st["page_faults"]["load"] == 1
     text = log.read_text()
-    assert "interrupt cause=5" in text and "fault cause=13 va=0x800000" in text
+    assert "interrupt cause=5" in text and "fault cause=13 va=0x800008" in text
 
 
 def test_max_insns_exit_124_and_panic_exit_1(kernel):

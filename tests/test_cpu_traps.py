@@ -279,3 +279,57 @@ def test_external_interrupt_through_the_plic(asm, mmu):
     assert irqs == 2 and claimed == platform.IRQ_UART
     assert m.stats.interrupts == {platform.IRQ_S_EXT: 2}
     assert m.plic.claims == 2
+
+
+PAGEFAULT = PRELUDE + r"""
+    la t0, handler
+    csrw stvec, t0
+    # root table: one 1 GiB identity leaf for RAM (RWX, A, D), nothing else
+    la t1, root
+    li t2, (0x80000000 >> 12) << 10 | 0xCF
+    sd t2, 16(t1)                    # VPN[2] = 2 -> 0x80000000
+    srli t1, t1, 12
+    li t2, 8 << 60
+    or t1, t1, t2
+    csrw satp, t1
+    sfence.vma
+    la s1, rec
+    li a5, 0x40000000
+load_at:
+    ld a4, 0x123(a5)                 # load page fault at 0x40000123
+store_at:
+    sw a4, -8(a5)                    # store page fault at 0x3ffffff8
+    li a6, 0x40001000
+amo_at:
+    amoadd.d a4, a4, (a6)            # AMO: store/AMO page fault at 0x40001000
+    SHUTDOWN 0
+handler:
+    csrr t0, scause
+    sd t0, 0(s1)
+    csrr t0, stval
+    sd t0, 8(s1)
+    csrr t0, sepc
+    sd t0, 16(s1)
+    addi s1, s1, 24
+    csrr t0, sepc
+    addi t0, t0, 4
+    csrw sepc, t0
+    sret
+.section .data
+.align 12
+root: .space 4096
+.align 3
+.globl rec
+rec: .space 24*3
+"""
+
+
+@pytest.mark.parametrize("mmu", IMPLS)
+def test_page_faults_report_the_exact_address(asm, mmu):
+    m = boot(asm(PAGEFAULT), mmu=mmu)
+    assert m.exit_status == 0, m.stop_reason
+    syms = m.image.symbols.by_name
+    r = _rec(m, "rec", 9)
+    assert r[0:3] == [platform.CAUSE_LOAD_PAGE_FAULT, 0x40000123, syms["load_at"]]
+    assert r[3:6] == [platform.CAUSE_STORE_PAGE_FAULT, 0x3FFFFFF8, syms["store_at"]]
+    assert r[6:9] == [platform.CAUSE_STORE_PAGE_FAULT, 0x40001000, syms["amo_at"]]
