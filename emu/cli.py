@@ -53,19 +53,24 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
                    help="virtual nanoseconds per instruction (default 1)")
     p.add_argument("--stats-json", metavar="FILE", help="write the run's figures as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
+    from emu.net.options import add_net_flags
+    add_net_flags(p)
     p.add_argument("--stdin", choices=("auto", "on", "off"), default="auto",
                    help="feed host stdin to the UART (auto: when stdin is a terminal); "
                    "makes the run depend on input timing")
 
 
 def config_from_args(args: argparse.Namespace) -> MachineConfig:
-    """Build and validate a MachineConfig. Raises ConfigError."""
+    """Build and validate a MachineConfig (network included). Raises ConfigError."""
+    from emu.net.options import net_config_from_args
+
     topics = tuple(t for t in args.d.split(",") if t) if args.d else ()
     cfg = MachineConfig(
         kernel=args.kernel, ram_size=parse_size(args.m), append=args.append, mmu=args.mmu,
         seed=args.seed, max_insns=args.max_insns, ns_per_insn=args.insn_ns, debug=topics,
         debug_file=args.D, stats_json=args.stats_json)
     cfg.validate()
+    cfg.net = net_config_from_args(args, seed=cfg.seed, mtu=cfg.mtu)
     return cfg
 
 
@@ -102,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="boot a kernel and run it to the end")
     add_machine_flags(run)
     run.set_defaults(func=cmd_run)
+    from emu.net.options import add_aoe_target_command
+    add_aoe_target_command(sub)
     return p
 
 
@@ -123,7 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emu: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"emu: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"emu: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:   # bad values found while building devices/network
+        print(f"emu: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
         from emu.machine import MachineError

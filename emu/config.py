@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from emu import platform
 
@@ -54,6 +55,7 @@ class MachineConfig:
     interactive_stdin: bool = False    # feed host stdin to the UART
     mac: bytes = bytes.fromhex("525400123456")  # the guest NIC's MAC (QEMU's prefix)
     mtu: int = 9000                    # NIC MTU: 9000 carries a 4 KiB page per AoE frame
+    net: Any = None                    # emu.net.network.NetConfig; None = defaults
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:

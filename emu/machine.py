@@ -36,6 +36,7 @@ from emu.devices.uart import Uart
 from emu.firmware import Firmware
 from emu.loader import Image, load_elf
 from emu.memory import PhysMem
+from emu.net.network import NetConfig, Network
 
 INSN_WFI = 0x1050_0073
 INSN_EBREAK = 0x0010_0073
@@ -106,6 +107,14 @@ class Machine:
         self.idle_ns = 0
         self.stdin_fd: int | None = None   # host stdin feeding the UART (interactive runs)
         self.on_trap: list[Callable[[int, int, int, bool], None]] = []
+        # Debugger hook points (emu/debug, docs/debugging.md). A hook that stops
+        # the CPU sets stop_requested before uc.emu_stop(), so the slice is
+        # accounted as ending mid-block. hold_trap(cause, tval, epc), if set, is
+        # asked about every exception before delivery; True keeps it in
+        # held_trap with pc still on the faulting instruction.
+        self.stop_requested = False
+        self.hold_trap: Callable[[int, int, int], bool] | None = None
+        self.held_trap: PendingTrap | None = None
         self._log: IO[str] | None = None
         if config.debug:
             self._log = open(config.debug_file, "w") if config.debug_file else sys.stderr
@@ -116,6 +125,9 @@ class Machine:
         self.nic = Nic(self.mem, self.plic.line(platform.IRQ_NIC), self.clock,
                        mac=config.mac, mtu=config.mtu)
         self.devices = [self.plic, self.uart, self.timer, self.nic]
+        netcfg = config.net or NetConfig(seed=config.seed, mtu=config.mtu)
+        self.network = Network(self.clock, netcfg)
+        self.nic.transmit = self.network.attach_guest(self.nic, config.mac).send
         for dev in self.devices:
             self.map_device(dev)
         self.firmware = Firmware(
@@ -310,6 +322,15 @@ class Machine:
         for cb in self.on_trap:
             cb(cause, tval, epc, interrupt)
 
+    def deliver_held_trap(self) -> bool:
+        """Deliver the exception hold_trap kept back (a debugger stepping into
+        the handler). Returns False if no trap was held."""
+        t, self.held_trap = self.held_trap, None
+        if t is None:
+            return False
+        self.deliver_trap(t.cause, t.tval, t.epc)
+        return True
+
     def _deliverable_irq(self) -> int | None:
         """Return the highest-priority pending-and-enabled interrupt, or None."""
         if not self.sip:
@@ -342,9 +363,14 @@ class Machine:
         """
         cpu = self.cpu
         budget = cpu.budget
+        if self.held_trap is not None:
+            self.deliver_held_trap()
         budget.set_stop(budget.icount + self._plan_budget())
         self._pending = None
         self._faults_before = cpu.mmu.faults
+        self.stop_requested = False
+        icount0 = budget.icount
+        start_insn = self.fetch_insn(cpu.pc) if count == 1 else None
         self._running = True
         err: U.UcError | None = None
         try:
@@ -361,17 +387,29 @@ class Machine:
         if err is not None:
             budget.retract_after(pc)
             self._handle_error(err, pc)
-        elif count:
-            budget.retract_after(pc)   # the count may stop mid-block
-        elif (self._pending is None and not budget.stopped and self.exit_status is None
-              and self.fetch_insn(pc - 4) == INSN_WFI):
-            self._wfi()
+        else:
+            if count or self.stop_requested:
+                budget.retract_after(pc)   # a count or a debugger stop may end mid-block
+            # wfi ends emu_start at once. Under a count it was the last instruction
+            # only if the count was not used up or it was the one stepped (an sret
+            # may land just after a wfi); a debugger stop comes before its insn.
+            ran = budget.icount - icount0
+            wfi_last = not count or ran < count or (count == 1 and start_insn == INSN_WFI)
+            if (ran and wfi_last and self._pending is None and not budget.stopped
+                    and not self.stop_requested and self.exit_status is None
+                    and self.fetch_insn(pc - 4) == INSN_WFI):
+                self._wfi()
         self.clock.advance(self.now())
         self.clock.run_due()
         if self.stdin_fd is not None:
             self._poll_stdin(0.0)
+        if self.network.bridges:
+            self.network.poll()
         if self._pending is not None:
             t, self._pending = self._pending, None
+            if self.hold_trap is not None and self.hold_trap(t.cause, t.tval, t.epc):
+                self.held_trap = t   # delivered by deliver_held_trap() or the next slice
+                return
             self.deliver_trap(t.cause, t.tval, t.epc)
         irq = self._deliverable_irq()
         if irq is not None and self.exit_status is None:
@@ -476,6 +514,7 @@ class Machine:
                     self.stop_reason = f"--max-insns {self.config.max_insns} reached"
         finally:
             self.stats.wall_s += time.perf_counter() - t0
+            self.network.close()
             if self._log is not None and self._log is not sys.stderr:
                 self._log.flush()
         return self.exit_status

@@ -70,6 +70,8 @@ def collect(machine: Any) -> dict[str, Any]:
         "plic_claims": machine.plic.claims,
         "uart_tx_bytes": machine.uart.tx_bytes,
         "nic": machine.nic.stats(),
+        "deterministic": machine.network.deterministic and machine.stdin_fd is None,
+        "network": machine.network.stats(),
     }
 
 
@@ -107,5 +109,15 @@ def print_report(stats: dict[str, Any], out: IO[str]) -> None:
     t.add_row("interrupts", f"{sum(irqs.values()):,}",
               " ".join(f"{k}={v}" for k, v in irqs.items() if v) or "-")
     t.add_row("SBI calls", f"{stats['sbi_calls']:,}", "")
+    nic = stats["nic"]
+    if nic["tx_frames"] or nic["rx_frames"]:
+        drops = " ".join(f"{k}={v}" for k, v in nic.items()
+                         if v and k.startswith("rx_") and k not in ("rx_frames", "rx_bytes",
+                                                                    "rx_descs"))
+        t.add_row("NIC frames", f"{nic['tx_frames']:,} tx {nic['rx_frames']:,} rx",
+                  drops or "no drops")
+    if not stats["deterministic"]:
+        t.add_row("determinism", "off", "bridged to a real interface or reading stdin: "
+                  "this run cannot be replayed")
     t.add_row("exit status", str(stats["exit_status"]), "")
     con.print(t)

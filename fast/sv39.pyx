@@ -89,6 +89,7 @@ cdef enum:
     PROT_WRITE = 2
     PROT_EXEC = 4
     ERR_MODE = -1        # satp.MODE neither Bare nor Sv39
+    NEED_SSTATUS = -2    # the walk needs SUM/MXR, which the caller did not read
     N_CAUSES = 16
 
 cdef uint64_t PPN_MASK = (<uint64_t>1 << 44) - 1
@@ -103,11 +104,16 @@ ACCESS_FAULT[:] = [5, 7, 1]
 
 
 cdef int sv39_walk(unsigned char *ram, uint64_t base, uint64_t size, uint64_t satp,
-                   uint64_t vaddr, int acc, int priv, bint sum_, bint mxr, bint update_ad,
+                   uint64_t vaddr, int acc, int priv, int sum_, int mxr, bint update_ad,
                    uint64_t *paddr_out, uint32_t *perms_out) noexcept nogil:
     """Return 0 and set *paddr_out/*perms_out, or return the exception
-    cause (1/5/7/12/13/15), or ERR_MODE. Writes RAM only if update_ad."""
-    cdef uint64_t a, pte, pte_addr, off, ppn, top, new
+    cause (1/5/7/12/13/15), or ERR_MODE. Writes RAM only if update_ad.
+
+    sum_/mxr are 0/1, or -1 for "not read yet": the fill hook walks before
+    reading sstatus and gets NEED_SSTATUS (before any RAM write) only when
+    SUM or MXR decides the outcome or the perms: an S-mode load/store to a U
+    page, or an X-only (R=0) leaf."""
+    cdef uint64_t a, pte = 0, pte_addr, off = 0, ppn, top, new
     cdef int i
     cdef uint32_t perms
     if priv == PRIV_M or (satp >> 60) == 0:  # M-mode or Bare: identity
@@ -139,6 +145,9 @@ cdef int sv39_walk(unsigned char *ram, uint64_t base, uint64_t size, uint64_t sa
         if i < 0:
             return PAGE_FAULT[acc]
         a = ((pte >> 10) & PPN_MASK) << 12
+    if (sum_ < 0 or mxr < 0) and (
+            (priv == PRIV_S and (pte & PTE_U) and acc != ACC_FETCH) or not (pte & PTE_R)):
+        return NEED_SSTATUS
     # step 5: privilege and access checks
     if priv == PRIV_U:
         if not (pte & PTE_U):
@@ -208,7 +217,7 @@ def translate(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False,
     PyObject_GetBuffer(ram, &view, PyBUF_WRITABLE if update_ad else PyBUF_SIMPLE)
     try:
         rc = sv39_walk(<unsigned char *>view.buf, c_base, <uint64_t>view.len, c_satp,
-                       c_vaddr, acc, c_priv, bool(sum), bool(mxr), bool(update_ad),
+                       c_vaddr, acc, c_priv, 1 if sum else 0, 1 if mxr else 0, bool(update_ad),
                        &paddr, &perms)
     finally:
         PyBuffer_Release(&view)
@@ -236,7 +245,8 @@ def fill(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False):
     PyObject_GetBuffer(ram, &view, PyBUF_WRITABLE)
     try:
         rc = sv39_walk(<unsigned char *>view.buf, c_base, <uint64_t>view.len, c_satp,
-                       c_vaddr, acc, c_priv, bool(sum), bool(mxr), True, &paddr, &perms)
+                       c_vaddr, acc, c_priv, 1 if sum else 0, 1 if mxr else 0, True,
+                       &paddr, &perms)
     finally:
         PyBuffer_Release(&view)
     if rc == 0:
@@ -259,6 +269,21 @@ cdef struct HookState:
     uint64_t by_cause[N_CAUSES]
 
 
+cdef inline void _read_csr(uc_engine *uc, int reg, uint64_t *value,
+                           uint64_t priv) noexcept nogil:
+    """uc_reg_read of a CSR. unicorn privilege-checks CSR reads against the
+    current mode and returns garbage (no error) from U-mode: there, switch to
+    S for the read and back to U. (Switching clears QEMU's LR reservation;
+    see docs/mmu.md.)"""
+    cdef uint64_t s_mode = PRIV_S
+    if priv == PRIV_U:
+        uc_reg_write(uc, UC_RISCV_REG_PRIV, &s_mode)
+        uc_reg_read(uc, reg, value)
+        uc_reg_write(uc, UC_RISCV_REG_PRIV, &priv)
+    else:
+        uc_reg_read(uc, reg, value)
+
+
 cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
                        uc_tlb_entry *result, void *user_data) noexcept nogil:
     """UC_HOOK_TLB_FILL callback (unicorn passes the page-aligned vaddr).
@@ -268,7 +293,7 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
     faulting instruction, and the machine delivers the trap.
     """
     cdef HookState *st = <HookState *>user_data
-    cdef uint64_t priv = 0, satp = 0, sstatus = 0, s_mode = PRIV_S
+    cdef uint64_t priv = 0, satp = 0, sstatus = 0
     cdef uint64_t paddr = 0
     cdef uint32_t perms = 0
     cdef int acc = <int>type - <int>UC_MEM_READ
@@ -282,19 +307,17 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
         paddr = vaddr
         perms = PROT_READ | PROT_WRITE | PROT_EXEC
     else:
-        if priv == PRIV_U:
-            # uc_reg_read of a CSR is privilege-checked against the current
-            # mode and returns garbage from U-mode: read as S, then restore.
-            uc_reg_write(uc, UC_RISCV_REG_PRIV, &s_mode)
-            uc_reg_read(uc, UC_RISCV_REG_SATP, &satp)
-            uc_reg_read(uc, UC_RISCV_REG_SSTATUS, &sstatus)
-            uc_reg_write(uc, UC_RISCV_REG_PRIV, &priv)
-        else:
-            uc_reg_read(uc, UC_RISCV_REG_SATP, &satp)
-            uc_reg_read(uc, UC_RISCV_REG_SSTATUS, &sstatus)
+        # sstatus (SUM/MXR) is read only when the leaf needs it (an S-mode
+        # load/store to a U page, or an X-only leaf): one CSR read saved on
+        # most fills. SUM does not matter in U-mode.
+        _read_csr(uc, UC_RISCV_REG_SATP, &satp, priv)
         rc = sv39_walk(st.ram, st.base, st.size, satp, vaddr, acc, <int>priv,
-                       (sstatus & SSTATUS_SUM) != 0, (sstatus & SSTATUS_MXR) != 0, True,
-                       &paddr, &perms)
+                       0 if priv == PRIV_U else -1, -1, True, &paddr, &perms)
+        if rc == NEED_SSTATUS:
+            _read_csr(uc, UC_RISCV_REG_SSTATUS, &sstatus, priv)
+            rc = sv39_walk(st.ram, st.base, st.size, satp, vaddr, acc, <int>priv,
+                           (sstatus & SSTATUS_SUM) != 0, (sstatus & SSTATUS_MXR) != 0,
+                           True, &paddr, &perms)
         if rc == ERR_MODE:  # unsupported satp.MODE: refuse, visibly
             rc = PAGE_FAULT[acc]
     if rc == 0:
@@ -329,10 +352,12 @@ cdef class FillHook:
     cdef uc_hook hh
     cdef bint _installed
     cdef object uc
+    cdef void *callback
 
     def __cinit__(self, uc, ram, ram_base, ram_size):
         self.have_view = False
         self._installed = False
+        self.callback = <void *>_on_tlb_fill
         PyObject_GetBuffer(ram, &self.view, PyBUF_WRITABLE)
         self.have_view = True
         if ram_size < 0 or ram_size > self.view.len:
@@ -358,7 +383,7 @@ cdef class FillHook:
         if self._installed:
             raise RuntimeError("FillHook already installed")
         cdef uc_err err = uc_hook_add(self.uch, &self.hh, UC_HOOK_TLB_FILL,
-                                      <void *>_on_tlb_fill, <void *>&self.st, 1, 0)
+                                      self.callback, <void *>&self.st, 1, 0)
         if err != UC_ERR_OK:
             raise RuntimeError(f"uc_hook_add(TLB_FILL) failed: {uc_strerror(err).decode()}")
         self._installed = True
@@ -420,6 +445,26 @@ cdef class FillHook:
     def faults_by_cause(self):
         """Dict cause -> count of refused fills (only non-zero entries)."""
         return {k: self.st.by_cause[k] for k in range(N_CAUSES) if self.st.by_cause[k]}
+
+
+cdef bint _null_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
+                     uc_tlb_entry *result, void *user_data) noexcept nogil:
+    """Identity RWX fill that reads no register and walks nothing."""
+    cdef HookState *st = <HookState *>user_data
+    st.fills += 1
+    result.paddr = vaddr
+    result.perms = UC_PROT_ALL
+    return True
+
+
+cdef class NullFillHook(FillHook):
+    """Benchmark baseline, not an MMU: fills every page identity-mapped RWX
+    without reading registers or walking. Its cost per fill is unicorn's
+    fixed price for any UC_HOOK_TLB_FILL callback (see bench/test_bench_tlb.py).
+    Same constructor and counters as FillHook."""
+
+    def __cinit__(self, uc, ram, ram_base, ram_size):
+        self.callback = <void *>_null_fill
 
 
 # --- Helpers around libunicorn ------------------------------------------------

@@ -125,7 +125,7 @@ def test_reorder_rate_and_real_reordering() -> None:
     order = [seq(w) for _, w in got]
     # With a 10 us delay and frames 2 us apart, a reordered frame overtakes the
     # ~5 delayed ones queued ahead of it: count frames arriving before a lower one.
-    overtakers = sum(1 for a, b in zip(order, order[1:]) if b < a)
+    overtakers = sum(1 for a, b in zip(order, order[1:], strict=False) if b < a)
     assert overtakers >= st.reordered * 0.9
     assert sorted(order) == list(range(N))
 
@@ -159,7 +159,8 @@ def test_corrupt_flips_exactly_one_bit() -> None:
             continue
         # find the sent frame with the same FCS (the FCS is left intact)
         candidates = [s for s in sent if s[-4:] == w[-4:]]
-        bits = min(sum(bin(a ^ b).count("1") for a, b in zip(c, w)) for c in candidates)
+        bits = min(sum(bin(a ^ b).count("1") for a, b in zip(c, w, strict=True))
+                   for c in candidates)
         assert bits == 1
         assert strip_fcs(w) is None
 

@@ -18,9 +18,9 @@ built-in walker are in docs/mmu.md.
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
 
+from emu import fastpath
 from emu.mmu import walk as _walk
 from emu.mmu.tlb import PyFillHook
 from emu.mmu.walk import PageFault, UnsupportedMode, WalkTrace, fill, walk_trace
@@ -52,13 +52,13 @@ def fast_module() -> ModuleType:
     """Return the compiled twin emu._fast.sv39.
 
     Raises FastUnavailable with a one-line explanation when it is not built
-    or when EMU_PURE=1 forces the pure-Python path.
+    or when EMU_PURE forces the pure-Python path (emu.fastpath.pure_forced).
     """
     global _fast, _fast_error
+    if fastpath.pure_forced():
+        raise FastUnavailable("the Cython MMU twin is disabled by EMU_PURE=1")
     if _fast is not None:
         return _fast
-    if os.environ.get("EMU_PURE") == "1":
-        raise FastUnavailable("the Cython MMU twin is disabled by EMU_PURE=1")
     if _fast_error is None:
         try:
             from emu._fast import sv39

@@ -1,10 +1,10 @@
 """Reference Sv39 page-table walker in plain Python.
 
 Role: the readable, spec-shaped definition of address translation for the
-machine. It is used directly by the pure-Python TLB fill hook
-(emu/mmu/tlb.py), by the debugger (`walk_trace`, `translate` without A/D
-updates) and by the tests as the oracle the Cython twin (fast/sv39.pyx) and
-unicorn's built-in walker are compared against.
+machine. The debugger uses it (`walk_trace`, `translate` without A/D
+updates), and the tests use it as the oracle that the Cython twin
+(fast/sv39.pyx), the pure fill hook's tuned transcription (`fill_page` in
+emu/mmu/tlb.py) and unicorn's built-in walker are compared against.
 
 Everything follows the RISC-V Privileged Architecture, version 20211203:
 section 4.3.2 "Virtual Address Translation Process" (written for Sv32; section
@@ -70,7 +70,6 @@ MASK64 = (1 << 64) - 1
 # Access kinds, as strings (public API) and as small ints (hot paths, twins).
 READ, WRITE, FETCH = 0, 1, 2
 _ACCESS = {"read": READ, "write": WRITE, "fetch": FETCH}
-_ACCESS_NAME = ("read", "write", "fetch")
 
 # Exception codes (mcause/scause values), privileged spec table 4.2.
 CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS = 1, 5, 7
@@ -388,8 +387,3 @@ def walk_trace(ram, ram_base: int, satp: int, vaddr: int, access: str, priv: int
     tr.steps = [TraceStep(lv, addr, raw, None if raw is None else decode(raw))
                 for lv, addr, raw in raw_steps]
     return tr
-
-
-def access_name(acc: int) -> str:
-    """Map 0/1/2 back to "read"/"write"/"fetch"."""
-    return _ACCESS_NAME[acc]

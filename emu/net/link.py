@@ -78,6 +78,7 @@ class _CRandom:
         self.last = 0
 
     def next(self) -> int:
+        """The next 32-bit value, correlated with the last one by rho."""
         value = self.rng.getrandbits(32)
         if self.rho == 0:
             return value
@@ -104,6 +105,7 @@ class _GilbertElliot:
         self.bad = False
 
     def lost(self) -> bool:
+        """Step the chain once; True if this frame is lost."""
         u = self.rng.getrandbits
         if not self.bad:
             if u(32) < self.a1:

@@ -1,0 +1,193 @@
+"""The machine's network, assembled from a NetConfig: segment, targets, noise, pcap, bridges.
+
+    guest NIC ==[--net, both directions]== switch == e0.0 (embedded AoE target)
+                                                 == e0.1 ...
+                                                 == noise generator (--noise)
+                                                 == bridge to a real interface (--target iface:NAME)
+                                          tap -> --pcap FILE
+
+Only the guest's port carries the `--net` impairments (each direction its own
+generator), so every frame between the guest and a target crosses exactly one
+impaired link. Targets, noise and bridges sit on perfect links.
+
+`--target` (repeatable; default `mem:64M`):
+
+    mem:SIZE[@S.N]     embedded target on a sparse in-memory disk (SIZE as -m: 64M, 1G)
+    file:PATH[@S.N]    embedded target on a file (e.g. made with truncate -s)
+    iface:NAME         bridge to a real interface (vblade behind it, ...): not deterministic
+
+Embedded targets are numbered e0.0, e0.1, ... in order unless `@S.N` is given.
+The machine calls `attach_guest(nic, mac)` once, `poll()` at every slice
+boundary (bridges only), `stats()` for the report and `close()` at the end.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from emu.clock import Clock
+from emu.config import ConfigError, parse_size
+from emu.net.aoe_target import AoETarget
+from emu.net.bridge import Bridge
+from emu.net.link import derive_seed
+from emu.net.netem import parse_netem
+from emu.net.noise import NoiseGenerator, parse_noise
+from emu.net.pcap import PcapTap
+from emu.net.segment import Endpoint, Port, Segment
+from emu.net.store import SECTOR, FileStore, MemoryStore
+
+_TARGET = re.compile(r"^(mem|file|iface):(.+?)(?:@(\d+)\.(\d+))?$")
+_TIME = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s)$")
+
+
+@dataclass
+class TargetSpec:
+    """One parsed --target."""
+
+    kind: str                 # "mem" | "file" | "iface"
+    arg: str                  # size text, path or interface name
+    shelf: int | None = None
+    slot: int | None = None
+
+
+def parse_target(text: str) -> TargetSpec:
+    """Parse one --target value. Raises ConfigError (one line)."""
+    m = _TARGET.match(text.strip())
+    if m is None:
+        raise ConfigError(f"bad --target {text!r} (expected mem:SIZE, file:PATH or iface:NAME, "
+                          "optionally @SHELF.SLOT for mem/file)")
+    kind, arg = m.group(1), m.group(2)
+    shelf = int(m.group(3)) if m.group(3) is not None else None
+    slot = int(m.group(4)) if m.group(4) is not None else None
+    if kind == "iface" and shelf is not None:
+        raise ConfigError(f"bad --target {text!r}: a bridge has no shelf.slot")
+    if kind == "mem":
+        parse_size(arg)  # ConfigError if bad
+    if shelf is not None and (shelf >= 0xFFFF or slot is None or slot >= 0xFF):
+        raise ConfigError(f"bad --target {text!r}: shelf 0..65534, slot 0..254")
+    return TargetSpec(kind, arg, shelf, slot)
+
+
+def parse_time_ns(text: str) -> int:
+    """'20us' -> 20000. Raises ConfigError."""
+    m = _TIME.match(text.strip())
+    if m is None:
+        raise ConfigError(f"bad time {text!r} (expected e.g. 0us, 20us, 1ms)")
+    return int(float(m.group(1)) * {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9}[m.group(2)])
+
+
+@dataclass
+class NetConfig:
+    """The network knobs of a run (the CLI's --net, --noise, --pcap, --target...)."""
+
+    net: str = ""
+    noise: str | None = None
+    pcap: str | None = None
+    targets: tuple[str, ...] = ("mem:64M",)
+    target_service: str = "0us"
+    seed: int = 0
+    mtu: int = 9000
+
+    def validate(self) -> None:
+        """Raise ConfigError (one line) if any value is bad."""
+        try:
+            parse_netem(self.net)
+            if self.noise is not None:
+                parse_noise(self.noise)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        for t in self.targets:
+            parse_target(t)
+        parse_time_ns(self.target_service)
+
+    @property
+    def deterministic(self) -> bool:
+        """False when a bridge to a real interface is configured."""
+        return not any(parse_target(t).kind == "iface" for t in self.targets)
+
+
+class Network:
+    """The assembled network of one machine (see the module docstring)."""
+
+    def __init__(self, clock: Clock, cfg: NetConfig) -> None:
+        """Build everything but the guest's port. Raises ConfigError for bad
+        values, OSError/ValueError/PermissionError for files and interfaces."""
+        cfg.validate()
+        self.clock, self.cfg = clock, cfg
+        self.segment = Segment(clock, seed=cfg.seed)
+        self.targets: list[AoETarget] = []
+        self.bridges: list[Bridge] = []
+        self._files: list[FileStore] = []
+        self.noise: NoiseGenerator | None = None
+        self.guest: Port | None = None
+        service = parse_time_ns(cfg.target_service)
+        slot = 0
+        for text in cfg.targets:
+            spec = parse_target(text)
+            if spec.kind == "iface":
+                bridge = Bridge(spec.arg)
+                bridge.port = self.segment.attach(bridge, f"bridge-{spec.arg}")
+                self.bridges.append(bridge)
+                continue
+            if spec.kind == "mem":
+                store: Any = MemoryStore(parse_size(spec.arg) // SECTOR)
+            else:
+                store = FileStore(spec.arg)
+                self._files.append(store)
+            shelf, sl = (spec.shelf, spec.slot) if spec.shelf is not None else (0, slot)
+            slot += 1
+            target = AoETarget(store, shelf=shelf, slot=sl, mtu=cfg.mtu, clock=clock,  # type: ignore[arg-type]
+                               service_ns=service)
+            target.attach(self.segment, f"e{shelf}.{sl}")
+            self.targets.append(target)
+        self.pcap = PcapTap(cfg.pcap) if cfg.pcap else None
+        if self.pcap is not None:
+            self.segment.add_tap(self.pcap)
+
+    def attach_guest(self, nic: Endpoint, mac: bytes) -> Port:
+        """Attach the guest NIC (with the --net impairments) and start the noise
+        generator and the targets' start-up announcements. Returns the port whose
+        send(wire) the NIC's transmit path calls."""
+        self.guest = self.segment.attach(nic, "guest", net=self.cfg.net)
+        if self.cfg.noise is not None:
+            fps, size = parse_noise(self.cfg.noise)
+            self.noise = NoiseGenerator(self.clock, mac, fps, size,
+                                        seed=derive_seed(self.cfg.seed, "noise"))
+            self.noise.port = self.segment.attach(self.noise, "noise")
+            self.noise.start()
+        for t in self.targets:
+            t.announce()
+        return self.guest
+
+    def poll(self) -> int:
+        """Bring in frames from bridged interfaces (call at slice boundaries)."""
+        return sum(b.poll() for b in self.bridges)
+
+    @property
+    def deterministic(self) -> bool:
+        """False when bridged to a real interface."""
+        return not self.bridges
+
+    def stats(self) -> dict[str, Any]:
+        """Everything countable: segment (ports and links), targets, noise, pcap, bridges."""
+        return {
+            "deterministic": self.deterministic,
+            "segment": self.segment.stats(),
+            "targets": {f"e{t.shelf}.{t.slot}": t.stats_dict() for t in self.targets},
+            "noise": self.noise.stats() if self.noise else None,
+            "pcap": self.pcap.stats() if self.pcap else None,
+            "bridges": {b.iface: b.as_dict() for b in self.bridges},
+        }
+
+    def close(self) -> None:
+        """Flush the capture, close bridges and files. Idempotent."""
+        if self.noise is not None:
+            self.noise.stop()
+        if self.pcap is not None:
+            self.pcap.close()
+        for b in self.bridges:
+            b.close()
+        for f in self._files:
+            f.close()
