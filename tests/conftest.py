@@ -66,6 +66,25 @@ def assemble(tmp: Path, source: str, name: str = "t", target: str = "riscv64",
     return str(out)
 
 
+def compile_c(tmp: Path, source: str, name: str = "c") -> str:
+    """Compile a freestanding C test guest (entry _start, the kernel's headers
+    on the include path, the guest's flags). Returns the ELF path."""
+    src = tmp / f"{name}.c"
+    src.write_text(source)
+    lds = tmp / f"{name}.ld"
+    lds.write_text(LINKER_SCRIPT)
+    out = tmp / f"{name}.elf"
+    r = subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "riscv64-freestanding-none",
+                    "-mcpu=generic_rv64+m+a+zicsr", "-mno-relax", "-mcmodel=medany",
+                    "-ffreestanding", "-nostdlib", "-fno-builtin", "-O2", "-g", "-Wall", "-Werror",
+                    "-fno-asynchronous-unwind-tables", f"-I{REPO / 'guest' / 'kernel'}",
+                    "-T", str(lds), "-Wl,--entry=_start", str(src), "-o", str(out)],
+                   check=False, capture_output=True, text=True)
+    if r.returncode:
+        raise AssertionError(f"test guest {name} does not compile:\n{r.stderr}")
+    return str(out)
+
+
 @pytest.fixture
 def asm(tmp_path):
     """Return a function(source) -> ELF path for tiny test guests."""
