@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from emu import __version__, fastpath
 from emu.config import ConfigError, MachineConfig, parse_size
+from emu.debug.main import GdbFlagError
 from emu.loader import LoadError
 
 EXIT_USAGE = 2
@@ -80,6 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from emu.machine import Machine
 
     cfg = config_from_args(args)
+    from emu.debug.main import cmd_run_gdb, gdb_address
+    if gdb_address(args) is not None:      # -s / -gdb: run under the GDB stub
+        return cmd_run_gdb(args, cfg)
     machine = Machine(cfg, console=sys.stdout.buffer)
     if args.stdin == "on" or (args.stdin == "auto" and sys.stdin.isatty()):
         machine.stdin_fd = sys.stdin.fileno()
@@ -107,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="boot a kernel and run it to the end")
     add_machine_flags(run)
     run.set_defaults(func=cmd_run)
+    from emu.debug.main import add_gdb_flags, cmd_debug
+    add_gdb_flags(run)
+    debug = sub.add_parser("debug", help="step-debug page faults: the fault debugger "
+                           "(same flags as run, plus -s/-S/-gdb)")
+    add_machine_flags(debug)
+    add_gdb_flags(debug)
+    debug.set_defaults(func=cmd_debug)
     from emu.net.options import add_aoe_target_command
     add_aoe_target_command(sub)
     return p
@@ -126,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    except (ConfigError, LoadError) as exc:
+    except (ConfigError, LoadError, GdbFlagError) as exc:
         print(f"emu: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:

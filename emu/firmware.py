@@ -2,8 +2,10 @@
 as OpenSBI does on hardware).
 
 Implemented (RISC-V SBI spec v2.0): Base (0x10), TIME (0x54494D45), DBCN
-(0x4442434E), SRST (0x53525354) and the legacy console putchar/getchar,
-set_timer and shutdown calls. Calling convention: a7 = extension id, a6 =
+(0x4442434E), SRST (0x53525354), RFENCE (0x52464E43: remote_fence_i drops
+translated code, the sfence variants flush the TLB - one hart, so "remote"
+is this hart) and the legacy console putchar/getchar, set_timer and
+shutdown calls. Calling convention: a7 = extension id, a6 =
 function id, a0..a5 arguments; returns a0 = error, a1 = value (legacy calls
 return only a0).
 
@@ -26,6 +28,7 @@ EXT_BASE = 0x10
 EXT_TIME = 0x54494D45
 EXT_DBCN = 0x4442434E
 EXT_SRST = 0x53525354
+EXT_RFENCE = 0x52464E43
 LEGACY_SET_TIMER = 0x00
 LEGACY_PUTCHAR = 0x01
 LEGACY_GETCHAR = 0x02
@@ -36,6 +39,7 @@ IMPL_ID = 0x656D75              # "emu"
 IMPL_VERSION = 1
 
 EXT_NAMES = {EXT_BASE: "base", EXT_TIME: "time", EXT_DBCN: "dbcn", EXT_SRST: "srst",
+             EXT_RFENCE: "rfence",
              LEGACY_SET_TIMER: "legacy_set_timer", LEGACY_PUTCHAR: "legacy_putchar",
              LEGACY_GETCHAR: "legacy_getchar", LEGACY_SHUTDOWN: "legacy_shutdown"}
 
@@ -53,7 +57,8 @@ class Firmware:
 
     `console_write(bytes)`, `console_read() -> int | None`, `set_timer(t)`,
     `read_phys(pa, n) -> bytes | None` (None when outside RAM),
-    `write_phys(pa, data) -> bool`, `shutdown(status)`.
+    `write_phys(pa, data) -> bool`, `shutdown(status)`, `fence_i()`,
+    `sfence_vma()`.
     """
 
     console_write: Callable[[bytes], None]
@@ -62,6 +67,8 @@ class Firmware:
     read_phys: Callable[[int, int], bytes | None]
     write_phys: Callable[[int, bytes], bool]
     shutdown: Callable[[int], None]
+    fence_i: Callable[[], None] = lambda: None
+    sfence_vma: Callable[[], None] = lambda: None
     calls: dict[str, int] = field(default_factory=dict)
 
     def call(self, eid: int, fid: int, a: list[int]) -> tuple[int, int | None]:
@@ -90,6 +97,14 @@ class Firmware:
             return SBI_SUCCESS, 0
         if eid == EXT_DBCN:
             return self._dbcn(fid, a)
+        if eid == EXT_RFENCE:
+            if fid == 0:
+                self.fence_i()
+                return SBI_SUCCESS, 0
+            if fid in (1, 2):
+                self.sfence_vma()
+                return SBI_SUCCESS, 0
+            return _err(SBI_ERR_NOT_SUPPORTED)
         if eid == EXT_SRST and fid == 0:
             rtype, reason = a[0] & 0xFFFF_FFFF, a[1] & 0xFFFF_FFFF
             if rtype != 0:
@@ -106,7 +121,7 @@ class Firmware:
         if fid == 2:
             return SBI_SUCCESS, IMPL_VERSION
         if fid == 3:
-            known = a[0] in (EXT_BASE, EXT_TIME, EXT_DBCN, EXT_SRST, LEGACY_SET_TIMER,
+            known = a[0] in (EXT_BASE, EXT_TIME, EXT_DBCN, EXT_SRST, EXT_RFENCE, LEGACY_SET_TIMER,
                              LEGACY_PUTCHAR, LEGACY_GETCHAR, LEGACY_SHUTDOWN)
             return SBI_SUCCESS, 1 if known else 0
         if fid in (4, 5, 6):       # mvendorid, marchid, mimpid

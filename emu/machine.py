@@ -104,6 +104,7 @@ class Machine:
         self._hook_error: BaseException | None = None
         self._running = False
         self._faults_before = 0
+        self._flush_tb = self._flush_tlb = False
         self.idle_ns = 0
         self.stdin_fd: int | None = None   # host stdin feeding the UART (interactive runs)
         self.on_trap: list[Callable[[int, int, int, bool], None]] = []
@@ -133,7 +134,8 @@ class Machine:
         self.firmware = Firmware(
             console_write=self._console_write, console_read=self._console_read,
             set_timer=self.timer.set_timer, read_phys=self._read_phys,
-            write_phys=self._write_phys, shutdown=self._shutdown)
+            write_phys=self._write_phys, shutdown=self._shutdown,
+            fence_i=self._request_tb_flush, sfence_vma=self._request_tlb_flush)
         self.cpu.uc.hook_add(U.UC_HOOK_INTR, self._on_intr)
 
         path = kernel or config.kernel
@@ -204,6 +206,19 @@ class Machine:
     def _shutdown(self, status: int) -> None:
         self.exit_status = status
         self.stop_reason = f"guest shutdown (status {status})"
+        if self._running:
+            self.cpu.uc.emu_stop()
+
+    def _request_tb_flush(self) -> None:
+        """SBI remote_fence_i: unicorn does not always notice code the guest
+        rewrote through another mapping, so drop all translated code. Done
+        after emu_start returns: never flush under a running block."""
+        self._flush_tb = True
+        if self._running:
+            self.cpu.uc.emu_stop()
+
+    def _request_tlb_flush(self) -> None:
+        self._flush_tlb = True
         if self._running:
             self.cpu.uc.emu_stop()
 
@@ -369,8 +384,6 @@ class Machine:
         self._pending = None
         self._faults_before = cpu.mmu.faults
         self.stop_requested = False
-        icount0 = budget.icount
-        start_insn = self.fetch_insn(cpu.pc) if count == 1 else None
         self._running = True
         err: U.UcError | None = None
         try:
@@ -380,6 +393,12 @@ class Machine:
         finally:
             self._running = False
         self.stats.slices += 1
+        if self._flush_tb:
+            self._flush_tb = False
+            cpu.uc.ctl_flush_tb()
+        if self._flush_tlb:
+            self._flush_tlb = False
+            cpu.flush_tlb()
         if self._hook_error is not None:
             exc, self._hook_error = self._hook_error, None
             raise MachineError(f"hook failed: {exc!r}") from exc
@@ -387,18 +406,12 @@ class Machine:
         if err is not None:
             budget.retract_after(pc)
             self._handle_error(err, pc)
-        else:
-            if count or self.stop_requested:
-                budget.retract_after(pc)   # a count or a debugger stop may end mid-block
-            # wfi ends emu_start at once. Under a count it was the last instruction
-            # only if the count was not used up or it was the one stepped (an sret
-            # may land just after a wfi); a debugger stop comes before its insn.
-            ran = budget.icount - icount0
-            wfi_last = not count or ran < count or (count == 1 and start_insn == INSN_WFI)
-            if (ran and wfi_last and self._pending is None and not budget.stopped
-                    and not self.stop_requested and self.exit_status is None
-                    and self.fetch_insn(pc - 4) == INSN_WFI):
-                self._wfi()
+        elif count or self.stop_requested:
+            # a count or a debugger stop (before its instruction) may end mid-block
+            budget.retract_after(pc)
+        elif (self._pending is None and not budget.stopped and self.exit_status is None
+              and self.fetch_insn(pc - 4) == INSN_WFI):
+            self._wfi()
         self.clock.advance(self.now())
         self.clock.run_due()
         if self.stdin_fd is not None:

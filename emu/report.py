@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from emu import __version__, platform
+from emu import __version__, kstats, platform
 
 PAGE_FAULT_KEYS = {platform.CAUSE_FETCH_PAGE_FAULT: "fetch",
                    platform.CAUSE_LOAD_PAGE_FAULT: "load",
@@ -72,6 +72,7 @@ def collect(machine: Any) -> dict[str, Any]:
         "nic": machine.nic.stats(),
         "deterministic": machine.network.deterministic and machine.stdin_fd is None,
         "network": machine.network.stats(),
+        "kernel": kstats.collect(machine),
     }
 
 
@@ -119,5 +120,7 @@ def print_report(stats: dict[str, Any], out: IO[str]) -> None:
     if not stats["deterministic"]:
         t.add_row("determinism", "off", "bridged to a real interface or reading stdin: "
                   "this run cannot be replayed")
+    for row in kstats.rows(stats.get("kernel") or {}):
+        t.add_row(*row)
     t.add_row("exit status", str(stats["exit_status"]), "")
     con.print(t)

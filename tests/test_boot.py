@@ -1,4 +1,7 @@
-"""The first guest boots to a clean shutdown on each MMU, deterministically."""
+"""The guest kernel boots to a clean shutdown on each MMU, deterministically:
+SBI and UART output, Sv39 on, timer interrupts, U-mode system calls and
+page faults the kernel resolves (the default demo; tests/test_kernel.py
+tests the kernel itself)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,13 @@ from emu import platform, report
 from tests.conftest import IMPLS, boot
 
 EXPECTED_LINES = [
-    b"emu: hello from S-mode through the SBI console",
+    b"emu: hello from S-mode through the SBI console",   # SBI legacy putchar
+    b"emu kernel: hart 0",                               # the UART from here on
     b"vm: Sv39 on, satp 0x80000000000",
-    b"timer: 3 ticks",
-    b"trap: system call from U-mode: hello",
-    b"trap: page fault at 0x0000000000800008 resolved with zero page",
-    b"user: exited with 0",
+    b"boot: starting init",
+    b"hello: hello from pid 2",                          # a U-mode write() system call
+    b"memtouch: 64 pages touched and verified",          # demand-zero page faults
+    b"init: exited with status 0",
     b"boot: all good, powering off",
 ]
 
@@ -29,9 +33,12 @@ def test_default_guest_boots_and_shuts_down_cleanly(kernel, mmu):
         pos = at
     st = report.collect(m)
     assert st["mmu"] == mmu
-    assert st["page_faults"]["load"] == 1
-    assert st["traps"] == {"ecall_u": 2, "load_page_fault": 1}
-    assert st["interrupts"]["timer"] == 3
+    assert m.cpu.csr("satp") >> 60 == 8   # still Sv39 at shutdown
+    assert st["traps"]["ecall_u"] > 10
+    # U-mode page faults, all resolved but the demo's one deliberate segfault.
+    assert st["page_faults"]["store"] >= 64 and st["page_faults"]["fetch"] >= 1
+    assert m.console.count(b"segfault at") == 1
+    assert st["interrupts"]["timer"] >= 2
     assert st["tlb_fills"] > 10
 
 
@@ -39,7 +46,7 @@ def test_same_flags_same_run(kernel):
     a, b = boot(kernel, mmu="python"), boot(kernel, mmu="python")
     sa, sb = report.collect(a), report.collect(b)
     for s in (sa, sb):
-        s.pop("wall_s"), s.pop("mips")
+        s.pop("wall_s"), s.pop("mips"), s.pop("tlb_fills")   # host-dependent (docs/stats.md)
     assert a.console == b.console
     assert sa == sb
 
@@ -49,7 +56,8 @@ def test_mmu_twins_give_the_same_run(kernel):
     a, b = boot(kernel, mmu="python"), boot(kernel, mmu="fast")
     assert a.console == b.console
     assert a.icount == b.icount
-    assert a.stats.traps == b.stats.traps and a.cpu.mmu.fills == b.cpu.mmu.fills
+    assert a.stats.traps == b.stats.traps and a.stats.page_faults == b.stats.page_faults
+    assert a.stats.interrupts == b.stats.interrupts
 
 
 @pytest.mark.skipif(len(IMPLS) < 2, reason="EMU_PURE=1: only the pure twins are loaded")
@@ -76,6 +84,7 @@ def test_bootinfo_block_holds_ram_and_cmdline(kernel):
     assert m.mem.read_u64(platform.BOOTINFO_ADDR) == platform.BOOTINFO_MAGIC
     assert m.mem.read_u64(platform.BOOTINFO_ADDR + 24) == 32 << 20
     assert b"cmdline: 'hello=world'" in m.console
+    assert b"param: unknown key 'hello' (value 'world'), ignored" in m.console
     assert b"RAM 0x0000000080000000 + 32 MiB" in m.console
 
 

@@ -333,3 +333,74 @@ def test_page_faults_report_the_exact_address(asm, mmu):
     assert r[0:3] == [platform.CAUSE_LOAD_PAGE_FAULT, 0x40000123, syms["load_at"]]
     assert r[3:6] == [platform.CAUSE_STORE_PAGE_FAULT, 0x3FFFFFF8, syms["store_at"]]
     assert r[6:9] == [platform.CAUSE_STORE_PAGE_FAULT, 0x40001000, syms["amo_at"]]
+
+
+FENCE_I = PRELUDE + r"""
+    call func
+    mv s2, a0                   # 1: the original code
+    li a0, 0
+    li a1, 0
+    li a7, 0x54494D45
+    li a6, 0
+    rdtime a0
+    li t0, 100000
+    add a0, a0, t0
+    ecall                       # timer in 100 us; the host patches func at 50 us
+    li t0, 0x20
+    csrs sie, t0
+    la t0, tick
+    csrw stvec, t0
+    csrsi sstatus, 2
+1:  wfi
+    la t1, ticked
+    ld t1, 0(t1)
+    beqz t1, 1b
+    call func
+    mv s3, a0                   # stale translated code would still say 1
+    li a7, 0x52464E43           # RFENCE.remote_fence_i
+    li a6, 0
+    li a0, 0
+    li a1, 0
+    ecall
+    call func
+    mv s4, a0                   # 2: the new code
+    la t1, out
+    sd s2, 0(t1)
+    sd s3, 8(t1)
+    sd s4, 16(t1)
+    SHUTDOWN 0
+tick:
+    li a0, -1
+    li a7, 0x54494D45
+    li a6, 0
+    ecall
+    la t1, ticked
+    li t2, 1
+    sd t2, 0(t1)
+    sret
+.align 12
+.globl func
+func:
+    li a0, 1
+    ret
+.section .data
+.align 3
+ticked: .space 8
+.globl out
+out: .space 24
+"""
+
+
+def test_remote_fence_i_drops_stale_translated_code(asm):
+    """Code rewritten behind unicorn's back (here by the host, as DMA would)
+    runs stale until the guest asks the firmware for fence.i."""
+    from emu.config import MachineConfig
+    from emu.machine import Machine
+    m = Machine(MachineConfig(kernel=asm(FENCE_I), max_insns=10_000_000))
+    func = m.image.symbols.by_name["func"]
+    new = struct.pack("<I", 0x00200513)          # li a0, 2
+    m.clock.schedule(50_000, m.mem.write, func, new)
+    assert m.run() == 0, m.stop_reason
+    before, stale, after = _rec(m, "out", 3)
+    assert before == 1 and after == 2
+    assert stale == 1, "the host write was seen without a fence: the test proves nothing"

@@ -51,3 +51,15 @@ def test_shutdown_reasons():
     assert log["status"] == [0, 1, 5]
     assert f.call(fw.EXT_SRST, 0, [1, 0, 0, 0, 0, 0])[0] != 0          # reboot unsupported
     assert f.call(0x99999, 0, [0] * 6)[0] == fw.SBI_ERR_NOT_SUPPORTED & (2**64 - 1)
+
+
+def test_rfence_calls_the_flushes():
+    f, _, _ = _fw()
+    seen = []
+    f.fence_i = lambda: seen.append("i")
+    f.sfence_vma = lambda: seen.append("vma")
+    assert f.call(fw.EXT_RFENCE, 0, [0] * 6) == (0, 0)
+    assert f.call(fw.EXT_RFENCE, 1, [0] * 6) == (0, 0)
+    assert f.call(fw.EXT_RFENCE, 9, [0] * 6)[0] != 0
+    assert seen == ["i", "vma"]
+    assert f.call(fw.EXT_BASE, 3, [fw.EXT_RFENCE, 0, 0, 0, 0, 0]) == (0, 1)

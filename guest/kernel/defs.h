@@ -1,8 +1,17 @@
 // Every kernel function other files may call, grouped by file (xv6 style).
+// Structures live with their subsystem: mm.h (frames, regions), proc.h
+// (processes), trap.h (trapframe), kstats.h (host-visible counters),
+// syscall.h (the user interface).
 #pragma once
 #include "types.h"
+#include "syscall.h"
 
 struct trapframe;
+struct proc;
+struct frame;
+struct vma;
+struct context;
+struct wmark;
 
 // bootinfo.c
 struct bootinfo {
@@ -24,30 +33,107 @@ void uartinit(void);
 void uartputc(int c);
 
 // printf.c
+void consputc(int c);
 void printf(const char *fmt, ...);
 void panic(const char *msg) __attribute__((noreturn));
 
 // string.c
 void *memset(void *dst, int c, uint64 n);
 void *memcpy(void *dst, const void *src, uint64 n);
+int memcmp(const void *a, const void *b, uint64 n);
 int strncmp(const char *a, const char *b, uint64 n);
+int strcmp(const char *a, const char *b);
 uint64 strlen(const char *s);
+char *strncpy(char *dst, const char *src, uint64 n);
+
+// param.c
+struct params {
+  int test;             // run the in-kernel tests
+  const char *tests;    // test=A,B: only these (0 or "": all)
+  int panic;
+  uint64 tick_us;       // 0: default
+  uint64 min_free_kb;   // 0: Linux's rule
+  int initargc;
+  char *initargv[MAXARG + 1];
+};
+extern struct params params;
+int paraminit(const char *cmdline);
 
 // kalloc.c
-void kinit(uint64 start, uint64 end);
-void *kalloc(void);
-void kfree(void *pa);
-uint64 kfreepages(void);
+extern struct frame *frames;
+extern struct wmark wmark;
+void kinit(uint64 start, uint64 end, uint64 min_kb);
+void *palloc(int use);
+void pfree(void *pa);
+uint64 nfree(void);
+struct frame *pa2frame(uint64 pa);
+uint64 frame2pa(struct frame *f);
+void flist_push(uint32 *head, struct frame *f);
+void flist_del(uint32 *head, struct frame *f);
+uint64 min_free_kbytes(uint64 lowmem_kb);
+void kmeminfo(struct meminfo *mi);
+
+// kmalloc.c
+void kmallocinit(void);
+void *kmalloc(uint64 n);
+void kfree(void *p);
 
 // vm.c
 extern pagetable_t kernel_pagetable;
-void kvminit(void);
-void kvminithart(void);
+void kvminit(uint64 ramend);
+void vmswitch(pagetable_t pt);
 pte_t *walk(pagetable_t pt, uint64 va, int alloc);
-int mappages(pagetable_t pt, uint64 va, uint64 size, uint64 pa, int perm);
+pte_t *walkleaf(pagetable_t pt, uint64 va, int *level);
+pagetable_t uvmcreate(void);
+void uvmfree(struct proc *p);
+void uvmunmap(struct proc *p, uint64 va, uint64 npages);
+int vmfault(struct proc *p, uint64 va, uint64 cause);
+uint64 uvmaddr(struct proc *p, uint64 va, int need);
+int copyout(struct proc *p, uint64 dstva, const void *src, uint64 len);
+int copyin(struct proc *p, void *dst, uint64 srcva, uint64 len);
+int copyinstr(struct proc *p, char *dst, uint64 srcva, uint64 max);
+int64 uvmsbrk(struct proc *p, int64 n);
+
+// spawn.c
+struct prog {
+  const char *name;
+  const uint8 *start, *end;  // the program's ELF image
+};
+extern const struct prog progs[];
+extern const uint64 nprogs;
+extern const uint8 progimg_start[], progimg_end[];  // progs.S: all images, page aligned
+const struct prog *findprog(const char *name);
+int loadprog(struct proc *p, const struct prog *pg, char **argv);
+
+// proc.c
+struct proc *myproc(void);
+int spawn(const char *name, char **argv);
+int kthread(const char *name, void (*fn)(void));
+void exit(int status) __attribute__((noreturn));
+int wait(int *status);
+void yield(void);
+void sched(void);
+void sleep(void *chan);
+void wakeup(void *chan);
+void sleepuntil(uint64 deadline);
+uint64 nextdeadline(void);
+int anyrunnable(void);
+void procinfo(struct meminfo *mi);
+void poweroff(int status) __attribute__((noreturn));
+void scheduler(void) __attribute__((noreturn));
+
+// swtch.S
+void swtch(struct context *old, struct context *new);
 
 // trap.c
 extern volatile uint64 ticks;
+extern uint64 tick_ns;
 void trapinit(void);
-void timer_arm(void);
-void usertrapret_first(uint64 entry, uint64 kstack_top) __attribute__((noreturn));
+void timer_program(int busy);
+
+// syscall.c
+void syscallinit(void);
+void syscall(struct trapframe *tf);
+
+// ktest.c
+void ktest(void);

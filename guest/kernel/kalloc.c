@@ -1,42 +1,165 @@
-// Physical page allocator: a free list of 4 KiB pages between the end of the
-// kernel image and the end of RAM.
+// Physical page allocator: the frame table (one struct frame per page of
+// RAM), a free list threaded through it, and the free-memory watermarks.
 #include "types.h"
 #include "riscv.h"
+#include "memlayout.h"
+#include "mm.h"
 #include "defs.h"
 
-struct run { struct run *next; };
+struct frame *frames;       // frames[(pa - RAM_BASE) >> PGSHIFT]
+struct wmark wmark;
+static uint64 nframes;
+static uint64 managed_lo;   // first page the allocator hands out
+static uint32 freelist = NOFRAME;
 
-static struct run *freelist;
-static uint64 nfree;
-static uint64 mem_start, mem_end;
-
-void kinit(uint64 start, uint64 end) {
-  mem_start = PGROUNDUP(start);
-  mem_end = PGROUNDDOWN(end);
-  for (uint64 p = mem_end - PGSIZE; p >= mem_start; p -= PGSIZE)
-    kfree((void *)p);
+struct frame *pa2frame(uint64 pa) {
+  if (pa < RAM_BASE || pa >= RAM_BASE + nframes * PGSIZE)
+    panic("pa2frame");
+  return &frames[(pa - RAM_BASE) >> PGSHIFT];
 }
 
-// Free the page at `pa` (page aligned, inside the managed range).
-void kfree(void *pa) {
-  uint64 a = (uint64)pa;
-  if (a % PGSIZE || a < mem_start || a >= mem_end)
-    panic("kfree");
-  struct run *r = pa;
-  r->next = freelist;
-  freelist = r;
-  nfree++;
+uint64 frame2pa(struct frame *f) { return RAM_BASE + ((uint64)(f - frames) << PGSHIFT); }
+
+static uint32 fnum(struct frame *f) { return f - frames; }
+
+// Push `f` on the front of the doubly linked frame list at *head.
+void flist_push(uint32 *head, struct frame *f) {
+  f->prev = NOFRAME;
+  f->next = *head;
+  if (*head != NOFRAME)
+    frames[*head].prev = fnum(f);
+  *head = fnum(f);
 }
 
-// Returns a zeroed page, or 0 if out of memory.
-void *kalloc(void) {
-  struct run *r = freelist;
-  if (!r)
-    return 0;
-  freelist = r->next;
-  nfree--;
-  memset(r, 0, PGSIZE);
+// Unlink `f` from the frame list at *head.
+void flist_del(uint32 *head, struct frame *f) {
+  if (f->prev != NOFRAME)
+    frames[f->prev].next = f->next;
+  else if (*head == fnum(f))
+    *head = f->next;
+  else
+    panic("flist_del: not on the list");
+  if (f->next != NOFRAME)
+    frames[f->next].prev = f->prev;
+  f->next = f->prev = NOFRAME;
+}
+
+static uint64 isqrt(uint64 x) {
+  uint64 r = 0;
+  for (uint64 bit = 1UL << 62; bit; bit >>= 2) {
+    if (x >= r + bit) {
+      x -= r + bit;
+      r = (r >> 1) + bit;
+    } else {
+      r >>= 1;
+    }
+  }
   return r;
 }
 
-uint64 kfreepages(void) { return nfree; }
+// Linux's rule for min_free_kbytes: sqrt(lowmem_kbytes * 16), clamped to
+// [128, 65536] KiB (mm/page_alloc.c, init_per_zone_wmark_min).
+uint64 min_free_kbytes(uint64 lowmem_kb) {
+  uint64 kb = isqrt(lowmem_kb * 16);
+  return kb < 128 ? 128 : kb > 65536 ? 65536 : kb;
+}
+
+// Set the watermarks from min_kb: low = min * 5/4, high = min * 3/2 (the
+// classic zone rule). The min never exceeds half of the managed pages, so a
+// tiny machine keeps memory to run in.
+static void setwmark(uint64 min_kb) {
+  uint64 min = min_kb / 4, cap = (nframes - (managed_lo - RAM_BASE) / PGSIZE) / 2;
+  if (min > cap)
+    min = cap;
+  wmark.min = min;
+  wmark.low = min + min / 4;
+  wmark.high = min + min / 2;
+  kstats.wmark_min = wmark.min;
+  kstats.wmark_low = wmark.low;
+  kstats.wmark_high = wmark.high;
+}
+
+// Build the frame table at `start` (the end of the kernel image) for RAM up
+// to `end`, free every page after it, and set the watermarks (min_kb, or
+// Linux's rule if 0). Everything below the first free page is reserved, the
+// embedded program images are FRAME_IMAGE.
+void kinit(uint64 start, uint64 end, uint64 min_kb) {
+  nframes = (end - RAM_BASE) / PGSIZE;
+  frames = (struct frame *)PGROUNDUP(start);
+  managed_lo = PGROUNDUP((uint64)(frames + nframes));
+  memset(frames, 0, managed_lo - (uint64)frames);
+  kstats.pages_total = nframes;
+  for (uint64 i = 0; i < nframes; i++) {
+    frames[i].use = FRAME_RESERVED;
+    frames[i].next = frames[i].prev = NOFRAME;
+  }
+  kstats.pages[FRAME_RESERVED] = nframes;
+  for (uint64 pa = (uint64)progimg_start; pa < (uint64)progimg_end; pa += PGSIZE) {
+    pa2frame(pa)->use = FRAME_IMAGE;
+    kstats.pages[FRAME_RESERVED]--;
+    kstats.pages[FRAME_IMAGE]++;
+  }
+  // Push from the top so the lowest pages are handed out first.
+  for (uint64 pa = RAM_BASE + (nframes - 1) * PGSIZE; pa >= managed_lo; pa -= PGSIZE) {
+    struct frame *f = pa2frame(pa);
+    f->use = FRAME_FREE;
+    f->next = freelist;
+    freelist = fnum(f);
+    kstats.pages[FRAME_RESERVED]--;
+    kstats.pages[FRAME_FREE]++;
+  }
+  setwmark(min_kb ? min_kb : min_free_kbytes(kstats.pages[FRAME_FREE] * (PGSIZE / 1024)));
+}
+
+uint64 nfree(void) { return kstats.pages[FRAME_FREE]; }
+
+// Returns a zeroed page tagged `use` (a FRAME_* value), or 0 if free memory
+// is down to the min watermark: the pages below it are the reserve, which
+// only the memalloc callers of the reserves issue will be allowed to take.
+void *palloc(int use) {
+  if (use == FRAME_FREE || use == FRAME_RESERVED || use == FRAME_IMAGE || use >= NFRAMEUSE)
+    panic("palloc: bad use");
+  if (freelist == NOFRAME || nfree() <= wmark.min) {
+    kstats.alloc_fails++;
+    return 0;
+  }
+  struct frame *f = &frames[freelist];
+  freelist = f->next;
+  memset(f, 0, sizeof *f);
+  f->use = use;
+  f->next = f->prev = NOFRAME;
+  kstats.pages[FRAME_FREE]--;
+  kstats.pages[use]++;
+  void *pa = (void *)frame2pa(f);
+  memset(pa, 0, PGSIZE);
+  return pa;
+}
+
+// Free the page at `pa`, which palloc returned. Panics on a page that is
+// not allocated (double free) or that the allocator does not manage.
+void pfree(void *pa) {
+  uint64 a = (uint64)pa;
+  if (a % PGSIZE || a < managed_lo)
+    panic("pfree: bad address");
+  struct frame *f = pa2frame(a);
+  if (f->use == FRAME_FREE || f->use == FRAME_RESERVED || f->use == FRAME_IMAGE)
+    panic("pfree: page not allocated");
+  if (f->flags & FR_LRU)
+    panic("pfree: page on an LRU list");
+  kstats.pages[f->use]--;
+  kstats.pages[FRAME_FREE]++;
+  memset(f, 0, sizeof *f);
+  f->use = FRAME_FREE;
+  f->prev = NOFRAME;
+  f->next = freelist;
+  freelist = fnum(f);
+}
+
+// Fill the memory part of a meminfo record.
+void kmeminfo(struct meminfo *mi) {
+  mi->total = kstats.pages_total;
+  mi->free = nfree();
+  mi->min = wmark.min;
+  mi->low = wmark.low;
+  mi->high = wmark.high;
+}

@@ -1,92 +1,65 @@
-// Boot: the first guest proves the machine. It prints through the SBI and
-// the UART, builds a direct-mapped kernel page table and turns Sv39 on,
-// takes timer interrupts, runs a U-mode routine that makes a system call and
-// takes a page fault the kernel resolves, then powers off with status 0.
+// Boot: console, boot parameters, the frame table and watermarks, the
+// kernel's page table, traps; then the first process - init, or the
+// in-kernel tests as a kernel thread - and the scheduler.
 #include "types.h"
 #include "riscv.h"
 #include "memlayout.h"
+#include "mm.h"
 #include "defs.h"
 
+struct kstats kstats;  // read by the host after the run (emu/kstats.py)
 extern char end[];
-extern char userdemo_start[], userdemo_end[];
-
-#define USER_TEXT 0x400000UL
-
-pagetable_t user_pagetable;
-static uint64 boot_time;
 
 static void sbi_puts(const char *s) {
   while (*s)
     sbi_putchar(*s++);
 }
 
-static int has_word(const char *s, const char *w) {
-  uint64 n = strlen(w);
-  for (const char *p = s; *p; p++)
-    if ((p == s || p[-1] == ' ') && strncmp(p, w, n) == 0 && (p[n] == 0 || p[n] == ' '))
-      return 1;
-  return 0;
-}
-
-// Copy the kernel page table's top level into a fresh one (sharing the
-// kernel's lower levels) and add the user text page.
-static void user_setup(void) {
-  user_pagetable = kalloc();
-  if (!user_pagetable)
-    panic("user_setup");
-  memcpy(user_pagetable, kernel_pagetable, PGSIZE);
-  void *text = kalloc();
-  if (!text)
-    panic("user_setup: text");
-  memcpy(text, userdemo_start, userdemo_end - userdemo_start);
-  if (mappages(user_pagetable, USER_TEXT, PGSIZE, (uint64)text, PTE_U | PTE_R | PTE_X) != 0)
-    panic("user_setup: map");
-  sfence_vma();
-  csr_write(satp, MAKE_SATP(user_pagetable));
-  sfence_vma();
-}
-
-void user_exited(long code) {
-  printf("user: exited with %d\n", (int)code);
-  printf("boot: %d timer ticks, %d free pages, %d ns of virtual time\n", (int)ticks,
-         (int)kfreepages(), (int)(rdtime() - boot_time));
-  if (code != 0)
-    panic("user_exited: user demo failed");
-  printf("boot: all good, powering off\n");
-  sbi_shutdown(0);
+static void startinit(void) {
+  char *argv[MAXARG + 1] = {"init"};
+  for (int i = 0; i < params.initargc; i++)
+    argv[i + 1] = params.initargv[i];
+  printf("boot: starting init");
+  for (int i = 1; argv[i]; i++)
+    printf(" %s", argv[i]);
+  printf("\n");
+  if (spawn("init", argv) < 0)
+    panic("main: cannot start init");
 }
 
 void main(uint64 hartid, uint64 bootinfo_addr) {
   bootinfo_init(bootinfo_addr);
-  boot_time = rdtime();
   sbi_puts("emu: hello from S-mode through the SBI console\n");
   uartinit();
   printf("emu kernel: hart %d, RAM %p + %d MiB, SBI v%d.%d\n", (int)hartid,
          bootinfo->ram_base, (int)(bootinfo->ram_size >> 20),
          (int)(sbi_spec_version() >> 24), (int)(sbi_spec_version() & 0xffffff));
   printf("cmdline: '%s'\n", cmdline);
-  if (has_word(cmdline, "panic"))
+  kstats.magic = KSTATS_MAGIC;
+  kstats.version = KSTATS_VERSION;
+  paraminit(cmdline);
+  if (params.panic)
     panic("main: panic requested on the command line");
+  if (params.tick_us)
+    tick_ns = params.tick_us * 1000;
 
-  kinit((uint64)end, bootinfo->ram_base + bootinfo->ram_size);
-  printf("kalloc: %d free pages\n", (int)kfreepages());
-  kvminit();
-  kvminithart();
+  uint64 ramend = bootinfo->ram_base + bootinfo->ram_size;
+  kinit((uint64)end, ramend, params.min_free_kb);
+  printf("kalloc: %d of %d pages free; watermarks min %d low %d high %d pages\n",
+         (int)nfree(), (int)kstats.pages_total, (int)wmark.min, (int)wmark.low,
+         (int)wmark.high);
+  kmallocinit();
+  kvminit(ramend);
+  vmswitch(kernel_pagetable);
   printf("vm: Sv39 on, satp %p\n", csr_read(satp));
-
   trapinit();
-  csr_set(sie, SIE_STIE);
-  timer_arm();
-  intr_on();
-  while (ticks < 3)
-    wfi();
-  printf("timer: %d ticks\n", (int)ticks);
+  syscallinit();
 
-  user_setup();
-  printf("user: entering U-mode at %p\n", USER_TEXT);
-  void *kstack = kalloc();
-  if (!kstack)
-    panic("main: kernel stack");
-  intr_off();
-  usertrapret_first(USER_TEXT, (uint64)kstack + PGSIZE);
+  if (params.test) {
+    if (kthread("ktest", ktest) < 0)
+      panic("main: cannot start ktest");
+  } else {
+    startinit();
+  }
+  scheduler();
 }

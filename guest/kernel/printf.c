@@ -3,11 +3,14 @@
 #include "types.h"
 #include "defs.h"
 
-static void putc(int c) {
+// Console output: a newline goes out as CR LF.
+void consputc(int c) {
   if (c == '\n')
     uartputc('\r');
   uartputc(c);
 }
+
+#define putc consputc
 
 static void printnum(uint64 x, int base, int sign, int width, int zero) {
   char buf[24];
@@ -68,7 +71,7 @@ void printf(const char *fmt, ...) {
   va_end(ap);
 }
 
-// Print "panic: msg" and power off with failure status.
+// Print "panic: msg" and power off with failure status (emu exits 1).
 void panic(const char *msg) {
   printf("panic: %s\n", msg);
   sbi_shutdown(1);

@@ -28,6 +28,8 @@
 static inline void sfence_vma(void) { asm volatile("sfence.vma zero, zero" ::: "memory"); }
 static inline void sfence_vma_va(uint64 va) { asm volatile("sfence.vma %0, zero" :: "r"(va) : "memory"); }
 static inline void wfi(void) { asm volatile("wfi"); }
+// Order our stores to a page against later instruction fetches from it.
+static inline void fence_i(void) { asm volatile("fence.i" ::: "memory"); }
 static inline void intr_on(void) { csr_set(sstatus, SSTATUS_SIE); }
 static inline void intr_off(void) { csr_clear(sstatus, SSTATUS_SIE); }
 // rdtime traps to the firmware, which answers from virtual time.
@@ -48,10 +50,13 @@ static inline uint64 rdtime(void) { uint64 t; asm volatile("rdtime %0" : "=r"(t)
 #define PTE_G (1UL << 5)
 #define PTE_A (1UL << 6)
 #define PTE_D (1UL << 7)
+#define PTE_RSW0 (1UL << 8)   // the two bits the hardware leaves to software
+#define PTE_RSW1 (1UL << 9)
 
 #define PA2PTE(pa) ((((uint64)(pa)) >> 12) << 10)
 #define PTE2PA(pte) (((pte) >> 10) << 12)
 #define PTE_FLAGS(pte) ((pte) & 0x3FF)
+#define MEGAPAGE (1UL << 21)
 #define PXSHIFT(level) (PGSHIFT + 9 * (level))
 #define PX(level, va) ((((uint64)(va)) >> PXSHIFT(level)) & 0x1FF)
 #define MAXVA (1UL << 38)

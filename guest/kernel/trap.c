@@ -1,81 +1,110 @@
-// Trap handling: timer interrupts, system calls and page faults from the
-// U-mode demo, and a panic for anything unexpected.
+// Traps: system calls, page faults and other exceptions from user mode,
+// timer interrupts (round-robin preemption, sleep deadlines), and a panic for
+// anything the kernel does not expect from itself.
 #include "types.h"
 #include "riscv.h"
-#include "memlayout.h"
-#include "defs.h"
+#include "proc.h"
 #include "trap.h"
+#include "defs.h"
 
-#define TICK_NS 1000000UL   // 1 ms of virtual time
-
-volatile uint64 ticks;
+volatile uint64 ticks;     // timer interrupts taken; sleepers sleep on it
+uint64 tick_ns = 1000000;  // round-robin quantum (boot parameter tick_us)
 extern char trapvec[];
-
-// User demo state (main.c).
-extern pagetable_t user_pagetable;
-#define USER_DATA 0x800000UL
-#define SYS_HELLO 1
-#define SYS_EXIT 2
-void user_exited(long code) __attribute__((noreturn));
 
 void trapinit(void) {
   csr_write(stvec, (uint64)trapvec);
   csr_write(sscratch, 0);
+  csr_set(sie, SIE_STIE);
 }
 
-void timer_arm(void) { sbi_set_timer(rdtime() + TICK_NS); }
+// Program the timer for the earliest of: one quantum from now if `busy` (a
+// process is about to run and may need preempting), the nearest sleep
+// deadline. With neither it stays unarmed: nothing can then wake an idle
+// hart, a deadlock the machine reports by ending the run (exit 125).
+void timer_program(int busy) {
+  uint64 next = nextdeadline();
+  if (busy) {
+    uint64 q = rdtime() + tick_ns;
+    if (!next || q < next)
+      next = q;
+  }
+  sbi_set_timer(next ? next : ~0UL);  // also clears a pending timer interrupt
+}
 
-// Resolve a user page fault in the demo's data page with a fresh zero page.
-// Returns 0 if resolved, -1 if the address is not a user data address.
-static int user_fault(uint64 va) {
-  if (PGROUNDDOWN(va) != USER_DATA)
-    return -1;
-  void *pa = kalloc();
-  if (!pa)
-    panic("user_fault: out of memory");
-  if (mappages(user_pagetable, USER_DATA, PGSIZE, (uint64)pa, PTE_U | PTE_R | PTE_W) != 0)
-    panic("user_fault: mappages");
-  sfence_vma_va(USER_DATA);
-  printf("trap: page fault at %p resolved with zero page %p\n", va, (uint64)pa);
-  return 0;
+static void clockintr(void) {
+  ticks++;
+  kstats.ticks++;
+  wakeup((void *)&ticks);
+}
+
+static const char *causename(uint64 c) {
+  switch (c) {
+  case CAUSE_ILLEGAL: return "illegal instruction";
+  case CAUSE_BREAKPOINT: return "breakpoint";
+  case CAUSE_FETCH_PF: return "instruction page fault";
+  case CAUSE_LOAD_PF: return "load page fault";
+  case CAUSE_STORE_PF: return "store page fault";
+  default: return "exception";
+  }
+}
+
+static void usertrap(struct trapframe *tf) {
+  struct proc *p = myproc();
+  uint64 cause = tf->scause;
+  if (cause & SCAUSE_INTR) {
+    if ((cause & 0xff) != IRQ_S_TIMER)
+      panic("usertrap: unexpected interrupt");
+    clockintr();
+    if (anyrunnable()) {  // the scheduler reprograms the timer
+      kstats.preempt++;
+      yield();
+    } else {
+      timer_program(1);
+    }
+  } else if (cause == CAUSE_ECALL_U) {
+    tf->sepc += 4;
+    syscall(tf);
+  } else if (cause == CAUSE_FETCH_PF || cause == CAUSE_LOAD_PF || cause == CAUSE_STORE_PF) {
+    int r = vmfault(p, tf->stval, cause);
+    if (r == VMF_SEGV) {
+      printf("pid %d (%s): segfault at 0x%lx cause %d pc 0x%lx\n", p->pid, p->name, tf->stval,
+             (int)cause, tf->sepc);
+      kstats.segfaults++;
+      p->killed = 1;
+    } else if (r == VMF_OOM) {
+      printf("pid %d (%s): out of memory at 0x%lx pc 0x%lx, killed\n", p->pid, p->name,
+             tf->stval, tf->sepc);
+      kstats.oom_kills++;
+      p->killed = 1;
+    }
+  } else {
+    printf("pid %d (%s): %s (cause %d) stval 0x%lx pc 0x%lx, killed\n", p->pid, p->name,
+           causename(cause), (int)cause, tf->stval, tf->sepc);
+    p->killed = 1;
+  }
+  if (p->killed)
+    exit(-1);
+}
+
+// From S-mode only the timer is expected (taken in the scheduler's idle
+// wait): the kernel touches user memory only through copyin/copyout, which
+// never fault.
+static void kerneltrap(struct trapframe *tf) {
+  uint64 cause = tf->scause;
+  if (cause == (SCAUSE_INTR | IRQ_S_TIMER)) {
+    clockintr();
+    timer_program(0);
+    return;
+  }
+  printf("kerneltrap: %s (scause %p) stval %p sepc %p\n", causename(cause), cause, tf->stval,
+         tf->sepc);
+  panic("kerneltrap");
 }
 
 void trap(struct trapframe *tf) {
-  uint64 scause = tf->scause;
-  int from_user = (tf->sstatus & SSTATUS_SPP) == 0;
-  if (scause & SCAUSE_INTR) {
-    if ((scause & 0xff) == IRQ_S_TIMER) {
-      ticks++;
-      timer_arm();
-    } else {
-      printf("trap: unexpected interrupt %d\n", (int)(scause & 0xff));
-    }
-  } else if (scause == CAUSE_ECALL_U && from_user) {
-    tf->sepc += 4;
-    if (tf->a7 == SYS_HELLO)
-      printf("trap: system call from U-mode: hello\n");
-    else if (tf->a7 == SYS_EXIT)
-      user_exited(tf->a0);
-    else
-      printf("trap: unknown system call %d\n", (int)tf->a7);
-  } else if ((scause == CAUSE_LOAD_PF || scause == CAUSE_STORE_PF) && from_user &&
-             user_fault(tf->stval) == 0) {
-    // the faulting instruction runs again and now succeeds
-  } else {
-    printf("trap: scause %p stval %p sepc %p from %s\n", scause, tf->stval, tf->sepc,
-           from_user ? "user" : "kernel");
-    panic("trap");
-  }
-  trapret(tf);
-}
-
-// Enter U-mode at `entry` for the first time. The trapframe is built at the
-// top of the kernel stack whose top is `kstack_top`, so that trapret leaves
-// that top in sscratch and later traps from U land on the same stack.
-void usertrapret_first(uint64 entry, uint64 kstack_top) {
-  struct trapframe *tf = (struct trapframe *)(kstack_top - sizeof(struct trapframe));
-  memset(tf, 0, sizeof *tf);
-  tf->sepc = entry;
-  tf->sstatus = (csr_read(sstatus) & ~SSTATUS_SPP) | SSTATUS_SPIE;
+  if (tf->sstatus & SSTATUS_SPP)
+    kerneltrap(tf);
+  else
+    usertrap(tf);
   trapret(tf);
 }

@@ -1,0 +1,25 @@
+"""The fault debugger (`emu debug`) and the GDB stub (`emu run|debug -s`).
+
+Layout, one job per module:
+
+- control.py   Controller: breakpoints (code, watch, fault), stepping, replay
+- faults.py    fault descriptions, `break fault` filters, exact access addresses
+- commands.py  THE command table, shared by the REPL and gdb's `monitor`
+- context.py   the context view shown at every stop
+- repl.py      the command loop of `emu debug`
+- rsp.py       GDB remote serial protocol codec (framing, checksums, escapes)
+- gdbstub.py   the GDB server built on rsp.py and the Controller
+- gdbregs.py   register numbering and target.xml for gdb
+- vmem.py      side-effect-free reads/writes by virtual or physical address
+- infomem.py   QEMU-format `info mem`
+- kview.py     the kernel's view of a page (demand-zero, protection, ...)
+- kproc.py     the kernel's processes and regions (via DWARF) and its kview probe
+- ktypes.py    struct layouts from the kernel's DWARF
+- symbols.py   symbol lookup/resolution for the debugger
+- dwarf.py     DWARF line table (pyelftools)
+- disasm.py    capstone disassembly with symbols
+- frames.py    frame-pointer backtrace across trap boundaries
+- main.py      `emu debug` and the -s/-S/-gdb flags (registered by emu/cli.py)
+
+See docs/debugging.md for a walk-through.
+"""

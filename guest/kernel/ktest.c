@@ -1,0 +1,591 @@
+// In-kernel tests, run by the boot parameter `test` (or test=A,B for some):
+// a kernel thread runs each test in the table, prints "PASS name" or
+// "FAIL name: why", and powers off with the number of failures as emu's exit
+// status. tests/test_kernel.py turns each line into a pytest result.
+// Every test must give back all the memory it took: the runner fails a test
+// that changes the number of free pages.
+#include "types.h"
+#include "riscv.h"
+#include "memlayout.h"
+#include "proc.h"
+#include "trap.h"
+#include "defs.h"
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+// Fail the current test, naming the line and the condition.
+#define CHECK(c)                                   \
+  do {                                             \
+    if (!(c))                                      \
+      return "line " STR(__LINE__) ": " #c;        \
+  } while (0)
+
+#define NOSPAWN (-1000)
+extern char etext[], erodata[], end[];
+
+// Run the user program described by `cmd` (words separated by spaces) as a
+// child of the test thread and wait for it. Returns its exit status, or
+// NOSPAWN if it could not be started.
+static int run(const char *cmd) {
+  char buf[128], *argv[MAXARG + 1];
+  int n = 0;
+  strncpy(buf, cmd, sizeof buf - 1);
+  buf[sizeof buf - 1] = 0;
+  for (char *p = buf; *p && n < MAXARG;) {
+    while (*p == ' ')
+      *p++ = 0;
+    if (!*p)
+      break;
+    argv[n++] = p;
+    while (*p && *p != ' ')
+      p++;
+  }
+  argv[n] = 0;
+  int pid = spawn(argv[0], argv), st, w;
+  if (pid < 0)
+    return NOSPAWN;
+  while ((w = wait(&st)) != pid)
+    if (w < 0)
+      return NOSPAWN;
+  return st;
+}
+
+// -- physical memory ---------------------------------------------------------
+
+static const char *t_kalloc(void) {
+  uint64 before = nfree();
+  uint8 *a = palloc(FRAME_KERNEL), *b = palloc(FRAME_KERNEL);
+  CHECK(a && b && a != b);
+  CHECK((uint64)a % PGSIZE == 0 && (uint64)b % PGSIZE == 0);
+  CHECK((uint64)a >= (uint64)end && (uint64)b < RAM_BASE + kstats.pages_total * PGSIZE);
+  CHECK(nfree() == before - 2);
+  CHECK(pa2frame((uint64)a)->use == FRAME_KERNEL && frame2pa(pa2frame((uint64)a)) == (uint64)a);
+  for (int i = 0; i < PGSIZE; i += 8)
+    CHECK(*(uint64 *)(a + i) == 0);
+  memset(a, 0xab, PGSIZE);
+  pfree(a);
+  CHECK(pa2frame((uint64)a)->use == FRAME_FREE);
+  uint8 *c = palloc(FRAME_KSTACK);
+  CHECK(c == a);  // the free list is LIFO
+  CHECK(c[0] == 0 && c[PGSIZE - 1] == 0);
+  CHECK(pa2frame((uint64)c)->use == FRAME_KSTACK);
+  pfree(b);
+  pfree(c);
+  CHECK(nfree() == before);
+  CHECK(pa2frame(RAM_BASE)->use == FRAME_RESERVED);
+  CHECK(pa2frame(KERNEL_BASE)->use == FRAME_RESERVED);
+  CHECK(pa2frame((uint64)end)->use == FRAME_RESERVED);  // the frame table itself
+  uint64 sum = 0;
+  for (int u = 0; u < NFRAMEUSE; u++)
+    sum += kstats.pages[u];
+  CHECK(sum == kstats.pages_total);
+  return 0;
+}
+
+// Ordinary allocations stop at the min watermark: the reserve below it
+// stays untouched.
+static const char *t_kalloc_reserve(void) {
+  uint64 before = nfree(), fails = kstats.alloc_fails, n = 0;
+  void *list = 0, *p;
+  while ((p = palloc(FRAME_KERNEL)) != 0) {
+    *(void **)p = list;
+    list = p;
+    n++;
+  }
+  uint64 left = nfree();
+  while (list) {
+    p = list;
+    list = *(void **)p;
+    pfree(p);
+  }
+  CHECK(left == wmark.min);
+  CHECK(n == before - wmark.min);
+  CHECK(kstats.alloc_fails == fails + 1);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+static const char *t_watermarks(void) {
+  CHECK(min_free_kbytes(16384) == 512);      // 16 MiB -> 512 KiB (Linux's table)
+  CHECK(min_free_kbytes(1024) == 128);       // clamped up
+  CHECK(min_free_kbytes(1UL << 40) == 65536);  // clamped down
+  CHECK(min_free_kbytes(65536) == 1024);
+  CHECK(wmark.min > 0 && wmark.low == wmark.min + wmark.min / 4);
+  CHECK(wmark.high == wmark.min + wmark.min / 2);
+  CHECK(kstats.wmark_min == wmark.min && kstats.wmark_high == wmark.high);
+  if (!params.min_free_kb)
+    CHECK(wmark.min <= min_free_kbytes(kstats.pages_total * 4) / 4);
+  return 0;
+}
+
+static const char *t_kmalloc(void) {
+  uint64 before = nfree(), slabs = kstats.pages[FRAME_KMALLOC];
+  static const uint64 sizes[] = {1, 8, 16, 17, 100, 128, 500, 1024, 2048};
+  void *obj[9];
+  for (int i = 0; i < 9; i++) {
+    uint64 n = sizes[i], cls = 16;
+    while (cls < n)
+      cls <<= 1;
+    uint8 *p = obj[i] = kmalloc(n);
+    CHECK(p != 0);
+    CHECK((uint64)p % cls == 0);
+    CHECK(pa2frame((uint64)p)->use == FRAME_KMALLOC);
+    for (uint64 j = 0; j < n; j++)
+      CHECK(p[j] == 0);
+    memset(p, 0x5a, n);
+  }
+  for (int i = 0; i < 9; i++)
+    for (int j = 0; j < 9; j++)
+      CHECK(i == j || obj[i] != obj[j]);
+  for (int i = 0; i < 9; i++)
+    kfree(obj[i]);
+  CHECK(kstats.pages[FRAME_KMALLOC] == slabs);
+
+  // 300 objects of 32 bytes span three slabs; freeing them all gives every
+  // slab back, and a freed object is the next one handed out.
+  void *list = 0;
+  for (int i = 0; i < 300; i++) {
+    void **p = kmalloc(32);
+    CHECK(p != 0);
+    *p = list;
+    list = p;
+  }
+  CHECK(kstats.pages[FRAME_KMALLOC] >= slabs + 3);
+  void *first = list;
+  list = *(void **)first;
+  kfree(first);
+  CHECK(kmalloc(32) == first);
+  kfree(first);
+  while (list) {
+    void *p = list;
+    list = *(void **)p;
+    kfree(p);
+  }
+  CHECK(kstats.pages[FRAME_KMALLOC] == slabs);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+static const char *t_kmalloc_page(void) {
+  uint64 before = nfree();
+  void *a = kmalloc(3000), *b = kmalloc(PGSIZE);
+  CHECK(a && b && (uint64)a % PGSIZE == 0 && (uint64)b % PGSIZE == 0);
+  CHECK(kmalloc(PGSIZE + 1) == 0);
+  CHECK(kmalloc(0) == 0);
+  kfree(a);
+  kfree(b);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+// -- address spaces ------------------------------------------------------------
+
+static const char *t_kernel_map(void) {
+  pagetable_t k = kernel_pagetable;
+  int level;
+  pte_t *pte = walkleaf(k, KERNEL_BASE, &level);
+  CHECK(pte && (*pte & (PTE_R | PTE_X)) == (PTE_R | PTE_X) && !(*pte & PTE_W));
+  pte = walkleaf(k, (uint64)etext, &level);
+  CHECK(pte && (*pte & PTE_R) && !(*pte & (PTE_W | PTE_X)));
+  pte = walkleaf(k, (uint64)erodata, &level);
+  CHECK(pte && (*pte & (PTE_R | PTE_W)) == (PTE_R | PTE_W) && !(*pte & PTE_X));
+  pte = walkleaf(k, RAM_BASE + kstats.pages_total * PGSIZE - 1, &level);
+  CHECK(pte && (*pte & PTE_W) && !(*pte & PTE_X));
+  CHECK(kstats.pages_total * PGSIZE < 2 * MEGAPAGE + (uint64)end - RAM_BASE || level == 1);
+  pte = walkleaf(k, BOOTINFO_ADDR, &level);
+  CHECK(pte && !(*pte & (PTE_W | PTE_X)));
+  pte = walkleaf(k, UART_BASE, &level);
+  CHECK(pte && (*pte & PTE_W) && !(*pte & PTE_X));
+  CHECK(walkleaf(k, 0, &level) == 0);
+  CHECK(walkleaf(k, USER_BASE, &level) == 0);
+  CHECK(walkleaf(k, RAM_BASE + kstats.pages_total * PGSIZE, &level) == 0);
+  CHECK(!(k[PX(2, USER_BASE)] & PTE_V));
+  // No kernel leaf is user-accessible, and all are global.
+  for (int i = 0; i < 512; i++) {
+    if (!(k[i] & PTE_V))
+      continue;
+    pagetable_t l1 = (pagetable_t)PTE2PA(k[i]);
+    for (int j = 0; j < 512; j++) {
+      if (!(l1[j] & PTE_V))
+        continue;
+      if (l1[j] & (PTE_R | PTE_W | PTE_X)) {
+        CHECK(!(l1[j] & PTE_U) && (l1[j] & PTE_G));
+        continue;
+      }
+      pagetable_t l0 = (pagetable_t)PTE2PA(l1[j]);
+      for (int m = 0; m < 512; m++)
+        CHECK(!(l0[m] & PTE_V) || (!(l0[m] & PTE_U) && (l0[m] & PTE_G)));
+    }
+  }
+  return 0;
+}
+
+static struct proc fake;  // an address space without a process around it
+static const uint8 image[6000] = {[0] = 1, [1000] = 2, [4096] = 3, [5999] = 4};
+
+static void fakeinit(void) {
+  memset(&fake, 0, sizeof fake);
+  strncpy(fake.name, "fake", PROCNAME - 1);
+  fake.pagetable = uvmcreate();
+  fake.vma[0] = (struct vma){.kind = VMA_DATA, .perm = PTE_R | PTE_W, .start = USER_BASE,
+                             .end = USER_BASE + 4 * PGSIZE, .file = image,
+                             .fileva = USER_BASE + 100, .filesz = sizeof image};
+  fake.vma[1] = (struct vma){.kind = VMA_TEXT, .perm = PTE_R | PTE_X,
+                             .start = USER_BASE + 8 * PGSIZE, .end = USER_BASE + 9 * PGSIZE};
+}
+
+static const char *t_pagetable(void) {
+  uint64 before = nfree();
+  uint64 zero = kstats.faults[FAULT_ZERO], img = kstats.faults[FAULT_IMAGE];
+  uint64 bad = kstats.faults[FAULT_BAD], prot = kstats.faults[FAULT_PROT];
+  fakeinit();
+  pagetable_t pt = fake.pagetable;
+  CHECK(pt != 0);
+  for (int i = 0; i < 512; i++)
+    CHECK(i == PX(2, USER_BASE) ? pt[i] == 0 : pt[i] == kernel_pagetable[i]);
+
+  // First touch: the page holding image bytes 0..3995 at offset 100.
+  CHECK(vmfault(&fake, USER_BASE + 8, CAUSE_LOAD_PF) == VMF_OK);
+  pte_t *pte = walk(pt, USER_BASE, 0);
+  CHECK(pte && (*pte & (PTE_V | PTE_U | PTE_R | PTE_W)) == (PTE_V | PTE_U | PTE_R | PTE_W));
+  CHECK(!(*pte & (PTE_X | PTE_G)));
+  uint8 *page = (uint8 *)PTE2PA(*pte);
+  struct frame *f = pa2frame((uint64)page);
+  CHECK(f->use == FRAME_USER && f->ref == 1 && (f->flags & FR_IMAGE));
+  CHECK(f->user.proc == &fake && f->user.va == USER_BASE);
+  CHECK(page[99] == 0 && page[100] == 1 && page[1100] == 2);
+  CHECK(fake.rss == 1 && kstats.faults[FAULT_IMAGE] == img + 1);
+  // The second page ends the image 1904 bytes in; the third is all zero.
+  CHECK(vmfault(&fake, USER_BASE + PGSIZE, CAUSE_STORE_PF) == VMF_OK);
+  page = (uint8 *)PTE2PA(*walk(pt, USER_BASE + PGSIZE, 0));
+  CHECK(page[4196 - PGSIZE] == 3 && page[6099 - PGSIZE] == 4 && page[6100 - PGSIZE] == 0);
+  CHECK(vmfault(&fake, USER_BASE + 2 * PGSIZE + 5, CAUSE_STORE_PF) == VMF_OK);
+  CHECK(kstats.faults[FAULT_ZERO] == zero + 1 && kstats.faults[FAULT_IMAGE] == img + 2);
+  CHECK(!(pa2frame(PTE2PA(*walk(pt, USER_BASE + 2 * PGSIZE, 0)))->flags & FR_IMAGE));
+  // Bad and forbidden accesses.
+  CHECK(vmfault(&fake, USER_BASE + 4 * PGSIZE, CAUSE_LOAD_PF) == VMF_SEGV);
+  CHECK(vmfault(&fake, 0, CAUSE_LOAD_PF) == VMF_SEGV);
+  CHECK(vmfault(&fake, KERNEL_BASE, CAUSE_LOAD_PF) == VMF_SEGV);
+  CHECK(vmfault(&fake, USER_BASE, CAUSE_FETCH_PF) == VMF_SEGV);
+  CHECK(vmfault(&fake, USER_BASE + 8 * PGSIZE, CAUSE_STORE_PF) == VMF_SEGV);
+  CHECK(kstats.faults[FAULT_BAD] == bad + 3 && kstats.faults[FAULT_PROT] == prot + 2);
+  CHECK(fake.rss == 3);
+  // Unmapping frees the page; the region still demand-zeroes it again.
+  uint64 mid = nfree();
+  uvmunmap(&fake, USER_BASE + PGSIZE, 1);
+  CHECK(nfree() == mid + 1 && fake.rss == 2 && !(*walk(pt, USER_BASE + PGSIZE, 0) & PTE_V));
+  uvmfree(&fake);
+  CHECK(fake.pagetable == 0 && fake.rss == 0);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+// copyin/copyout validate every byte against the regions, fault pages in,
+// and fail cleanly on anything else.
+static const char *t_copyio(void) {
+  uint64 before = nfree();
+  fakeinit();
+  char buf[64], in[64];
+  for (int i = 0; i < 64; i++)
+    buf[i] = i + 1;
+  uint64 edge = USER_BASE + 3 * PGSIZE - 32;  // straddles pages 2 and 3
+  CHECK(copyout(&fake, edge, buf, 64) == 0);
+  CHECK(fake.rss == 2);
+  pte_t *pte = walk(fake.pagetable, edge, 0);
+  CHECK((*pte & (PTE_A | PTE_D)) == (PTE_A | PTE_D));  // the kernel wrote it
+  CHECK(copyin(&fake, in, edge, 64) == 0 && memcmp(in, buf, 64) == 0);
+  CHECK(copyout(&fake, USER_BASE + 4 * PGSIZE - 8, buf, 16) == -1);  // runs off the region
+  uint8 *last = (uint8 *)PTE2PA(*walk(fake.pagetable, USER_BASE + 3 * PGSIZE, 0));
+  CHECK(last[PGSIZE - 8] == 0 && last[PGSIZE - 1] == 0);  // nothing was written
+  CHECK(copyout(&fake, USER_BASE, buf, 1) == 0 && fake.rss == 3);
+  CHECK(copyout(&fake, 0, buf, 1) == -1);
+  CHECK(copyout(&fake, KERNEL_BASE, buf, 1) == -1);
+  CHECK(copyout(&fake, USER_BASE + 8 * PGSIZE, buf, 1) == -1);  // text: not writable
+  CHECK(copyin(&fake, in, USER_BASE + 8 * PGSIZE, 8) == 0);    // but readable
+  CHECK(copyout(&fake, ~0UL - 8, buf, 64) == -1);              // wraps around
+  CHECK(copyin(&fake, in, USER_BASE + 4 * PGSIZE, 1) == -1);
+  CHECK(copyout(&fake, edge, "hello", 6) == 0);
+  CHECK(copyinstr(&fake, in, edge, sizeof in) == 5 && strcmp(in, "hello") == 0);
+  CHECK(copyinstr(&fake, in, edge, 5) == -1);  // no NUL within 5 bytes
+  CHECK(copyout(&fake, USER_BASE + 4 * PGSIZE - 1, "x", 1) == 0);
+  CHECK(copyinstr(&fake, in, USER_BASE + 4 * PGSIZE - 1, 8) == -1);  // runs off the region
+  uvmfree(&fake);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+// -- processes from user programs ------------------------------------------
+
+// Text is mapped from the embedded image, shared and read-only; data is a
+// private copy made on first touch.
+static const char *t_image_map(void) {
+  uint64 before = nfree();
+  const struct prog *pg = findprog("hello");
+  CHECK(pg && (uint64)pg->start % PGSIZE == 0 && pa2frame((uint64)pg->start)->use == FRAME_IMAGE);
+  static struct proc two[2];
+  char *argv[] = {"hello", 0};
+  uint64 text = 0;
+  for (int i = 0; i < 2; i++) {
+    fakeinit();
+    fake.tf = kmalloc(sizeof *fake.tf);
+    CHECK(fake.tf && loadprog(&fake, pg, argv) == 0);
+    CHECK(vmfault(&fake, fake.tf->sepc, CAUSE_FETCH_PF) == VMF_OK);
+    pte_t *pte = walk(fake.pagetable, fake.tf->sepc, 0);
+    CHECK(pte && (*pte & (PTE_R | PTE_X | PTE_U)) == (PTE_R | PTE_X | PTE_U) && !(*pte & PTE_W));
+    struct frame *f = pa2frame(PTE2PA(*pte));
+    CHECK(f->use == FRAME_IMAGE && f->ref == i + 1);
+    CHECK(i == 0 || PTE2PA(*pte) == text);  // the same image page for both
+    text = PTE2PA(*pte);
+    kfree(fake.tf);
+    two[i] = fake;
+  }
+  CHECK(nfree() < before);  // page tables and the argv page, not text
+  for (int i = 0; i < 2; i++)
+    uvmfree(&two[i]);
+  CHECK(pa2frame(text)->ref == 0);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+static const char *t_demand_zero(void) {
+  uint64 zero = kstats.faults[FAULT_ZERO];
+  CHECK(run("memtouch pages=32") == 0);
+  CHECK(kstats.faults[FAULT_ZERO] >= zero + 32);
+  return 0;
+}
+
+static const char *t_image_paging(void) {
+  uint64 img = kstats.faults[FAULT_IMAGE];
+  CHECK(run("hello image") == 0);
+  uint64 once = kstats.faults[FAULT_IMAGE] - img;
+  CHECK(once >= 2);  // text mapped and data copied, each on first touch
+  CHECK(run("hello again") == 0);
+  CHECK(kstats.faults[FAULT_IMAGE] - img == 2 * once);  // each process maps its own
+  CHECK(kstats.faults[FAULT_SPURIOUS] == 0);
+  return 0;
+}
+
+static const char *t_segfault(void) {
+  uint64 segv = kstats.segfaults, bad = kstats.faults[FAULT_BAD];
+  uint64 prot = kstats.faults[FAULT_PROT];
+  CHECK(run("segv null") == -1);
+  CHECK(run("segv kernel") == -1);
+  CHECK(run("segv guard") == -1);
+  CHECK(run("segv text") == -1);
+  CHECK(run("segv exec") == -1);
+  CHECK(kstats.segfaults == segv + 5);
+  CHECK(kstats.faults[FAULT_BAD] == bad + 3 && kstats.faults[FAULT_PROT] == prot + 2);
+  CHECK(run("hello after segfaults") == 0);
+  return 0;
+}
+
+static const char *t_oom(void) {
+  uint64 kills = kstats.oom_kills;
+  CHECK(run("memtouch pages=100000") == -1);  // more than RAM: killed, not hung
+  CHECK(kstats.oom_kills == kills + 1);
+  CHECK(run("memtouch pages=16") == 0);  // and the memory came back
+  return 0;
+}
+
+static const char *t_sched_rr(void) {
+  uint64 preempt = kstats.preempt, ctxsw = kstats.ctxsw;
+  char *argv[] = {"spin", "300000", 0};
+  int pids[3], st;
+  for (int i = 0; i < 3; i++)
+    CHECK((pids[i] = spawn("spin", argv)) > 0);
+  for (int i = 0; i < 3; i++)
+    CHECK(wait(&st) > 0 && st == 0);
+  CHECK(wait(&st) == -1);
+  // Three CPU-bound children with no system calls: only the timer can have
+  // moved the hart between them.
+  CHECK(kstats.preempt >= preempt + 3);
+  CHECK(kstats.ctxsw >= ctxsw + 6);
+  return 0;
+}
+
+static const char *t_sleep(void) {
+  uint64 t0 = rdtime();
+  sleepuntil(t0 + 5000000);
+  uint64 t1 = rdtime();
+  CHECK(t1 >= t0 + 5000000);
+  CHECK(t1 < t0 + 5100000);  // the timer was set for the deadline itself
+  return 0;
+}
+
+static volatile int pingpong;
+
+static void ponger(void) {
+  for (int i = 0; i < 3; i++) {
+    while (pingpong % 2 == 0)
+      sleep((void *)&pingpong);
+    pingpong++;
+    wakeup((void *)&pingpong);
+  }
+}
+
+static const char *t_wakeup(void) {
+  pingpong = 0;
+  int pid = kthread("ponger", ponger), st;
+  CHECK(pid > 0);
+  for (int i = 0; i < 3; i++) {
+    pingpong++;
+    wakeup((void *)&pingpong);
+    while (pingpong % 2)
+      sleep((void *)&pingpong);
+  }
+  CHECK(pingpong == 6);
+  CHECK(wait(&st) == pid && st == 0);
+  return 0;
+}
+
+static const char *t_syscalls(void) {
+  uint64 unknown = kstats.syscalls[0], sleeps = kstats.syscalls[SYS_sleep];
+  CHECK(run("systest syscalls") == 0);
+  CHECK(kstats.syscalls[0] == unknown + 2);
+  CHECK(kstats.syscalls[SYS_sleep] == sleeps + 3);
+  return 0;
+}
+
+static const char *t_badptr(void) {
+  CHECK(run("systest badptr") == 0);
+  return 0;
+}
+
+static const char *t_spawn_args(void) {
+  CHECK(run("systest args a bb ccc dddd eeeee") == 0);
+  CHECK(run("nosuch") == NOSPAWN);
+  char *many[MAXARG + 2];
+  for (int i = 0; i <= MAXARG; i++)
+    many[i] = "x";
+  many[MAXARG + 1] = 0;
+  CHECK(spawn("hello", many) == -1);
+  static char big[ARGMAX];
+  memset(big, 'a', sizeof big - 1);
+  char *toobig[] = {"hello", big, 0};
+  CHECK(spawn("hello", toobig) == -1);
+  return 0;
+}
+
+static const char *t_proc_limit(void) {
+  char *argv[] = {"spin", "1", 0};
+  int used = 0, n = 0, st;
+  for (int i = 0; i < NPROC; i++)
+    used += proc[i].state != UNUSED;
+  while (spawn("spin", argv) > 0)
+    n++;
+  CHECK(n == NPROC - used);
+  while (n > 0 && wait(&st) > 0 && st == 0)
+    n--;
+  CHECK(n == 0);
+  int after = 0;
+  for (int i = 0; i < NPROC; i++)
+    after += proc[i].state != UNUSED;
+  CHECK(after == used);
+  return 0;
+}
+
+static const char *t_forktest(void) {
+  CHECK(run("forktest workers=4 work=50000") == 0);
+  return 0;
+}
+
+static const char *t_params(void) {
+  struct params saved = params;
+  CHECK(paraminit("tick_us=500 test=a,b ktest_unknown=1 init=hello x y") == 1);
+  CHECK(params.tick_us == 500 && params.test && strcmp(params.tests, "a,b") == 0);
+  CHECK(params.initargc == 3 && strcmp(params.initargv[0], "hello") == 0);
+  CHECK(strcmp(params.initargv[2], "y") == 0 && params.initargv[3] == 0);
+  CHECK(paraminit("tick_us=fast min_free_kbytes=1") == 2);
+  CHECK(params.tick_us == 0 && params.min_free_kb == 0);
+  CHECK(paraminit("  panic   min_free_kbytes=1024 ") == 0);
+  CHECK(params.panic && params.min_free_kb == 1024);
+  CHECK(paraminit("") == 0 && !params.test && params.initargc == 0);
+  params = saved;
+  return 0;
+}
+
+// The table: tests/test_kernel.py reads the names from here.
+static const struct {
+  const char *name;
+  const char *(*fn)(void);
+} tests[] = {
+  {"kalloc", t_kalloc},
+  {"kalloc_reserve", t_kalloc_reserve},
+  {"watermarks", t_watermarks},
+  {"kmalloc", t_kmalloc},
+  {"kmalloc_page", t_kmalloc_page},
+  {"kernel_map", t_kernel_map},
+  {"pagetable", t_pagetable},
+  {"copyio", t_copyio},
+  {"image_map", t_image_map},
+  {"demand_zero", t_demand_zero},
+  {"image_paging", t_image_paging},
+  {"segfault", t_segfault},
+  {"oom", t_oom},
+  {"sched_rr", t_sched_rr},
+  {"sleep", t_sleep},
+  {"wakeup", t_wakeup},
+  {"syscalls", t_syscalls},
+  {"badptr", t_badptr},
+  {"spawn_args", t_spawn_args},
+  {"proc_limit", t_proc_limit},
+  {"forktest", t_forktest},
+  {"params", t_params},
+};
+#define NTESTS (sizeof tests / sizeof tests[0])
+
+// Returns 1 if `name` is in the comma-separated list (an empty list has all).
+static int selected(const char *list, const char *name) {
+  if (!*list)
+    return 1;
+  uint64 n = strlen(name);
+  for (const char *p = list; *p;) {
+    if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == 0))
+      return 1;
+    while (*p && *p != ',')
+      p++;
+    if (*p)
+      p++;
+  }
+  return 0;
+}
+
+// The test thread's body: run the selected tests, power off with the count
+// of failures (0: emu exits 0).
+void ktest(void) {
+  static char list[256];
+  strncpy(list, params.tests ? params.tests : "", sizeof list - 1);
+  int pass = 0, fail = 0;
+  for (uint64 i = 0; i < NTESTS; i++) {
+    if (!selected(list, tests[i].name))
+      continue;
+    uint64 before = nfree();
+    const char *why = tests[i].fn();
+    if (!why && nfree() != before) {
+      printf("FAIL %s: %d pages leaked\n", tests[i].name, (int)(before - nfree()));
+      fail++;
+    } else if (why) {
+      printf("FAIL %s: %s\n", tests[i].name, why);
+      fail++;
+    } else {
+      printf("PASS %s\n", tests[i].name);
+      pass++;
+    }
+  }
+  // Names in the list that match no test are failures too.
+  for (const char *p = list; *p;) {
+    const char *e = p;
+    while (*e && *e != ',')
+      e++;
+    int known = 0;
+    for (uint64 i = 0; i < NTESTS; i++)
+      known |= strlen(tests[i].name) == (uint64)(e - p) && strncmp(p, tests[i].name, e - p) == 0;
+    if (!known) {
+      printf("FAIL %s: no such test\n", p);  // prints the rest of the list, enough to see
+      fail++;
+    }
+    p = *e ? e + 1 : e;
+  }
+  printf("ktest: %d passed, %d failed\n", pass, fail);
+  poweroff(fail);
+}

@@ -1,0 +1,63 @@
+// Memory management structures: the frame table and user regions.
+#pragma once
+#include "types.h"
+#include "kstats.h"
+
+// One struct frame per physical page of RAM (Linux: struct page), indexed by
+// (pa - RAM_BASE) / PGSIZE. `use` is a FRAME_* value (kstats.h, where the
+// host can name them); `next`/`prev` are frame numbers linking the free list
+// and kmalloc's partial lists now, the LRU lists of the swap issue later.
+struct frame {
+  uint8 use;
+  uint8 flags;     // FR_* below
+  uint16 ref;      // user: mappings of the page; kmalloc: live objects
+  uint32 next, prev;
+  uint32 pad;
+  union {
+    struct { struct proc *proc; uint64 va; } user;  // reverse map: who maps it, where
+    struct { void *free; uint64 size; } slab;       // kmalloc: free objects, object size
+  };
+};
+
+#define NOFRAME 0xFFFFFFFFU  // end of a frame list
+
+// Frame flags.
+#define FR_IMAGE   0x01  // user page filled from a program image (clean copy exists)
+#define FR_LRU     0x02  // on an LRU list (the swap issue)
+#define FR_ACTIVE  0x04  // on the active rather than the inactive list (the swap issue)
+#define FR_RESERVE 0x08  // allocated from below the min watermark (the reserves issue)
+
+// PTE software bits: a PTE with V clear and PTE_SWAP set will hold a swap
+// slot (the swap issue); nothing sets it yet.
+#define PTE_SWAP PTE_RSW0
+
+// Free-memory watermarks, in pages (Linux: min_free_kbytes and the zone
+// watermarks derived from it). Ordinary allocations stop at `min`; the pages
+// below are the reserve.
+struct wmark {
+  uint64 min, low, high;
+};
+
+// A user region (Linux: a VMA). Pages inside [start, end) that are not yet
+// mapped are filled on first touch: the part of [fileva, fileva + filesz)
+// that overlaps a page comes from `file` (the program image), the rest is
+// zero.
+struct vma {
+  int kind;          // VMA_* (0: slot unused)
+  int perm;          // PTE_R|PTE_W|PTE_X the region allows
+  uint64 start, end; // page aligned; start == end: empty
+  const uint8 *file;
+  uint64 fileva, filesz;
+};
+
+#define VMA_NONE  0
+#define VMA_TEXT  1
+#define VMA_DATA  2
+#define VMA_HEAP  3
+#define VMA_STACK 4
+#define NVMA 6
+
+// Results of vmfault().
+#define VMF_OK   0
+#define VMF_SEGV 1   // no region, or the region forbids the access
+#define VMF_OOM  2   // no free page

@@ -1,0 +1,102 @@
+// Boot parameters: the -append string, parsed once at boot into `params`.
+//   init=NAME ARGS...  run NAME with ARGS under init (the rest of the line)
+//   test               run the in-kernel tests and power off with the failures
+//   test=A,B           run only the named tests
+//   tick_us=N          round-robin quantum in microseconds of virtual time
+//   min_free_kbytes=N  override Linux's rule for the min watermark
+//   panic              panic at boot (tests the failure path)
+// Anything else is reported on the console and otherwise ignored.
+#include "types.h"
+#include "defs.h"
+
+struct params params;
+static char line[1024];
+
+// Returns the decimal value of s, or -1 if s is not a decimal number.
+static int64 number(const char *s) {
+  int64 v = 0;
+  if (!*s)
+    return -1;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || v > 1000000000000L)
+      return -1;
+    v = v * 10 + (*s - '0');
+  }
+  return v;
+}
+
+static int64 numparam(const char *key, const char *val, int64 lo, int64 hi) {
+  int64 v = number(val);
+  if (v < lo || v > hi) {
+    printf("param: bad value '%s' for %s (want %d..%d), ignored\n", val, key, (int)lo, (int)hi);
+    return -1;
+  }
+  return v;
+}
+
+// Parse `cmdline` into params (which it resets first). Returns the number of
+// unknown or malformed parameters, each of which is reported on the console.
+int paraminit(const char *cmdline) {
+  memset(&params, 0, sizeof params);
+  strncpy(line, cmdline, sizeof line - 1);
+  line[sizeof line - 1] = 0;
+  int bad = 0;
+  char *p = line;
+  while (*p) {
+    while (*p == ' ')
+      *p++ = 0;
+    if (!*p)
+      break;
+    char *word = p, *val = 0;
+    while (*p && *p != ' ') {
+      if (*p == '=' && !val) {
+        *p = 0;
+        val = p + 1;
+      }
+      p++;
+    }
+    if (*p)
+      *p++ = 0;
+    if (strcmp(word, "init") == 0 && val && *val) {
+      // init= takes the rest of the line: the program and its arguments.
+      params.initargv[params.initargc++] = val;
+      while (*p && params.initargc < MAXARG - 1) {  // init's own argv[0] comes first
+        while (*p == ' ')
+          *p++ = 0;
+        if (!*p)
+          break;
+        params.initargv[params.initargc++] = p;
+        while (*p && *p != ' ')
+          p++;
+      }
+      while (*p == ' ')
+        *p++ = 0;
+      if (*p) {
+        printf("param: init= takes at most %d words, rest ignored\n", MAXARG - 1);
+        *p = 0;
+        bad++;
+      }
+      break;
+    } else if (strcmp(word, "test") == 0) {
+      params.test = 1;
+      params.tests = val;
+    } else if (strcmp(word, "panic") == 0 && !val) {
+      params.panic = 1;
+    } else if (strcmp(word, "tick_us") == 0 && val) {
+      int64 v = numparam(word, val, 10, 1000000);
+      params.tick_us = v > 0 ? v : 0;
+      bad += v < 0;
+    } else if (strcmp(word, "min_free_kbytes") == 0 && val) {
+      int64 v = numparam(word, val, 128, 65536);
+      params.min_free_kb = v > 0 ? v : 0;
+      bad += v < 0;
+    } else {
+      if (val)
+        printf("param: unknown key '%s' (value '%s'), ignored\n", word, val);
+      else
+        printf("param: unknown parameter '%s', ignored\n", word);
+      bad++;
+    }
+  }
+  return bad;
+}

@@ -1,0 +1,59 @@
+// The user/kernel interface: system call numbers, the meminfo record and the
+// user address-space layout. User programs (and usys.S) include this file
+// too, so it holds only constants and, for C, plain structs.
+#pragma once
+
+// System call numbers (a7); arguments in a0..a5, result in a0, -1 = error.
+// emu/kstats.py names them; tests/test_kernel.py checks the two agree.
+#define SYS_write   1   // write(fd 1|2, buf, n) -> n
+#define SYS_exit    2   // exit(status) -> no return
+#define SYS_wait    3   // wait(int *status or 0) -> pid of a reaped child
+#define SYS_getpid  4   // getpid() -> pid
+#define SYS_sbrk    5   // sbrk(bytes) -> old break
+#define SYS_yield   6   // yield() -> 0
+#define SYS_sleep   7   // sleep(ms of virtual time) -> 0
+#define SYS_spawn   8   // spawn(name, argv) -> pid of the new child
+#define SYS_uptime  9   // uptime() -> virtual ns since boot
+#define SYS_meminfo 10  // meminfo(struct meminfo *) -> 0
+#define NSYSCALL    16  // slots in kstats.syscalls; slot 0 counts unknown numbers
+
+#define NPROC 32        // process table size
+#define MAXARG 16       // spawn: at most this many argv strings
+#define ARGMAX 1024     // spawn: bytes of argv strings, NULs included
+#define PROCNAME 16     // process names (the program's name), NUL included
+
+// User address space: the second GiB of Sv39, exactly one root page-table
+// entry (index 1). Text and data sit at USER_BASE as the program's ELF says,
+// the heap follows the data, the stack ends at USER_TOP with a never-mapped
+// guard page below it.
+#define USER_BASE   0x40000000UL
+#define USER_TOP    0x80000000UL
+#define USTACK_SIZE (256 * 1024UL)
+#define USTACK_BASE (USER_TOP - USTACK_SIZE)
+#define UGUARD_BASE (USTACK_BASE - 4096)
+
+// Process states as meminfo reports them.
+#define PS_UNUSED   0
+#define PS_EMBRYO   1
+#define PS_RUNNABLE 2
+#define PS_RUNNING  3
+#define PS_SLEEPING 4
+#define PS_ZOMBIE   5
+
+#ifndef __ASSEMBLER__
+struct procinfo {
+  int pid;
+  int state;            // PS_*
+  unsigned long rss;    // resident user pages
+  char name[PROCNAME];
+};
+
+// What meminfo() fills in; page counts are 4 KiB pages.
+struct meminfo {
+  unsigned long total;  // pages of RAM
+  unsigned long free;   // pages on the free list
+  unsigned long min, low, high;  // watermarks (pages of free memory)
+  unsigned long nproc;  // entries used in procs[]
+  struct procinfo procs[NPROC];
+};
+#endif

@@ -1,0 +1,55 @@
+// init: the first process. With arguments (the boot parameter
+// init=NAME ARGS...) it runs NAME ARGS and exits with its status, which
+// becomes emu's exit status; without, it runs the demo.
+#include "user.h"
+
+static void showmem(void) {
+  struct meminfo mi;
+  if (meminfo(&mi) != 0) {
+    printf("init: meminfo failed\n");
+    return;
+  }
+  printf("init: memory: %lu of %lu pages free; watermarks min %lu low %lu high %lu\n", mi.free,
+         mi.total, mi.min, mi.low, mi.high);
+  for (unsigned long i = 0; i < mi.nproc; i++)
+    printf("init:   pid %d %s rss %lu pages\n", mi.procs[i].pid, mi.procs[i].name,
+           mi.procs[i].rss);
+}
+
+static int step(const char *what, char *cmd, int want) {
+  char line[64];
+  strcpy(line, cmd);
+  printf("init: $ %s    # %s\n", cmd, what);
+  int st = runline(line);
+  if (st != want) {
+    printf("init: '%s' exited with %d, expected %d\n", cmd, st, want);
+    return 1;
+  }
+  return 0;
+}
+
+// Processes, demand paging, a segfault that kills only its process.
+static int demo(void) {
+  int bad = 0;
+  printf("init: demo: processes, demand paging, a contained segfault\n");
+  bad += step("a first program", "hello world", 0);
+  bad += step("round-robin over spawn/wait", "forktest workers=3 work=300000", 0);
+  bad += step("demand-zero paging", "memtouch pages=64", 0);
+  bad += step("a bad access", "segv null", -1);
+  printf("init: segv was killed; the kernel and init carry on\n");
+  showmem();
+  printf("init: demo %s\n", bad ? "FAILED" : "done");
+  return bad;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) {
+    int st = run(argv[1], argv + 1);
+    if (st == -1000) {
+      printf("init: cannot run '%s'\n", argv[1]);
+      return 127;
+    }
+    return st;
+  }
+  return demo();
+}
