@@ -48,7 +48,7 @@ def collect(machine: Any) -> dict[str, Any]:
         "emu_version": __version__,
         "exit_status": machine.exit_status,
         "stop_reason": machine.stop_reason,
-        "kernel": machine.image.path,
+        "kernel_image": machine.image.path,
         "ram_bytes": machine.mem.size,
         "seed": machine.config.seed,
         "mmu": machine.cpu.mmu_impl,

@@ -74,7 +74,8 @@ def compile_c(tmp: Path, source: str, name: str = "c") -> str:
     lds = tmp / f"{name}.ld"
     lds.write_text(LINKER_SCRIPT)
     out = tmp / f"{name}.elf"
-    r = subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "riscv64-freestanding-none",
+    r = subprocess.run([sys.executable, "-m", "ziglang", "cc",
+                        "-target", "riscv64-freestanding-none",
                     "-mcpu=generic_rv64+m+a+zicsr", "-mno-relax", "-mcmodel=medany",
                     "-ffreestanding", "-nostdlib", "-fno-builtin", "-O2", "-g", "-Wall", "-Werror",
                     "-fno-asynchronous-unwind-tables", f"-I{REPO / 'guest' / 'kernel'}",
