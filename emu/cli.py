@@ -53,6 +53,10 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insn-ns", type=_int, default=1, metavar="NS",
                    help="virtual nanoseconds per instruction (default 1)")
     p.add_argument("--stats-json", metavar="FILE", help="write the run's figures as JSON")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw page faults, swap rates and retransmits over virtual time")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                   help="live status line (auto: when stdout is a terminal)")
     p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
     from emu.net.options import add_net_flags
     add_net_flags(p)
@@ -79,27 +83,57 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Boot the kernel, run to the end, print the report. Returns the exit status."""
     from emu import report
     from emu.machine import Machine
+    from emu.timeline import Timeline
 
     cfg = config_from_args(args)
     from emu.debug.main import cmd_run_gdb, gdb_address
     if gdb_address(args) is not None:      # -s / -gdb: run under the GDB stub
         return cmd_run_gdb(args, cfg)
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise ConfigError(f"--plot {args.plot!r}: the plot is a PNG file (FILE.png)")
     machine = Machine(cfg, console=sys.stdout.buffer)
     if args.stdin == "on" or (args.stdin == "auto" and sys.stdin.isatty()):
         machine.stdin_fd = sys.stdin.fileno()
+    show_progress = args.progress == "on" or (args.progress == "auto" and sys.stdout.isatty())
+    timeline = None
+    if args.plot or show_progress:
+        timeline = Timeline(machine)
+        machine.after_slice.append(timeline)
+    progress = None
+    if show_progress:
+        from emu.progress import ProgressLine
+        progress = ProgressLine(machine, timeline, sys.stdout)
+        machine.console_out = _Writer(progress.console_write)
+        machine.after_slice.append(progress)
+        progress.__enter__()
     try:
         status = machine.run()
     except KeyboardInterrupt:
         machine.stop_reason = "interrupted"
         status = 130
         machine.exit_status = status
+    finally:
+        if progress is not None:
+            progress.__exit__(None, None, None)
     sys.stdout.flush()
+    if timeline is not None:
+        timeline.sample()
+    if args.plot:
+        from emu.plot import plot_timeline
+        plot_timeline(timeline, args.plot, title="emu " + " ".join(sys.argv[1:]))
     stats = report.collect(machine)
     if cfg.stats_json:
         report.write_json(stats, cfg.stats_json)
     if not args.quiet:
         report.print_report(stats, sys.stderr)
     return status
+
+
+class _Writer:
+    """A file-like console sink that hands bytes to a callable."""
+
+    def __init__(self, fn) -> None:
+        self.write = fn
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -108,6 +108,7 @@ class Machine:
         self.idle_ns = 0
         self.stdin_fd: int | None = None   # host stdin feeding the UART (interactive runs)
         self.on_trap: list[Callable[[int, int, int, bool], None]] = []
+        self.after_slice: list[Callable[[], None]] = []   # observers: timeline, progress
         # Debugger hook points (emu/debug, docs/debugging.md). A hook that stops
         # the CPU sets stop_requested before uc.emu_stop(), so the slice is
         # accounted as ending mid-block. hold_trap(cause, tval, epc), if set, is
@@ -427,6 +428,8 @@ class Machine:
         irq = self._deliverable_irq()
         if irq is not None and self.exit_status is None:
             self.deliver_trap(irq, 0, cpu.pc, interrupt=True)
+        for observer in self.after_slice:
+            observer()
 
     def _handle_error(self, err: U.UcError, pc: int) -> None:
         mmu = self.cpu.mmu
