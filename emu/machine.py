@@ -371,11 +371,12 @@ class Machine:
             n = min(n, max(1, self.config.max_insns - self.icount))
         return n
 
-    def run_slice(self, count: int | None = None) -> None:
+    def run_slice(self) -> None:
         """Run one slice and handle why it ended (see module docstring).
 
-        With `count`, stop after at most exactly `count` instructions (unicorn's
-        per-instruction counting: slow, for single-stepping debuggers).
+        (Single-stepping is the debugger's business - emu/debug/control.py -
+        with a code hook: emu_start's `count` is unreliable in unicorn 2.1.4,
+        blocks translated earlier ignore it.)
         """
         cpu = self.cpu
         budget = cpu.budget
@@ -388,7 +389,7 @@ class Machine:
         self._running = True
         err: U.UcError | None = None
         try:
-            cpu.uc.emu_start(cpu.pc, UNTIL, count=count or 0)
+            cpu.uc.emu_start(cpu.pc, UNTIL)
         except U.UcError as exc:
             err = exc
         finally:
@@ -407,8 +408,8 @@ class Machine:
         if err is not None:
             budget.retract_after(pc)
             self._handle_error(err, pc)
-        elif count or self.stop_requested:
-            # a count or a debugger stop (before its instruction) may end mid-block
+        elif self.stop_requested:
+            # a debugger stop (before its instruction) may end mid-block
             budget.retract_after(pc)
         elif (self._pending is None and not budget.stopped and self.exit_status is None
               and self.fetch_insn(pc - 4) == INSN_WFI):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO
 
 import unicorn as U
@@ -50,7 +50,7 @@ from emu.debug.faults import (
     FaultInfo,
     access_address,
 )
-from emu.debug.frames import TrapRecord, _caller
+from emu.debug.frames import TrapRecord, caller_of
 from emu.debug.kproc import kernel_of
 from emu.debug.symbols import clean, extent
 from emu.debug.vmem import DebugMemory
@@ -113,7 +113,6 @@ class Stop:
     watch: tuple[str, int, int] | None = None   # (kind, va, size)
     exit_status: int | None = None
     trap_entered: TrapRecord | None = None      # set when this stop entered a trap handler
-    extra: dict = field(default_factory=dict)
 
 
 class Controller:
@@ -646,7 +645,7 @@ class Controller:
         if trap:
             return self._finish_trap()
         pc, sp = m.cpu.pc, m.cpu.reg("sp")
-        nxt = _caller(self.mem, self.symbols, pc, m.cpu.reg("ra"), m.cpu.reg("s0"))
+        nxt = caller_of(self.mem, self.symbols, pc, m.cpu.reg("ra"), m.cpu.reg("s0"))
         if nxt is None:
             raise DebugError(f"cannot find the caller of 0x{pc:x} (no symbol or frame)")
         ret = nxt[0]

@@ -116,7 +116,7 @@ def backtrace(mem: DebugMemory, symbols: Symbols, pc: int, ra: int, fp: int,
             # Continue in the interrupted frame, whose ra/s0 were recorded.
             pc, ra, fp = rec.epc, rec.ra, rec.fp
             continue
-        nxt = _caller(mem, symbols, pc, ra, fp)
+        nxt = caller_of(mem, symbols, pc, ra, fp)
         if nxt is None:
             break
         pc, fp = nxt
@@ -124,8 +124,8 @@ def backtrace(mem: DebugMemory, symbols: Symbols, pc: int, ra: int, fp: int,
     return frames
 
 
-def _caller(mem: DebugMemory, symbols: Symbols, pc: int, ra: int,
-            fp: int) -> tuple[int, int] | None:
+def caller_of(mem: DebugMemory, symbols: Symbols, pc: int, ra: int,
+              fp: int) -> tuple[int, int] | None:
     """Return (return address, caller's fp) of the frame at `pc`, or None."""
     hit = symbols.lookup(pc)
     if hit is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from emu.debug import kview
 from emu.debug.ktypes import Struct, read_structs
+from emu.debug.symbols import symbol_size
 from emu.mmu import WalkTrace
 from emu.mmu.pte import PAGE_MASK, PTE_R, PTE_W, PTE_X, satp_root
 
@@ -109,8 +110,7 @@ class Kernel:
         if sp is None or sv is None or not need_p <= set(sp.members) or \
                 not need_v <= set(sv.members) or not sp.size:
             return None
-        size = next((sz for a, sz, n in machine.image.symbols._entries
-                     if n == "proc" and a == addr), 0)
+        size = symbol_size(machine.image.symbols, "proc")
         nproc = size // sp.size if size else 0
         if nproc <= 0:
             return None

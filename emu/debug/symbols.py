@@ -78,6 +78,12 @@ def resolve(text: str, symbols: Symbols, lines: LineTable | None = None) -> int:
     raise LocationError(f"no symbol {t!r} in the kernel image")
 
 
+def symbol_size(symbols: Symbols, name: str) -> int:
+    """Size in bytes of symbol `name` (0 if unknown or unsized)."""
+    addr = symbols.by_name.get(name)
+    return next((sz for a, sz, n in symbols._entries if n == name and a == addr), 0)
+
+
 def extent(symbols: Symbols, addr: int) -> tuple[int, int] | None:
     """Return [start, end) of the symbol containing `addr`; an unsized symbol
     (an assembly label) extends to the next symbol. None if no symbol."""
