@@ -159,3 +159,19 @@ def test_bad_commands_are_one_line_errors(kernel):
     errors = [ln for ln in r.stdout.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 13, r.stdout
     assert "x0/zero" in r.stdout and "satp" in r.stdout
+
+
+def test_info_net_shows_rings_links_and_targets(tmp_path):
+    """After the machine-level NIC round trip, `info net` shows the NIC's
+    rings and counters, the guest port's links and the target's figures."""
+    from tests.conftest import compile_c
+    from tests.test_machine_net import GUEST
+    elf = compile_c(tmp_path, GUEST, "netguest")
+    r = debug(elf, "continue\ninfo net\nquit\n")
+    assert r.returncode == 0 and "Traceback" not in r.stderr + r.stdout, r.stderr
+    out = blocks(r.stdout)["info net"]
+    assert "NIC 52:54:00:12:34:56 mtu 9000" in out
+    assert re.search(r"RX ring 0x[0-9a-f]+ size 8 head 1 tail 7", out), out
+    assert "tx_frames=1" in out and "rx_frames=1" in out
+    assert "port guest:" in out and "up   link: sent=1" in out
+    assert "target e0.0: 64 MiB, bufcnt 16, 17 sectors/frame" in out and "config=1" in out

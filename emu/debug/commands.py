@@ -32,6 +32,7 @@ from emu.debug.disasm import decode, format_insn
 from emu.debug.faults import FilterError, parse_fault_filter
 from emu.debug.frames import backtrace
 from emu.debug.infomem import info_mem
+from emu.debug.netview import info_net
 from emu.debug.kproc import kernel_of
 from emu.debug.kview import PageQuery
 from emu.debug.symbols import LocationError, extent, parse_int, resolve
@@ -335,6 +336,8 @@ INFO = {
     "breakpoints": (("b", "break", "watchpoints"), info_breakpoints, "breakpoints and watchpoints"),
     "stop": (("why",), info_stop, "why the machine stopped (with the fault's walk)"),
     "traps": (("trap",), info_traps, "traps being handled, innermost first"),
+    "net": (("network", "nic"), lambda s: info_net(s.ctl.machine),
+            "NIC rings and counters, links, AoE targets"),
     "proc": (("procs", "processes"), info_proc, "the kernel's processes and their regions "
              "(* = the one satp maps)"),
 }
@@ -343,7 +346,7 @@ INFO = {
 def c_info(s: Session, args: list[str]) -> str:
     """`info TOPIC`: dispatch to the INFO topics (names, aliases, prefixes)."""
     if len(args) != 1:
-        raise CommandError("usage: info registers|mem|breakpoints|stop|traps|proc")
+        raise CommandError("usage: info registers|mem|breakpoints|stop|traps|net|proc")
     w = args[0].lower()
     for name, (aliases, fn, _) in INFO.items():
         if w == name or w in aliases:
@@ -550,7 +553,7 @@ TABLE: tuple[Command, ...] = (
     Command("awatch", (), "awatch VA [LEN]", "stop after any access", _watch("awatch")),
     Command("delete", ("d",), "delete [N...]", "delete breakpoints (all without N)",
             c_delete),
-    Command("info", ("i",), "info TOPIC", "registers | mem | breakpoints | stop | traps | "
+    Command("info", ("i",), "info TOPIC", "registers | mem | breakpoints | stop | traps | net | "
             "proc",
             c_info),
     Command("x", (), "x/FMT VA", "examine virtual memory through the MMU (no A/D, no "
