@@ -32,9 +32,9 @@ from emu.debug.disasm import decode, format_insn
 from emu.debug.faults import FilterError, parse_fault_filter
 from emu.debug.frames import backtrace
 from emu.debug.infomem import info_mem
-from emu.debug.netview import info_net
 from emu.debug.kproc import kernel_of
 from emu.debug.kview import PageQuery
+from emu.debug.netview import info_net
 from emu.debug.symbols import LocationError, extent, parse_int, resolve
 from emu.debug.vmem import MemError
 from emu.mmu import UnsupportedMode
