@@ -21,8 +21,8 @@ def plot_timeline(tl: Timeline, path: str, title: str = "") -> None:
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     ax = axes[0]
     ax.plot(*tl.rate("page_faults"), label="page faults (MMU)", color="tab:blue")
-    for key, label in (("kernel.page_faults.major", "major"),
-                       ("kernel.page_faults.minor", "minor")):
+    for key, label in (("kernel.major_faults", "major (swap-in)"),
+                       ("kernel.minor_faults", "minor")):
         if key in last:
             ax.plot(*tl.rate(key), label=label)
     ax.set_ylabel("faults / virtual s")
@@ -41,14 +41,16 @@ def plot_timeline(tl: Timeline, path: str, title: str = "") -> None:
     k_rt = first_key(last, RETRANSMIT_KEYS)
     if k_rt:
         ax.plot(*tl.level(k_rt), label="AoE retransmits (cumulative)", color="tab:purple")
-    drops = [k for k in last if k.startswith("net.") and k.endswith(".dropped")]
-    for k in drops[:3]:
-        ax.plot(*tl.level(k), label=k.removeprefix("net."), linestyle="--")
+    drops = [k for k in last if k.startswith("net.ports.guest.") and ".dropped_" in k
+             and last[k]]
+    for k in drops[:4]:
+        ax.plot(*tl.level(k), label="link " + k.removeprefix("net.ports.guest."),
+                linestyle="--")
     if k_rt or drops:
         ax.legend(loc="upper left")
     ax.set_ylabel("count")
     ax.set_xlabel("virtual time (ms)")
-    fig.suptitle(title or "emu run")
+    fig.suptitle(title or "emu run", fontsize=9, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -14,9 +14,10 @@ from rich.text import Text
 
 from emu.timeline import Timeline
 
-SWAP_OUT_KEYS = ("kernel.swap.outs", "kernel.swap_outs", "kernel.swapouts")
-SWAP_IN_KEYS = ("kernel.swap.ins", "kernel.swap_ins", "kernel.swapins")
-RETRANSMIT_KEYS = ("kernel.aoe.retransmits", "kernel.aoe_retransmits", "kernel.retransmits")
+# Timeline keys (emu/kstats.py, flattened) shown when the kernel swaps.
+SWAP_OUT_KEYS = ("kernel.swap.swap_outs",)
+SWAP_IN_KEYS = ("kernel.swap.swap_ins",)
+RETRANSMIT_KEYS = ("kernel.aoe.retransmits",)
 
 
 def first_key(values: dict[str, int], candidates: tuple[str, ...]) -> str | None:

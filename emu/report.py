@@ -44,7 +44,7 @@ def collect(machine: Any) -> dict[str, Any]:
     wall = st.wall_s
     insns = machine.icount
     faults = dict(getattr(mmu, "faults_by_cause", {}) or st.page_faults)
-    return {
+    out: dict[str, Any] = {
         "emu_version": __version__,
         "exit_status": machine.exit_status,
         "stop_reason": machine.stop_reason,
@@ -74,6 +74,49 @@ def collect(machine: Any) -> dict[str, Any]:
         "network": machine.network.stats(),
         "kernel": kstats.collect(machine),
     }
+    out["swap"] = swap_figures(out)
+    out["link"] = link_figures(out)
+    return out
+
+
+def swap_figures(stats: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the swap summary (throughput per virtual and per wall second,
+    faults, AoE transport state) from collect()'s figures, or None when the
+    kernel does not swap."""
+    k = stats.get("kernel") or {}
+    swap, aoe = k.get("swap"), k.get("aoe")
+    if not swap:
+        return None
+    mb = (swap.get("bytes_out", 0) + swap.get("bytes_in", 0)) / 1e6
+    vs = stats["virtual_ns"] / 1e9
+    return {
+        "swap_outs": swap.get("swap_outs", 0), "swap_ins": swap.get("swap_ins", 0),
+        "swap_cache_hits": swap.get("swap_cache_hits", 0),
+        "major_faults": k.get("major_faults", 0), "minor_faults": k.get("minor_faults", 0),
+        "mb_swapped": round(mb, 3),
+        "mb_per_virtual_s": round(mb / vs, 3) if vs > 0 else 0.0,
+        "mb_per_wall_s": round(mb / stats["wall_s"], 3) if stats["wall_s"] > 0 else 0.0,
+        "aoe_requests": (aoe or {}).get("requests", 0),
+        "retransmits": (aoe or {}).get("retransmits", 0),
+        "stale_replies": (aoe or {}).get("stale_replies", 0),
+        "unknown_replies": (aoe or {}).get("unknown_replies", 0),
+        "srtt_ns": (aoe or {}).get("srtt_ns", 0), "rto_ns": (aoe or {}).get("rto_ns", 0),
+        "window": (aoe or {}).get("window", 0),
+    }
+
+
+def link_figures(stats: dict[str, Any]) -> dict[str, int]:
+    """Sum the guest port's two links: drops by reason, duplicates, reorders,
+    corruptions ({} when the network saw no traffic)."""
+    port = stats["network"]["segment"]["ports"].get("guest")
+    if not port:
+        return {}
+    out: dict[str, int] = {}
+    for direction in ("up", "down"):
+        for key, v in port[direction].items():
+            if key.startswith("dropped_") or key in ("duplicated", "reordered", "corrupted"):
+                out[key] = out.get(key, 0) + v
+    return out
 
 
 def write_json(stats: dict[str, Any], path: str) -> None:
@@ -122,5 +165,12 @@ def print_report(stats: dict[str, Any], out: IO[str]) -> None:
                   "this run cannot be replayed")
     for row in kstats.rows(stats.get("kernel") or {}):
         t.add_row(*row)
+    sw = stats.get("swap")
+    if sw and sw["mb_swapped"]:
+        t.add_row("swap rate", f"{sw['mb_per_wall_s']:,.1f} MB/wall s",
+                  f"{sw['mb_per_virtual_s']:,.1f} MB per virtual s")
+    link = stats.get("link")
+    if link and any(link.values()):
+        t.add_row("link", "", " ".join(f"{k}={v}" for k, v in link.items() if v))
     t.add_row("exit status", str(stats["exit_status"]), "")
     con.print(t)
