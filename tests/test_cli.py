@@ -117,7 +117,9 @@ def test_missing_twin_warns_once_and_runs_pure(kernel):
     code = ("import sys; sys.modules['emu._fast.sv39'] = None; "
             "sys.modules['emu._fast.budget'] = None; "
             "from emu.cli import main; raise SystemExit(main(['run', '-q']))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "EMU_PURE"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=env)
     assert r.returncode == 0, r.stderr
     warnings = [ln for ln in r.stderr.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "pure-Python path" in warnings[0]
