@@ -41,7 +41,7 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
     """Add the flags shared by `emu run` and `emu debug`."""
     p.add_argument("-kernel", metavar="ELF", help="kernel image (default: the built guest)")
     p.add_argument("-m", metavar="SIZE", default="16M", help="RAM size, e.g. 16M (default 16M)")
-    p.add_argument("-append", metavar="STR", default="", help="kernel command line")
+    p.add_argument("-append", metavar="STR", default=None, help="kernel command line")
     p.add_argument("--mmu", choices=("python", "fast", "auto"), default="auto",
                    help="Sv39 walker: pure-Python reference or the compiled twin")
     p.add_argument("-d", metavar="TOPICS", default="",
@@ -71,12 +71,36 @@ def config_from_args(args: argparse.Namespace) -> MachineConfig:
 
     topics = tuple(t for t in args.d.split(",") if t) if args.d else ()
     cfg = MachineConfig(
-        kernel=args.kernel, ram_size=parse_size(args.m), append=args.append, mmu=args.mmu,
+        kernel=args.kernel, ram_size=parse_size(args.m), append=args.append or "", mmu=args.mmu,
         seed=args.seed, max_insns=args.max_insns, ns_per_insn=args.insn_ns, debug=topics,
         debug_file=args.D, stats_json=args.stats_json)
     cfg.validate()
     cfg.net = net_config_from_args(args, seed=cfg.seed, mtu=cfg.mtu)
     return cfg
+
+
+# `emu run` with no kernel and no -append is the demo: memhog's 64 MiB working
+# set on 16 MiB of RAM, swapping over the embedded AoE target through a lossy
+# link (docs/swap.md). Flags given explicitly always win.
+DEMO_APPEND = "init=swapdemo"
+DEMO_NET = "loss 1% delay 50us 20us"
+DEMO_TARGET = "mem:128M"
+DEMO_TARGET_SERVICE = "20us"
+
+
+def apply_demo_defaults(args: argparse.Namespace) -> bool:
+    """Fill in the demo's flags when `emu run` got neither -kernel nor
+    -append. Returns True if it did."""
+    if args.kernel is not None or args.append is not None:
+        return False
+    args.append = DEMO_APPEND
+    if args.net is None:
+        args.net = DEMO_NET
+    if args.target is None:
+        args.target = [DEMO_TARGET]
+    if args.target_service is None:
+        args.target_service = DEMO_TARGET_SERVICE
+    return True
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -85,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from emu.machine import Machine
     from emu.timeline import Timeline
 
+    apply_demo_defaults(args)
     cfg = config_from_args(args)
     from emu.debug.main import cmd_run_gdb, gdb_address
     if gdb_address(args) is not None:      # -s / -gdb: run under the GDB stub

@@ -17,7 +17,7 @@ import struct
 from typing import Any
 
 MAGIC = 0x3130_5354_4154_534B  # "KSTATS01"
-VERSION = 1
+VERSION = 2
 NSYSCALL = 16
 NFAULTKIND = 8
 NFRAMEUSE = 8
@@ -30,7 +30,12 @@ SYSCALL_NAMES: dict[int, str] = {
 # FAULT_* kinds of kstats.h: how a user page fault was resolved, or why not.
 FAULT_KINDS: dict[int, str] = {
     0: "demand_zero", 1: "image", 2: "protection", 3: "bad", 4: "spurious",
+    5: "swap_in", 6: "swap_cache",
 }
+# Fault kinds that read from swap (major faults); the other resolved kinds
+# are minor (no I/O).
+MAJOR_FAULTS = ("swap_in",)
+MINOR_FAULTS = ("demand_zero", "image", "spurious", "swap_cache")
 # FRAME_* uses of kstats.h: what each physical page is doing.
 FRAME_USES: dict[int, str] = {
     0: "free", 1: "reserved", 2: "kernel", 3: "pagetable", 4: "kstack", 5: "kmalloc",
@@ -44,6 +49,63 @@ LAYOUT: tuple[tuple[str, int], ...] = (
     ("segfaults", 1),
     ("oom_kills", 1), ("alloc_fails", 1), ("pages_total", 1), ("pages", NFRAMEUSE),
     ("wmark_min", 1), ("wmark_low", 1), ("wmark_high", 1),
+    # version 2: swap, reclaim, block layer, AoE, NIC driver
+    ("swap_outs", 1), ("swap_ins", 1), ("swapcache_hits", 1), ("swapcache_waits", 1),
+    ("swap_clean_drops", 1), ("swap_bytes_out", 1), ("swap_bytes_in", 1),
+    ("swap_write_errors", 1), ("swap_read_errors", 1), ("swap_slots_total", 1),
+    ("swap_slots_used", 1), ("swap_slot_quarantined", 1), ("swap_writeback", 1),
+    ("lru_pages", 1), ("reclaim_scanned", 1), ("reclaim_rotated", 1), ("kswapd_wakeups", 1),
+    ("direct_reclaims", 1), ("bio_reads", 1), ("bio_writes", 1),
+    ("aoe_requests", 1), ("aoe_retransmits", 1), ("aoe_timeouts", 1), ("aoe_replies", 1),
+    ("aoe_stale", 1), ("aoe_unknown", 1), ("aoe_errors", 1), ("aoe_dead", 1),
+    ("aoe_srtt_ns", 1), ("aoe_rttvar_ns", 1), ("aoe_rto_ns", 1), ("aoe_cwnd", 1),
+    ("aoe_ssthresh", 1), ("aoe_inflight_max", 1), ("aoe_maxwin", 1), ("aoe_bufcnt", 1),
+    ("aoe_scnt", 1), ("aoe_capacity_sectors", 1),
+    ("net_irqs", 1), ("net_rx_frames", 1), ("net_rx_bytes", 1), ("net_tx_frames", 1),
+    ("net_tx_bytes", 1), ("net_drop_unknown_type", 1), ("net_drop_runt", 1),
+    ("net_drop_toolong", 1), ("net_refill_fails", 1), ("net_rx_overruns", 1),
+    ("net_tx_full", 1), ("net_nic_errors", 1), ("aoe_stale_age_max_ms", 1),
+    ("swap_readahead", 1), ("swap_faultaround", 1), ("zero_faultaround", 1),
+)
+
+# Groups of version-2 fields reported as {key: value} under one name: the
+# report key, then (key in the group, kstats field) pairs.
+GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("swap", (
+        ("swap_outs", "swap_outs"), ("swap_ins", "swap_ins"),
+        ("swap_cache_hits", "swapcache_hits"), ("swap_cache_waits", "swapcache_waits"),
+        ("readahead", "swap_readahead"), ("faultaround", "swap_faultaround"),
+        ("zero_faultaround", "zero_faultaround"),
+        ("clean_drops", "swap_clean_drops"), ("bytes_out", "swap_bytes_out"),
+        ("bytes_in", "swap_bytes_in"), ("write_errors", "swap_write_errors"),
+        ("read_errors", "swap_read_errors"), ("slots_total", "swap_slots_total"),
+        ("slots_used", "swap_slots_used"), ("slot_quarantine_skips", "swap_slot_quarantined"),
+        ("writeback", "swap_writeback"), ("bio_reads", "bio_reads"),
+        ("bio_writes", "bio_writes"))),
+    ("reclaim", (
+        ("lru_pages", "lru_pages"), ("scanned", "reclaim_scanned"),
+        ("rotated", "reclaim_rotated"), ("kswapd_wakeups", "kswapd_wakeups"),
+        ("direct_reclaims", "direct_reclaims"))),
+    ("aoe", (
+        ("requests", "aoe_requests"), ("retransmits", "aoe_retransmits"),
+        ("timeouts", "aoe_timeouts"), ("replies", "aoe_replies"),
+        ("stale_replies", "aoe_stale"), ("stale_age_max_ms", "aoe_stale_age_max_ms"),
+        ("unknown_replies", "aoe_unknown"),
+        ("errors", "aoe_errors"), ("dead", "aoe_dead"), ("srtt_ns", "aoe_srtt_ns"),
+        ("rttvar_ns", "aoe_rttvar_ns"), ("rto_ns", "aoe_rto_ns"), ("window", "aoe_cwnd"),
+        ("ssthresh", "aoe_ssthresh"), ("inflight_max", "aoe_inflight_max"),
+        ("window_cap", "aoe_maxwin"), ("bufcnt", "aoe_bufcnt"),
+        ("sectors_per_frame", "aoe_scnt"), ("capacity_sectors", "aoe_capacity_sectors"))),
+    ("net", (
+        ("irqs", "net_irqs"), ("rx_frames", "net_rx_frames"), ("rx_bytes", "net_rx_bytes"),
+        ("tx_frames", "net_tx_frames"), ("tx_bytes", "net_tx_bytes"),
+        ("tx_ring_full", "net_tx_full"), ("nic_errors", "net_nic_errors"))),
+)
+# NIC driver drops by reason: (report key, kstats field).
+NET_DROPS: tuple[tuple[str, str], ...] = (
+    ("unknown_ethertype", "net_drop_unknown_type"), ("runt", "net_drop_runt"),
+    ("too_long", "net_drop_toolong"), ("no_buffer", "net_refill_fails"),
+    ("rx_overrun", "net_rx_overruns"),
 )
 SIZE = 8 * sum(n for _, n in LAYOUT)
 
@@ -76,19 +138,27 @@ def collect(machine: Any) -> dict[str, Any]:
     syscalls {name: count} (every known call, zeros included),
     syscalls_unknown, syscalls_total, page_faults {kind: count},
     page_faults_total, copy_fills (pages copyin/copyout brought in without a
-    trap; counted in page_faults too), segfaults, oom_kills, alloc_failures, and memory
+    trap; counted in page_faults too), segfaults, oom_kills, alloc_failures, memory
     {pages_total, pages_free, pages_by_use {use: pages}, watermarks
-    {min, low, high}}.
+    {min, low, high}}, major_faults, minor_faults, and the groups of GROUPS:
+    swap {...}, reclaim {...}, aoe {...}, net {... drops {reason: n},
+    drops_total} (docs/swap.md lists every key).
     """
     raw = read_raw(machine)
     if raw is None:
         return {}
+    return from_raw(raw)
+
+
+def from_raw(raw: dict[str, Any]) -> dict[str, Any]:
+    """collect() on an already read struct (read_raw), e.g. for periodic
+    samples during a run."""
     calls = raw["syscalls"]
     faults = raw["faults"]
     pages = raw["pages"]
     syscalls = {name: calls[nr] for nr, name in sorted(SYSCALL_NAMES.items())}
     page_faults = {name: faults[k] for k, name in sorted(FAULT_KINDS.items())}
-    return {
+    out = {
         "context_switches": raw["ctxsw"],
         "preemptions": raw["preempt"],
         "processes_created": raw["procs_created"],
@@ -110,6 +180,13 @@ def collect(machine: Any) -> dict[str, Any]:
                            "high": raw["wmark_high"]},
         },
     }
+    out["major_faults"] = sum(page_faults[k] for k in MAJOR_FAULTS)
+    out["minor_faults"] = sum(page_faults[k] for k in MINOR_FAULTS)
+    for group, fields in GROUPS:
+        out[group] = {key: raw[field] for key, field in fields}
+    out["net"]["drops"] = {key: raw[field] for key, field in NET_DROPS}
+    out["net"]["drops_total"] = sum(out["net"]["drops"].values())
+    return out
 
 
 def rows(kernel: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -123,7 +200,7 @@ def rows(kernel: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     mem = kernel["memory"]
     wm = mem["watermarks"]
-    return [
+    rows_ = [
         ("processes", f"{kernel['processes_created']:,}",
          f"context switches {kernel['context_switches']:,}, "
          f"preempted {kernel['preemptions']:,}"),
@@ -132,3 +209,21 @@ def rows(kernel: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("free pages", f"{mem['pages_free']:,}",
          f"of {mem['pages_total']:,}; min {wm['min']} low {wm['low']} high {wm['high']}"),
     ]
+    swap, aoe, net = kernel.get("swap"), kernel.get("aoe"), kernel.get("net")
+    if swap and (swap["swap_outs"] or swap["swap_ins"] or swap["slots_total"]):
+        mib = (swap["bytes_out"] + swap["bytes_in"]) / (1 << 20)
+        rows_.append(("swap", f"{swap['swap_outs']:,} out {swap['swap_ins']:,} in",
+                      f"{mib:,.1f} MiB; major faults {kernel['major_faults']:,}, "
+                      f"cache hits {swap['swap_cache_hits']:,}, clean drops "
+                      f"{swap['clean_drops']:,}, slots {swap['slots_used']:,}/"
+                      f"{swap['slots_total']:,}"))
+    if aoe and aoe["requests"]:
+        rows_.append(("AoE", f"{aoe['requests']:,} requests",
+                      f"retransmits {aoe['retransmits']:,}, stale {aoe['stale_replies']:,}, "
+                      f"unknown {aoe['unknown_replies']:,}, srtt {aoe['srtt_ns'] / 1000:.0f} us, "
+                      f"rto {aoe['rto_ns'] / 1000:.0f} us, window {aoe['window']}"
+                      + (", DEAD" if aoe["dead"] else "")))
+    if net and (net["rx_frames"] or net["tx_frames"]):
+        rows_.append(("NIC driver", f"{net['tx_frames']:,} tx {net['rx_frames']:,} rx",
+                      "drops " + nonzero(net["drops"])))
+    return rows_

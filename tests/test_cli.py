@@ -69,7 +69,8 @@ def test_wrong_elves_are_rejected(asm, tmp_path):
 def test_run_prints_console_report_and_json(kernel, tmp_path):
     out = tmp_path / "s.json"
     log = tmp_path / "int.log"
-    r = emu("run", "--stats-json", str(out), "-d", "int,mmu", "-D", str(log))
+    r = emu("run", "-append", "init=demo", "--stats-json", str(out), "-d", "int,mmu",
+            "-D", str(log))
     assert r.returncode == 0, r.stderr
     assert "instructions" in r.stderr and "page faults" in r.stderr
     st = json.loads(out.read_text())
@@ -116,10 +117,25 @@ _start:
 def test_missing_twin_warns_once_and_runs_pure(kernel):
     code = ("import sys; sys.modules['emu._fast.sv39'] = None; "
             "sys.modules['emu._fast.budget'] = None; "
-            "from emu.cli import main; raise SystemExit(main(['run', '-q']))")
+            "from emu.cli import main; "
+            "raise SystemExit(main(['run', '-q', '-append', 'init=demo']))")
     env = {k: v for k, v in os.environ.items() if k != "EMU_PURE"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env=env)
     assert r.returncode == 0, r.stderr
     warnings = [ln for ln in r.stderr.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "pure-Python path" in warnings[0]
+
+
+def test_run_with_no_arguments_is_the_swap_demo(kernel, tmp_path):
+    """`emu run` alone: 64 MiB of memhog on 16 MiB of RAM over a lossy link,
+    swapping to the embedded AoE target, 0 mismatches."""
+    out = tmp_path / "demo.json"
+    r = emu("run", "--stats-json", str(out))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    assert "mismatches=0" in r.stdout and "init: swap demo done" in r.stdout
+    st = json.loads(out.read_text())
+    assert st["kernel"]["aoe"]["retransmits"] > 0
+    assert st["ram_bytes"] == 16 << 20
+    assert st["swap"]["swap_outs"] * 4096 >= 48 << 20     # the working set went out
+    assert st["swap"]["swap_ins"] > 0 and st["link"]["dropped_loss"] > 0

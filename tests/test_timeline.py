@@ -34,7 +34,8 @@ def test_timeline_samples_in_virtual_time_and_bounds_memory(kernel):
 
 def test_plot_writes_a_png(kernel, tmp_path):
     out = tmp_path / "run.png"
-    r = subprocess.run([sys.executable, "-m", "emu", "run", "-q", "--plot", str(out)],
+    r = subprocess.run([sys.executable, "-m", "emu", "run", "-q", "-append", "init=demo",
+                        "--plot", str(out)],
                        capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
@@ -43,7 +44,8 @@ def test_plot_writes_a_png(kernel, tmp_path):
 def test_progress_line_on_a_terminal_keeps_the_console(kernel):
     """On a pty the live line is drawn and removed; every console line survives."""
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "emu", "run", "-q"], stdout=slave,
+    p = subprocess.Popen([sys.executable, "-m", "emu", "run", "-q", "-append", "init=demo"],
+                         stdout=slave,
                          stderr=slave, stdin=subprocess.DEVNULL, close_fds=True)
     os.close(slave)
     out = b""

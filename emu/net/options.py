@@ -17,7 +17,7 @@ from emu.net.network import NetConfig
 def add_net_flags(p: argparse.ArgumentParser) -> None:
     """Add the network flags of `emu run` / `emu debug`."""
     g = p.add_argument_group("network")
-    g.add_argument("--net", metavar="SPEC", default="",
+    g.add_argument("--net", metavar="SPEC", default=None,
                    help='netem impairments of the guest\'s link, both directions, e.g. '
                    '"loss 5%% delay 200us 50us duplicate 1%% reorder 10%% corrupt 0.1%%" '
                    "(reproducible with --seed)")
@@ -30,15 +30,15 @@ def add_net_flags(p: argparse.ArgumentParser) -> None:
                    help="AoE target: mem:SIZE[@S.N], file:PATH[@S.N] (embedded) or "
                    "iface:NAME (bridge to a real interface, not deterministic); repeatable; "
                    "default mem:64M")
-    g.add_argument("--target-service", metavar="TIME", default="0us",
-                   help="embedded targets' service time per request, e.g. 20us")
+    g.add_argument("--target-service", metavar="TIME", default=None,
+                   help="embedded targets' service time per request, e.g. 20us (default 0us)")
 
 
 def net_config_from_args(args: argparse.Namespace, *, seed: int, mtu: int) -> NetConfig:
     """Build and validate a NetConfig from the flags. Raises ConfigError (one line)."""
-    cfg = NetConfig(net=args.net, noise=args.noise, pcap=args.pcap,
+    cfg = NetConfig(net=args.net or "", noise=args.noise, pcap=args.pcap,
                     targets=tuple(args.target) if args.target else ("mem:64M",),
-                    target_service=args.target_service, seed=seed, mtu=mtu)
+                    target_service=args.target_service or "0us", seed=seed, mtu=mtu)
     cfg.validate()
     return cfg
 

@@ -53,6 +53,11 @@ struct params {
   int panic;
   uint64 tick_us;       // 0: default
   uint64 min_free_kb;   // 0: Linux's rule
+  int swapoff;          // swap=off
+  uint64 swap_slots;    // 0: the whole device
+  int64 swap_msl_ms;    // -1: default (100)
+  int swap_readahead;   // pages per swap-in read (0: default 16, -1: off)
+  uint64 aoe_deadtime_ms, aoe_minrto_us;  // 0: defaults
   int initargc;
   char *initargv[MAXARG + 1];
 };
@@ -76,6 +81,7 @@ void kmeminfo(struct meminfo *mi);
 // kmalloc.c
 void kmallocinit(void);
 void *kmalloc(uint64 n);
+void *kmalloc_raw(uint64 n);
 void kfree(void *p);
 
 // vm.c
@@ -88,6 +94,7 @@ pagetable_t uvmcreate(void);
 void uvmfree(struct proc *p);
 void uvmunmap(struct proc *p, uint64 va, uint64 npages);
 int vmfault(struct proc *p, uint64 va, uint64 cause);
+int mapuser(struct proc *p, uint64 va, uint64 pa, int perm);
 uint64 uvmaddr(struct proc *p, uint64 va, int need);
 int copyout(struct proc *p, uint64 dstva, const void *src, uint64 len);
 int copyin(struct proc *p, void *dst, uint64 srcva, uint64 len);
@@ -134,6 +141,52 @@ void timer_program(int busy);
 // syscall.c
 void syscallinit(void);
 void syscall(struct trapframe *tf);
+
+// netdev.c
+struct iov;
+struct nbuf;
+struct bio;
+struct aoedev;
+extern uint8 netmac[6];
+extern uint32 netmtu;
+extern int netup;
+int netinit(void);
+int net_tx(const struct iov *v, int n);
+void nic_intr(void);
+void devintr(void);
+
+// net.c
+int nb_copy(const struct nbuf *nb, uint32 off, void *dst, uint32 len);
+void net_rx(struct nbuf *nb);
+
+// aoe.c
+extern struct aoedev aoedev;
+int aoe_start(void (*ready)(int ok));
+void aoe_timer(void);
+uint64 aoe_deadline(void);
+void aoe_rx(struct nbuf *nb);
+void aoe_submit(struct bio *b);
+int aoe_can_queue(uint32 nsect);
+void bio_wait(struct bio *b);
+
+// bio.c
+struct bio *bio_alloc(void);
+void bio_free(struct bio *b);
+int bio_avail(void);
+void submit_bio(struct bio *b);
+
+// swap.c
+extern int swapstate;
+void swapinit(void);
+void swap_sched(void);
+int swap_active(void);
+void swap_lowmem(void);
+void swap_mapped(struct frame *f);
+void swap_pagefree(struct frame *f);
+void swap_free_pte(uint64 pte);
+int swapin(struct proc *p, uint64 va, int perm, uint64 end);
+int reclaim(int want);
+void *palloc_reclaim(int use);
 
 // ktest.c
 void ktest(void);

@@ -113,10 +113,13 @@ void kinit(uint64 start, uint64 end, uint64 min_kb) {
 
 uint64 nfree(void) { return kstats.pages[FRAME_FREE]; }
 
-// Returns a zeroed page tagged `use` (a FRAME_* value), or 0 if free memory
+// Returns a zeroed page tagged `use` (a FRAME_* value; | PALLOC_NOZERO: not
+// zeroed, for a page about to be overwritten whole), or 0 if free memory
 // is down to the min watermark: the pages below it are the reserve, which
 // only the memalloc callers of the reserves issue will be allowed to take.
 void *palloc(int use) {
+  int zero = !(use & PALLOC_NOZERO);
+  use &= ~PALLOC_NOZERO;
   if (use == FRAME_FREE || use == FRAME_RESERVED || use == FRAME_IMAGE || use >= NFRAMEUSE)
     panic("palloc: bad use");
   if (freelist == NOFRAME || nfree() <= wmark.min) {
@@ -131,7 +134,10 @@ void *palloc(int use) {
   kstats.pages[FRAME_FREE]--;
   kstats.pages[use]++;
   void *pa = (void *)frame2pa(f);
-  memset(pa, 0, PGSIZE);
+  if (zero)
+    memset(pa, 0, PGSIZE);
+  if (nfree() < 4 * wmark.high)
+    swap_lowmem();
   return pa;
 }
 

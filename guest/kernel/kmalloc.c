@@ -47,10 +47,19 @@ static struct frame *newslab(int c) {
 // (n rounded up to a power of two, at least 16), or 0 if out of memory or n
 // is out of range.
 void *kmalloc(uint64 n) {
+  void *p = kmalloc_raw(n);
+  if (p)
+    memset(p, 0, n > KM_MAX ? PGSIZE : KM_MIN << sizeclass(n));
+  return p;
+}
+
+// kmalloc without the zeroing (the caller overwrites the object - the NIC's
+// RX buffers, which the device fills).
+void *kmalloc_raw(uint64 n) {
   if (n == 0 || n > PGSIZE)
     return 0;
   if (n > KM_MAX) {
-    void *page = palloc(FRAME_KMALLOC);
+    void *page = palloc(FRAME_KMALLOC | PALLOC_NOZERO);
     if (page) {
       struct frame *f = pa2frame((uint64)page);
       f->slab.size = PGSIZE;
@@ -67,7 +76,6 @@ void *kmalloc(uint64 n) {
   f->ref++;
   if (!f->slab.free)
     flist_del(&partial[c], f);
-  memset(obj, 0, f->slab.size);
   return obj;
 }
 

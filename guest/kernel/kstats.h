@@ -7,7 +7,7 @@
 #include "syscall.h"
 
 #define KSTATS_MAGIC 0x313053544154534bUL  // "KSTATS01"
-#define KSTATS_VERSION 1
+#define KSTATS_VERSION 2
 
 // Page faults by how they were resolved (or why they were not).
 #define FAULT_ZERO     0  // demand-zero page for heap/stack/bss
@@ -15,6 +15,8 @@
 #define FAULT_PROT     2  // inside a region that forbids the access: killed
 #define FAULT_BAD      3  // no region at all (guard page, kernel, null): killed
 #define FAULT_SPURIOUS 4  // already mapped and allowed (a stale TLB entry)
+#define FAULT_SWAPIN   5  // major: read back from swap
+#define FAULT_SWAPCACHE 6 // minor: found in the swap cache (no I/O)
 #define NFAULTKIND     8  // slots; later kinds (swap-in) take the free ones
 
 // Frame uses (struct frame.use) - pages by use are kept as gauges.
@@ -44,9 +46,27 @@ struct kstats {
   uint64 pages_total;            // RAM pages
   uint64 pages[NFRAMEUSE];       // gauge: pages by FRAME_* use
   uint64 wmark_min, wmark_low, wmark_high;  // pages
+  // version 2: swap, reclaim, AoE, the NIC driver (docs/swap.md)
+  uint64 swap_outs, swap_ins, swapcache_hits, swapcache_waits, swap_clean_drops;
+  uint64 swap_bytes_out, swap_bytes_in, swap_write_errors, swap_read_errors;
+  uint64 swap_slots_total, swap_slots_used, swap_slot_quarantined, swap_writeback;
+  uint64 lru_pages, reclaim_scanned, reclaim_rotated, kswapd_wakeups, direct_reclaims;
+  uint64 bio_reads, bio_writes;
+  uint64 aoe_requests, aoe_retransmits, aoe_timeouts, aoe_replies, aoe_stale, aoe_unknown;
+  uint64 aoe_errors, aoe_dead, aoe_srtt_ns, aoe_rttvar_ns, aoe_rto_ns, aoe_cwnd, aoe_ssthresh;
+  uint64 aoe_inflight_max, aoe_maxwin, aoe_bufcnt, aoe_scnt, aoe_capacity_sectors;
+  uint64 net_irqs, net_rx_frames, net_rx_bytes, net_tx_frames, net_tx_bytes;
+  uint64 net_drop_unknown_type, net_drop_runt, net_drop_toolong, net_refill_fails;
+  uint64 net_rx_overruns, net_tx_full, net_nic_errors;
+  uint64 aoe_stale_age_max_ms;   // oldest late reply seen (age from its tag's send tick)
+  uint64 swap_readahead;         // pages read ahead of a fault (in swap_ins too)
+  uint64 swap_faultaround;       // read-ahead pages mapped with the faulting one
+  uint64 zero_faultaround;       // heap zero pages mapped ahead while swapping
 };
+#define KSTATS_V2_FIELDS 54
 
-_Static_assert(sizeof(struct kstats) == 8 * (11 + NSYSCALL + NFAULTKIND + NFRAMEUSE + 3),
+_Static_assert(sizeof(struct kstats) ==
+                   8 * (11 + NSYSCALL + NFAULTKIND + NFRAMEUSE + 3 + KSTATS_V2_FIELDS),
                "struct kstats must stay a flat u64 array (emu/kstats.py reads it)");
 
 extern struct kstats kstats;

@@ -10,6 +10,7 @@
 #include "proc.h"
 #include "trap.h"
 #include "defs.h"
+#include "net.h"
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -505,6 +506,63 @@ static const char *t_params(void) {
 }
 
 // The table: tests/test_kernel.py reads the names from here.
+
+// nb_copy gathers across RX fragments and refuses to read past the frame.
+static const char *t_nbuf(void) {
+  static uint8 a[5] = {1, 2, 3, 4, 5}, b[3] = {6, 7, 8}, c[2] = {9, 10};
+  struct nbuf nb = {3, {a, b, c}, {5, 3, 2}, 10};
+  uint8 out[10];
+  CHECK(nb_copy(&nb, 0, out, 10) == 0);
+  for (int i = 0; i < 10; i++)
+    CHECK(out[i] == i + 1);
+  CHECK(nb_copy(&nb, 4, out, 3) == 0 && out[0] == 5 && out[1] == 6 && out[2] == 7);
+  CHECK(nb_copy(&nb, 8, out, 2) == 0 && out[0] == 9 && out[1] == 10);
+  CHECK(nb_copy(&nb, 8, out, 3) == -1);
+  CHECK(nb_copy(&nb, 0xffffffffU, out, 2) == -1);
+  return 0;
+}
+
+// The net core drops and counts runts and unknown ethertypes; AoE replies
+// whose tag is not a live request's are dropped and counted.
+static const char *t_net_drops(void) {
+  static uint8 f[64];
+  struct nbuf nb = {1, {f}, {60}, 60};
+  uint64 unk = kstats.net_drop_unknown_type, runt = kstats.net_drop_runt;
+  memset(f, 0, sizeof f);
+  f[12] = 0x08;  // IPv4: nobody here takes it
+  net_rx(&nb);
+  CHECK(kstats.net_drop_unknown_type == unk + 1);
+  nb.len = nb.flen[0] = 10;
+  net_rx(&nb);
+  CHECK(kstats.net_drop_runt == runt + 1);
+  // An AoE response with a tag from request slot 3, generation 7: not live.
+  uint64 stale = kstats.aoe_stale, unknown = kstats.aoe_unknown, replies = kstats.aoe_replies;
+  nb.len = nb.flen[0] = 60;
+  f[12] = 0x88;
+  f[13] = 0xa2;
+  f[14] = 0x18;             // version 1, response
+  f[19] = 0;                // ATA
+  f[20] = 3;
+  f[21] = 7;
+  net_rx(&nb);
+  CHECK(kstats.aoe_stale == stale + 1);
+  f[20] = 200;              // no such request slot
+  net_rx(&nb);
+  CHECK(kstats.aoe_unknown == unknown + 1);
+  f[14] = 0x10;             // a request, not a response (someone's broadcast)
+  net_rx(&nb);
+  CHECK(kstats.aoe_unknown == unknown + 2 && kstats.aoe_replies == replies);
+  return 0;
+}
+
+// Swap PTEs: not valid, PTE_SWAP set, the slot in bits 63:10.
+static const char *t_swap_pte(void) {
+  uint64 pte = ((uint64)12345 << 10) | PTE_SWAP;
+  CHECK(!(pte & PTE_V) && (pte & PTE_SWAP) && (uint32)(pte >> 10) == 12345);
+  CHECK(PTE_SWAP == (1UL << 8));
+  return 0;
+}
+
 static const struct {
   const char *name;
   const char *(*fn)(void);
@@ -531,6 +589,9 @@ static const struct {
   {"proc_limit", t_proc_limit},
   {"forktest", t_forktest},
   {"params", t_params},
+  {"nbuf", t_nbuf},
+  {"net_drops", t_net_drops},
+  {"swap_pte", t_swap_pte},
 };
 #define NTESTS (sizeof tests / sizeof tests[0])
 

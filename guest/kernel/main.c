@@ -55,11 +55,14 @@ void main(uint64 hartid, uint64 bootinfo_addr) {
   trapinit();
   syscallinit();
 
+  if (!params.test && netinit() != 0)
+    printf("net: no NIC\n");
   if (params.test) {
     if (kthread("ktest", ktest) < 0)
       panic("main: cannot start ktest");
   } else {
     startinit();
+    swapinit();
   }
   scheduler();
 }

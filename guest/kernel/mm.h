@@ -12,7 +12,7 @@ struct frame {
   uint8 flags;     // FR_* below
   uint16 ref;      // user: mappings of the page; kmalloc: live objects
   uint32 next, prev;
-  uint32 pad;
+  uint32 swapslot; // user page in the swap cache: slot + 1 (0: none)
   union {
     struct { struct proc *proc; uint64 va; } user;  // reverse map: who maps it, where
     struct { void *free; uint64 size; } slab;       // kmalloc: free objects, object size
@@ -26,9 +26,12 @@ struct frame {
 #define FR_LRU     0x02  // on an LRU list (the swap issue)
 #define FR_ACTIVE  0x04  // on the active rather than the inactive list (the swap issue)
 #define FR_RESERVE 0x08  // allocated from below the min watermark (the reserves issue)
+#define FR_WRITEBACK 0x10  // being written to its swap slot
+#define FR_LOCKED  0x20  // being read from its swap slot (faults on the slot wait)
+#define FR_DIRTY   0x40  // differs from its swap copy (set when the PTE's D was lost)
 
-// PTE software bits: a PTE with V clear and PTE_SWAP set will hold a swap
-// slot (the swap issue); nothing sets it yet.
+// PTE software bits: a PTE with V clear and PTE_SWAP set holds a swap slot
+// in bits 63:10 (swap.c).
 #define PTE_SWAP PTE_RSW0
 
 // Free-memory watermarks, in pages (Linux: min_free_kbytes and the zone
@@ -57,7 +60,11 @@ struct vma {
 #define VMA_STACK 4
 #define NVMA 6
 
+// palloc(use | PALLOC_NOZERO): skip zeroing (the caller overwrites the page).
+#define PALLOC_NOZERO 0x100
+
 // Results of vmfault().
 #define VMF_OK   0
 #define VMF_SEGV 1   // no region, or the region forbids the access
 #define VMF_OOM  2   // no free page
+#define VMF_IOERR 3  // the swap device failed the read

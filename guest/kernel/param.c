@@ -5,6 +5,12 @@
 //   tick_us=N          round-robin quantum in microseconds of virtual time
 //   min_free_kbytes=N  override Linux's rule for the min watermark
 //   panic              panic at boot (tests the failure path)
+//   swap=off           no swap (the NIC still comes up)
+//   swap_slots=N       use at most N slots of the AoE device
+//   swap_msl_ms=N      a slot is reused only N ms after its last write was sent
+//   swap_readahead=N   pages per swap-in read, 1..16 (1: no read-ahead; default 16)
+//   aoe_deadtime_ms=N  a target silent this long fails its I/O (default 180000)
+//   aoe_minrto_us=N    floor of the AoE retransmit timeout (default 1000)
 // Anything else is reported on the console and otherwise ignored.
 #include "types.h"
 #include "defs.h"
@@ -38,6 +44,7 @@ static int64 numparam(const char *key, const char *val, int64 lo, int64 hi) {
 // unknown or malformed parameters, each of which is reported on the console.
 int paraminit(const char *cmdline) {
   memset(&params, 0, sizeof params);
+  params.swap_msl_ms = -1;
   strncpy(line, cmdline, sizeof line - 1);
   line[sizeof line - 1] = 0;
   int bad = 0;
@@ -85,6 +92,28 @@ int paraminit(const char *cmdline) {
     } else if (strcmp(word, "tick_us") == 0 && val) {
       int64 v = numparam(word, val, 10, 1000000);
       params.tick_us = v > 0 ? v : 0;
+      bad += v < 0;
+    } else if (strcmp(word, "swap") == 0 && val && strcmp(val, "off") == 0) {
+      params.swapoff = 1;
+    } else if (strcmp(word, "swap_slots") == 0 && val) {
+      int64 v = numparam(word, val, 16, 1 << 20);
+      params.swap_slots = v > 0 ? v : 0;
+      bad += v < 0;
+    } else if (strcmp(word, "swap_readahead") == 0 && val) {
+      int64 v = numparam(word, val, 1, 16);
+      params.swap_readahead = v == 1 ? -1 : v > 0 ? v : 0;
+      bad += v < 0;
+    } else if (strcmp(word, "swap_msl_ms") == 0 && val) {
+      int64 v = numparam(word, val, 0, 100000);
+      params.swap_msl_ms = v >= 0 ? v : -1;
+      bad += v < 0;
+    } else if (strcmp(word, "aoe_deadtime_ms") == 0 && val) {
+      int64 v = numparam(word, val, 10, 100000000);
+      params.aoe_deadtime_ms = v > 0 ? v : 0;
+      bad += v < 0;
+    } else if (strcmp(word, "aoe_minrto_us") == 0 && val) {
+      int64 v = numparam(word, val, 10, 10000000);
+      params.aoe_minrto_us = v > 0 ? v : 0;
       bad += v < 0;
     } else if (strcmp(word, "min_free_kbytes") == 0 && val) {
       int64 v = numparam(word, val, 128, 65536);

@@ -168,6 +168,11 @@ void exit(int status) {
   struct proc *p = myproc();
   if (p == initproc) {
     printf("init: exited with status %d\n", status);
+    if (status != 0 && kstats.aoe_dead) {
+      // Whatever failed, the cause is known: say so with one status (EIO).
+      printf("boot: the swap device died (I/O error), powering off with status 5\n");
+      poweroff(5);
+    }
     if (status == 0)
       printf("boot: all good, powering off\n");
     else
@@ -250,6 +255,7 @@ void scheduler(void) {
     do {
       p = p + 1 == proc + NPROC ? proc : p + 1;
     } while (p->state != RUNNABLE && p != last);
+    swap_sched();
     if (p->state != RUNNABLE) {
       idle();
       continue;

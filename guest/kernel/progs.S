@@ -33,6 +33,7 @@ progs:
     prog segv
     prog systest
     prog spin
+    prog memhog
     .section .rodata.progs, "a"
     .balign 4096
     .globl progimg_end

@@ -21,19 +21,33 @@ void trapinit(void) {
 // process is about to run and may need preempting), the nearest sleep
 // deadline. With neither it stays unarmed: nothing can then wake an idle
 // hart, a deadlock the machine reports by ending the run (exit 125).
+//
+// An SBI call is a trap to the firmware, so an armed timer that is still in
+// the future and no later than needed is left alone (firing early is
+// harmless: the tick is taken and the timer programmed again).
+static uint64 armed;  // what the timer is set to (~0: disarmed)
+
 void timer_program(int busy) {
-  uint64 next = nextdeadline();
+  uint64 next = nextdeadline(), now = rdtime(), aoe = aoe_deadline();
+  if (aoe && (!next || aoe < next))
+    next = aoe;
   if (busy) {
-    uint64 q = rdtime() + tick_ns;
+    uint64 q = now + tick_ns;
     if (!next || q < next)
       next = q;
   }
-  sbi_set_timer(next ? next : ~0UL);  // also clears a pending timer interrupt
+  if (!next)
+    next = ~0UL;
+  if (armed > now && armed <= next && armed != ~0UL)
+    return;
+  armed = next;
+  sbi_set_timer(next);  // also clears a pending timer interrupt
 }
 
 static void clockintr(void) {
   ticks++;
   kstats.ticks++;
+  aoe_timer();
   wakeup((void *)&ticks);
 }
 
@@ -52,6 +66,10 @@ static void usertrap(struct trapframe *tf) {
   struct proc *p = myproc();
   uint64 cause = tf->scause;
   if (cause & SCAUSE_INTR) {
+    if ((cause & 0xff) == IRQ_S_EXT) {
+      devintr();
+      goto out;
+    }
     if ((cause & 0xff) != IRQ_S_TIMER)
       panic("usertrap: unexpected interrupt");
     clockintr();
@@ -76,12 +94,17 @@ static void usertrap(struct trapframe *tf) {
              tf->stval, tf->sepc);
       kstats.oom_kills++;
       p->killed = 1;
+    } else if (r == VMF_IOERR) {
+      printf("pid %d (%s): swap-in I/O error at 0x%lx pc 0x%lx, killed\n", p->pid, p->name,
+             tf->stval, tf->sepc);
+      p->killed = 1;
     }
   } else {
     printf("pid %d (%s): %s (cause %d) stval 0x%lx pc 0x%lx, killed\n", p->pid, p->name,
            causename(cause), (int)cause, tf->stval, tf->sepc);
     p->killed = 1;
   }
+out:
   if (p->killed)
     exit(-1);
 }
@@ -94,6 +117,10 @@ static void kerneltrap(struct trapframe *tf) {
   if (cause == (SCAUSE_INTR | IRQ_S_TIMER)) {
     clockintr();
     timer_program(0);
+    return;
+  }
+  if (cause == (SCAUSE_INTR | IRQ_S_EXT)) {
+    devintr();
     return;
   }
   printf("kerneltrap: %s (scause %p) stval %p sepc %p\n", causename(cause), cause, tf->stval,

@@ -120,14 +120,18 @@ static void dropframe(struct proc *p, uint64 pa) {
     panic("dropframe");
   p->rss--;
   if (--f->ref == 0 && f->use == FRAME_USER)
-    pfree((void *)pa);
+    swap_pagefree(f);
 }
 
 static void freetables(struct proc *p, pagetable_t t, int level) {
   for (int i = 0; i < 512; i++) {
     pte_t pte = t[i];
-    if (!(pte & PTE_V))
+    if (!(pte & PTE_V)) {
+      if (level == 0 && (pte & PTE_SWAP))
+        swap_free_pte(pte);
+      t[i] = 0;
       continue;
+    }
     if (level > 0)
       freetables(p, (pagetable_t)PTE2PA(pte), level - 1);
     else
@@ -152,12 +156,33 @@ void uvmfree(struct proc *p) {
     panic("uvmfree: rss");
 }
 
+// Returns p's level-0 PTE for `va`, allocating page-table pages (with
+// reclaim if memory is short), or 0 if memory ran out.
+static pte_t *ptealloc(struct proc *p, uint64 va) {
+  for (;;) {
+    pte_t *pte = walk(p->pagetable, va, 0);
+    if (pte)
+      return pte;
+    // walk(alloc) takes at most two pages: make sure they are there.
+    void *a = palloc_reclaim(FRAME_PTABLE), *b = palloc_reclaim(FRAME_PTABLE);
+    if (a)
+      pfree(a);
+    if (b)
+      pfree(b);
+    if (!a || !b)
+      return walk(p->pagetable, va, 1);
+    pte = walk(p->pagetable, va, 1);
+    if (pte)
+      return pte;
+  }
+}
+
 // Map the user page `pa` at `va` in p's space with region permissions
 // `perm`. A private page records its one mapper (the reverse map reclaim
 // will use); an image page is shared and only counts mappers. Returns 0, or
 // -1 if a page-table page could not be allocated.
-static int mapuser(struct proc *p, uint64 va, uint64 pa, int perm) {
-  pte_t *pte = walk(p->pagetable, va, 1);
+int mapuser(struct proc *p, uint64 va, uint64 pa, int perm) {
+  pte_t *pte = ptealloc(p, va);
   if (!pte)
     return -1;
   if (*pte & PTE_V)
@@ -166,6 +191,7 @@ static int mapuser(struct proc *p, uint64 va, uint64 pa, int perm) {
   if (f->use == FRAME_USER) {
     f->user.proc = p;
     f->user.va = va;
+    swap_mapped(f);
   }
   f->ref++;
   *pte = PA2PTE(pa) | perm | PTE_U | PTE_V;
@@ -178,6 +204,11 @@ static int mapuser(struct proc *p, uint64 va, uint64 pa, int perm) {
 void uvmunmap(struct proc *p, uint64 va, uint64 npages) {
   for (uint64 a = PGROUNDDOWN(va); npages-- > 0; a += PGSIZE) {
     pte_t *pte = walk(p->pagetable, a, 0);
+    if (pte && !(*pte & PTE_V) && (*pte & PTE_SWAP)) {
+      swap_free_pte(*pte);
+      *pte = 0;
+      continue;
+    }
     if (!pte || !(*pte & PTE_V))
       continue;
     uint64 pa = PTE2PA(*pte);
@@ -207,6 +238,30 @@ static uint64 imagepage(struct vma *v, uint64 va) {
   return pa2frame(pa)->use == FRAME_IMAGE ? pa : 0;
 }
 
+// Fault-around for the heap while swapping: map up to 7 more zero pages
+// after `va` (unmapped, same page table, memory above the low watermark).
+// Every trap costs a CPU exit on this machine, and a process that touches
+// a new heap page usually touches the next ones too. Not counted as faults.
+#define ZEROAROUND 8
+static void zeroaround(struct proc *p, struct vma *v, uint64 va) {
+  for (int i = 1; i < ZEROAROUND; i++) {
+    uint64 a = va + (uint64)i * PGSIZE;
+    if (a >= v->end || nfree() <= wmark.low)
+      break;
+    pte_t *pte = walk(p->pagetable, a, 0);
+    if (!pte || *pte)
+      break;
+    void *page = palloc(FRAME_USER);
+    if (!page)
+      break;
+    if (mapuser(p, a, (uint64)page, v->perm) != 0) {
+      pfree(page);
+      break;
+    }
+    kstats.zero_faultaround++;
+  }
+}
+
 // Bring in the page of region v holding `va`. Read-only image bytes (text)
 // are mapped straight from the embedded image, shared by every process that
 // runs the program; otherwise a fresh page gets the image bytes that fall in
@@ -226,7 +281,7 @@ static uint64 fillpage(struct proc *p, struct vma *v, uint64 va) {
     kstats.faults[FAULT_IMAGE]++;
     return pa;
   }
-  uint8 *page = palloc(FRAME_USER);
+  uint8 *page = palloc_reclaim(FRAME_USER);
   if (!page)
     return 0;
   int kind = FAULT_ZERO;
@@ -244,6 +299,8 @@ static uint64 fillpage(struct proc *p, struct vma *v, uint64 va) {
     return 0;
   }
   kstats.faults[kind]++;
+  if (v->kind == VMA_HEAP && swap_active())
+    zeroaround(p, v, va);
   return (uint64)page;
 }
 
@@ -269,6 +326,8 @@ int vmfault(struct proc *p, uint64 va, uint64 cause) {
     kstats.faults[FAULT_SPURIOUS]++;
     return VMF_OK;
   }
+  if (pte && (*pte & PTE_SWAP))
+    return swapin(p, va, v->perm, v->end);
   return fillpage(p, v, va) ? VMF_OK : VMF_OOM;
 }
 
@@ -284,7 +343,12 @@ uint64 uvmaddr(struct proc *p, uint64 va, int need) {
   if (!v || !(v->perm & need))
     return 0;
   pte_t *pte = walk(p->pagetable, va, 0);
-  if (!pte || !(*pte & PTE_V)) {
+  if (pte && !(*pte & PTE_V) && (*pte & PTE_SWAP)) {
+    if (swapin(p, va, v->perm, v->end) != VMF_OK)
+      return 0;
+    kstats.copyfills++;
+    pte = walk(p->pagetable, va, 0);
+  } else if (!pte || !(*pte & PTE_V)) {
     if (!fillpage(p, v, va))
       return 0;
     kstats.copyfills++;

@@ -1,6 +1,8 @@
 // init: the first process. With arguments (the boot parameter
 // init=NAME ARGS...) it runs NAME ARGS and exits with its status, which
-// becomes emu's exit status; without, it runs the demo.
+// becomes emu's exit status; without (or with `init=demo`) it runs the
+// process and paging demo; `init=swapdemo` runs the swap demo (memhog with a
+// 64 MiB working set, meant for 16 MiB of RAM and a lossy link).
 #include "user.h"
 
 static void showmem(void) {
@@ -42,7 +44,21 @@ static int demo(void) {
   return bad;
 }
 
+// The default demo: a working set of 64 MiB (four processes of 16 MiB)
+// on a machine of 16 MiB, swapping over AoE through a lossy link.
+static int swapdemo(void) {
+  printf("init: swap demo: 4 x 16 MiB of pages on a 16 MiB machine, over AoE, 2 passes\n");
+  int st = step("working set 4x RAM", "memhog pages=4096 passes=2 procs=4", 0);
+  showmem();
+  printf("init: swap demo %s\n", st ? "FAILED" : "done");
+  return st;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "demo") == 0)
+    return demo();
+  if (argc > 1 && strcmp(argv[1], "swapdemo") == 0)
+    return swapdemo();
   if (argc > 1) {
     int st = run(argv[1], argv + 1);
     if (st == -1000) {

@@ -1,0 +1,641 @@
+// Swap over AoE, and page reclaim.
+//
+// Swap area: the whole AoE device, slot s = sectors [8s, 8s+8). The swap
+// map keeps per slot a count of the PTEs that hold it plus SWP_CACHE when a
+// page of the swap cache is bound to it; a slot with count 0 is free - but
+// it is handed out again only once SWAP_MSL (the longest a frame may live
+// in the network, boot parameter swap_msl_ms) has passed since the last
+// transmission of a write to it, so a delayed duplicate of an old write
+// can never land after a newer write to the same sectors (docs/swap.md).
+//
+// Swap cache: page <-> slot (frame.swapslot, swapcache[]). A page is in it
+// while it is being written out (FR_WRITEBACK), read in (FR_LOCKED: other
+// faults on the slot wait for that one read), or resident with a valid
+// copy on swap (clean pages are then dropped without I/O).
+//
+// Reclaim: one clock over the LRU list of private user pages, second
+// chance from the PTE accessed bit (cleared with a fence). kswapd is woken
+// below the low watermark and works up to high; an allocation that fails
+// at min reclaims directly and waits for write-back.
+#include "types.h"
+#include "riscv.h"
+#include "proc.h"
+#include "mm.h"
+#include "net.h"
+#include "defs.h"
+
+#define SWP_CACHE 0x80
+#define SWP_COUNT 0x7f
+#define MAXSLOTS 32768
+#define SLOT_SECT 8
+#define CLUSTER 32
+#define SWAPPTE(s) (((uint64)(s) << 10) | PTE_SWAP)
+#define PTE2SLOT(pte) ((uint32)((pte) >> 10))
+
+static uint8 *mapp[MAXSLOTS / PGSIZE];        // swap map: count | SWP_CACHE
+static uint32 *cachep[MAXSLOTS / 1024];       // slot -> frame number + 1
+static uint16 *txp[MAXSLOTS / 2048];          // last write sent, ms (mod 65536)
+static uint32 nslots, maxslots, cursor, used;
+static uint64 msl_ns;
+int swapstate;                                 // SWAP_*
+static int writeback;                          // pages being written
+static int reclaim_chan, kswapd_chan, kswapd_idle, kswapd_wanted, kswapd_started;
+static int swaptables(uint32 n);
+static void swapready(int ok);
+static uint32 lru_head = NOFRAME, lru_tail = NOFRAME;
+static uint32 nlru;
+
+#define SWAP_OFF 0
+#define SWAP_PROBING 1
+#define SWAP_UP 2
+#define SWAP_IDLE 3      // configured; the target is probed at the first memory pressure
+
+static uint8 *smap(uint32 s) { return &mapp[s / PGSIZE][s % PGSIZE]; }
+static uint32 *scache(uint32 s) { return &cachep[s / 1024][s % 1024]; }
+static uint16 *stx(uint32 s) { return &txp[s / 2048][s % 2048]; }
+static uint32 fno(struct frame *f) { return f - frames; }
+
+static void gauges(void) {
+  kstats.swap_slots_used = used;
+  kstats.lru_pages = nlru;
+  kstats.swap_writeback = writeback;
+}
+
+// -- LRU list (frames linked through next/prev, newest at the head) ----------
+
+static void lru_add(struct frame *f) {
+  f->prev = NOFRAME;
+  f->next = lru_head;
+  if (lru_head != NOFRAME)
+    frames[lru_head].prev = fno(f);
+  else
+    lru_tail = fno(f);
+  lru_head = fno(f);
+  f->flags |= FR_LRU;
+  nlru++;
+}
+
+static void lru_del(struct frame *f) {
+  if (!(f->flags & FR_LRU))
+    panic("lru_del: not on the LRU");
+  if (f->prev != NOFRAME)
+    frames[f->prev].next = f->next;
+  else
+    lru_head = f->next;
+  if (f->next != NOFRAME)
+    frames[f->next].prev = f->prev;
+  else
+    lru_tail = f->prev;
+  f->next = f->prev = NOFRAME;
+  f->flags &= ~FR_LRU;
+  nlru--;
+}
+
+// -- swap map and cache --------------------------------------------------------
+
+static void slot_put(uint32 s) {
+  if (*smap(s) == 0)
+    used--;
+}
+
+// Drop one PTE reference to slot s (a process exits or unmaps).
+void swap_free_pte(uint64 pte) {
+  uint32 s = PTE2SLOT(pte);
+  if (s >= nslots || (*smap(s) & SWP_COUNT) == 0)
+    panic("swap_free_pte: bad slot");
+  (*smap(s))--;
+  slot_put(s);
+  gauges();
+}
+
+static void cache_add(struct frame *f, uint32 s) {
+  f->swapslot = s + 1;
+  *scache(s) = fno(f) + 1;
+  *smap(s) |= SWP_CACHE;
+}
+
+static void cache_del(struct frame *f) {
+  uint32 s = f->swapslot - 1;
+  f->swapslot = 0;
+  *scache(s) = 0;
+  *smap(s) &= ~SWP_CACHE;
+  slot_put(s);
+}
+
+// Next free slot from the cursor (writes cluster in slot order), skipping
+// slots whose last write may still be in the network. Returns -1 if none.
+static int quarantined;  // the last failed slot_alloc skipped young slots
+
+static int64 slot_alloc(void) {
+  uint64 now = rdtime();
+  quarantined = 0;
+  for (uint32 n = 0; n < nslots; n++) {
+    uint32 s = cursor;
+    cursor = cursor + 1 == nslots ? 0 : cursor + 1;
+    if (*smap(s))
+      continue;
+    // Time since the last write was sent, mod 65.536 s: a wrap can only
+    // make a slot look younger than it is (it waits longer), never older.
+    uint16 since = (uint16)(now / 1000000) - *stx(s);
+    if (msl_ns && (uint64)since * 1000000 < msl_ns + 1000000) {
+      kstats.swap_slot_quarantined++;
+      quarantined = 1;
+      continue;
+    }
+    used++;
+    return s;
+  }
+  return -1;
+}
+
+// A user page that loses its last mapping (exit, sbrk, munmap): leave the
+// LRU and the swap cache, free it. Pages being written or read stay (the
+// I/O completion frees them).
+void swap_pagefree(struct frame *f) {
+  if (f->flags & FR_LRU)
+    lru_del(f);
+  if (f->flags & (FR_WRITEBACK | FR_LOCKED))
+    return;
+  if (f->swapslot)
+    cache_del(f);
+  f->flags &= ~FR_DIRTY;
+  pfree((void *)frame2pa(f));
+  gauges();
+}
+
+// mapuser() calls this for a private user page it maps.
+void swap_mapped(struct frame *f) {
+  if (!(f->flags & FR_LRU))
+    lru_add(f);
+}
+
+// -- page-out --------------------------------------------------------------
+
+static void swapout_done(struct bio *b) {
+  for (int i = 0; i < b->npages; i++) {
+    struct frame *f = pa2frame((uint64)b->pages[i]);
+    uint32 s = f->swapslot - 1;
+    *stx(s) = (uint16)(b->last_tx_ns / 1000000);
+    f->flags &= ~FR_WRITEBACK;
+    writeback--;
+    if (b->error) {
+      // The copy on swap is not valid. An unmapped page stays in the swap
+      // cache: a fault maps it back.
+      kstats.swap_write_errors++;
+      f->flags |= FR_DIRTY;
+    } else if (f->ref == 0) {
+      cache_del(f);         // the slot now holds the data; the PTE holds the slot
+      f->flags &= ~FR_DIRTY;
+      pfree((void *)frame2pa(f));
+    }
+  }
+  bio_free(b);
+  gauges();
+  wakeup(&reclaim_chan);
+}
+
+// The write cluster reclaim is building: pages for consecutive slots go
+// into one bio (two pages a frame at MTU 9000).
+static struct bio *wbio;
+static uint32 wnext;
+
+static void wflush(void) {
+  if (wbio)
+    submit_bio(wbio);
+  wbio = 0;
+}
+
+// Unmap f from its one process and write it out, or drop it if its copy on
+// swap is valid. Returns 1 (freed or being written), 0 if it cannot now.
+static int pageout(struct frame *f, pte_t *pte) {
+  struct proc *p = f->user.proc;
+  int dirty = !f->swapslot || (*pte & PTE_D) || (f->flags & FR_DIRTY);
+  if (!dirty) {
+    uint32 s = f->swapslot - 1;
+    lru_del(f);
+    *pte = SWAPPTE(s);
+    (*smap(s))++;
+    f->ref = 0;
+    p->rss--;
+    cache_del(f);
+    pfree((void *)frame2pa(f));
+    kstats.swap_clean_drops++;
+    return 1;
+  }
+  if ((!wbio && !bio_avail()) || !aoe_can_queue((wbio ? wbio->nsect : 0) + SLOT_SECT))
+    return 0;
+  if (f->swapslot)
+    cache_del(f);           // the old copy is stale
+  int64 s = slot_alloc();
+  if (s < 0) {
+    f->flags |= FR_DIRTY;
+    return 0;
+  }
+  if (wbio && ((uint32)s != wnext || wbio->npages == BIO_MAXPAGES))
+    wflush();
+  if (!wbio) {
+    if (!(wbio = bio_alloc())) {   // cannot happen: checked above
+      slot_put(s);
+      return 0;
+    }
+    wbio->sector = (uint64)s * SLOT_SECT;
+    wbio->write = 1;
+    wbio->done = swapout_done;
+  }
+  lru_del(f);
+  *smap(s) = 1;             // the PTE
+  cache_add(f, s);
+  f->flags = (f->flags | FR_WRITEBACK) & ~FR_DIRTY;
+  *pte = SWAPPTE(s);
+  f->ref = 0;
+  p->rss--;
+  writeback++;
+  kstats.swap_outs++;
+  kstats.swap_bytes_out += PGSIZE;
+  wbio->pages[wbio->npages++] = (uint8 *)frame2pa(f);
+  wbio->nsect += SLOT_SECT;
+  wnext = s + 1;
+  return 1;
+}
+
+// Drop an unmapped swap-cache page (read ahead, never mapped) from the
+// LRU. Returns 1 if freed.
+static int dropcached(struct frame *f) {
+  if (f->flags & (FR_LOCKED | FR_WRITEBACK))
+    return 0;
+  lru_del(f);
+  cache_del(f);
+  f->flags &= ~FR_DIRTY;
+  pfree((void *)frame2pa(f));
+  kstats.swap_clean_drops++;
+  return 1;
+}
+
+// Scan the clock for up to `want` pages to evict. Returns how many were
+// freed or put under write-back.
+int reclaim(int want) {
+  if (swapstate != SWAP_UP || aoedev.state != AOE_UP)
+    return 0;
+  int got = 0, fence = 0;
+  uint32 budget = 2 * nlru + 1;
+  while (got < want && budget-- > 0 && lru_tail != NOFRAME) {
+    struct frame *f = &frames[lru_tail];
+    kstats.reclaim_scanned++;
+    if (f->flags & FR_WRITEBACK) {  // mapped back while its write is in flight
+      lru_del(f);
+      lru_add(f);
+      continue;
+    }
+    if (f->ref == 0) {       // read ahead, not mapped yet
+      if (dropcached(f)) {
+        got++;
+      } else {
+        lru_del(f);
+        lru_add(f);
+      }
+      continue;
+    }
+    pte_t *pte = walk(f->user.proc->pagetable, f->user.va, 0);
+    if (!pte || !(*pte & PTE_V) || PTE2PA(*pte) != frame2pa(f))
+      panic("reclaim: reverse map");
+    if (*pte & PTE_A) {
+      *pte &= ~PTE_A;       // second chance; the fence below makes it count
+      fence = 1;
+      lru_del(f);
+      lru_add(f);
+      kstats.reclaim_rotated++;
+      continue;
+    }
+    if (pageout(f, pte)) {
+      got++;
+      fence = 1;
+    } else {
+      break;
+    }
+  }
+  if (fence)
+    sfence_vma();           // before any write leaves: no stale translation
+  wflush();
+  gauges();
+  return got;
+}
+
+// palloc for user pages and their page tables: when free memory is at min,
+// reclaim directly and wait for write-back. Returns 0 only when nothing
+// can be reclaimed (no swap, swap full, device dead): the caller's OOM.
+void *palloc_reclaim(int use) {
+  int idle = 0;
+  for (;;) {
+    void *pa = palloc(use);
+    if (pa)
+      return pa;
+    if (swapstate == SWAP_IDLE)
+      swap_lowmem();
+    if (swapstate == SWAP_PROBING) {
+      sleep(&swapstate);
+      continue;
+    }
+    if (swapstate != SWAP_UP || aoedev.state != AOE_UP)
+      return 0;
+    kstats.direct_reclaims++;
+    int n = reclaim(CLUSTER);
+    if (nfree() > wmark.min)
+      continue;
+    if (writeback > 0) {
+      sleep(&reclaim_chan);
+      continue;
+    }
+    if (n == 0 && quarantined) {
+      sleepuntil(rdtime() + 1000000);  // young free slots come of age with time
+      continue;
+    }
+    if (n == 0 && ++idle > 4)
+      return 0;
+    if (n == 0)
+      sleepuntil(rdtime() + 1000000);
+  }
+}
+
+// Returns 1 while swap is up (fault-around is on only then).
+int swap_active(void) { return swapstate == SWAP_UP && aoedev.state == AOE_UP; }
+
+// palloc calls this when free memory nears the watermarks: kswapd is
+// started (by the scheduler) the first time, and woken below low.
+void swap_lowmem(void) {
+  if (swapstate == SWAP_IDLE) {
+    swapstate = SWAP_PROBING;
+    if (aoe_start(swapready) != 0)
+      swapready(0);
+    return;
+  }
+  if (swapstate == SWAP_UP && !kswapd_started)
+    kswapd_wanted = 1;
+  if (swapstate == SWAP_UP && kswapd_idle && nfree() < wmark.low) {
+    kswapd_idle = 0;
+    kstats.kswapd_wakeups++;
+    wakeup(&kswapd_chan);
+  }
+}
+
+// -- page-in -----------------------------------------------------------------
+
+static void swapin_done(struct bio *b) {
+  for (int i = 0; i < b->npages; i++) {
+    struct frame *f = pa2frame((uint64)b->pages[i]);
+    f->flags &= ~FR_LOCKED;
+    wakeup(f);
+    if (i == 0)
+      continue;             // the faulting process takes the first page
+    if (b->error) {
+      cache_del(f);
+      pfree(b->pages[i]);
+    } else {
+      lru_add(f);           // an unmapped swap-cache page, reclaimable
+    }
+  }
+  if (b->error)
+    wakeup(&reclaim_chan);
+  wakeup(b);
+}
+
+// Read-ahead: the slots after s that hold swapped pages not in the cache,
+// up to RA_PAGES, while memory is above the low watermark (swap writes
+// cluster in slot order, so they are likely the next pages wanted).
+#define RA_PAGES 16
+static void readahead(struct bio *b, uint32 s) {
+  if (params.swap_readahead < 0)
+    return;
+  uint32 ra = params.swap_readahead > 0 ? params.swap_readahead : RA_PAGES;
+  if (ra > BIO_MAXPAGES)
+    ra = BIO_MAXPAGES;
+  for (uint32 t = s + 1; t < nslots && (uint32)b->npages < ra; t++) {
+    if ((*smap(t) & SWP_COUNT) == 0 || *scache(t) || nfree() <= wmark.low ||
+        !aoe_can_queue(b->nsect + SLOT_SECT))
+      break;
+    void *pa = palloc(FRAME_USER | PALLOC_NOZERO);
+    if (!pa)
+      break;
+    struct frame *f = pa2frame((uint64)pa);
+    cache_add(f, t);
+    f->flags |= FR_LOCKED;
+    b->pages[b->npages++] = pa;
+    b->nsect += SLOT_SECT;
+    kstats.swap_readahead++;
+  }
+}
+
+// Bring in the page of p at `va` whose PTE holds a swap slot and map it
+// with `perm`. Returns VMF_OK, VMF_OOM or VMF_IOERR.
+// Map the pages read ahead with the one at `va` that sit at the next
+// virtual addresses (below `end`) of the same process: their PTEs still
+// hold exactly the slots that follow. Saves a fault each.
+static void faultaround(struct proc *p, uint64 va, uint64 end, uint32 s, int n, int perm) {
+  for (int i = 1; i < n; i++) {
+    uint64 a = va + (uint64)i * PGSIZE;
+    if (a >= end || s + i >= nslots)
+      break;
+    pte_t *pte = walk(p->pagetable, a, 0);
+    uint32 fn = *scache(s + i);
+    if (!pte || *pte != SWAPPTE(s + i) || !fn)
+      break;
+    struct frame *f = &frames[fn - 1];
+    if (f->flags & (FR_LOCKED | FR_WRITEBACK) || f->ref)
+      break;
+    if (mapuser(p, a, frame2pa(f), perm) != 0)
+      break;
+    (*smap(s + i))--;
+    kstats.swap_faultaround++;
+    if (used * 2 > nslots) {
+      cache_del(f);
+      f->flags |= FR_DIRTY;
+    }
+  }
+}
+
+int swapin(struct proc *p, uint64 va, int perm, uint64 end) {
+  va = PGROUNDDOWN(va);
+  void *spare = 0;
+  for (;;) {
+    pte_t *pte = walk(p->pagetable, va, 0);
+    if (!pte || !(*pte & PTE_SWAP) || (*pte & PTE_V)) {
+      if (spare)
+        pfree(spare);
+      kstats.faults[FAULT_SPURIOUS]++;
+      return VMF_OK;         // someone else resolved it
+    }
+    uint32 s = PTE2SLOT(*pte);
+    if (s >= nslots)
+      panic("swapin: bad slot");
+    uint32 fn = *scache(s);
+    struct frame *f;
+    int major = 0, nread = 0;
+    if (fn) {
+      f = &frames[fn - 1];
+      if (f->flags & FR_LOCKED) {
+        kstats.swapcache_waits++;
+        sleep(f);            // one read per slot: wait for it
+        continue;
+      }
+    } else {
+      if (!spare) {
+        spare = palloc_reclaim(FRAME_USER | PALLOC_NOZERO);  // the read fills it
+        if (!spare)
+          return VMF_OOM;
+        continue;            // we slept: look again
+      }
+      f = pa2frame((uint64)spare);
+      spare = 0;
+      cache_add(f, s);
+      f->flags |= FR_LOCKED;
+      struct bio *b;
+      while (!(b = bio_alloc()) || !aoe_can_queue(SLOT_SECT)) {
+        if (b)
+          bio_free(b);
+        sleep(&reclaim_chan);
+      }
+      b->sector = (uint64)s * SLOT_SECT;
+      b->nsect = SLOT_SECT;
+      b->pages[0] = (uint8 *)frame2pa(f);
+      b->npages = 1;
+      b->done = swapin_done;
+      readahead(b, s);
+      kstats.swap_ins += b->npages;
+      kstats.swap_bytes_in += (uint64)PGSIZE * b->npages;
+      submit_bio(b);
+      bio_wait(b);
+      int err = b->error;
+      nread = b->npages;
+      bio_free(b);
+      if (err) {
+        kstats.swap_read_errors++;
+        cache_del(f);
+        pfree((void *)frame2pa(f));
+        wakeup(f);
+        return VMF_IOERR;
+      }
+      major = 1;
+    }
+    // Map it: the PTE's reference to the slot becomes the page's.
+    pte = walk(p->pagetable, va, 0);
+    if (!pte || *pte != SWAPPTE(s))
+      continue;
+    if (mapuser(p, va, frame2pa(f), perm) != 0)
+      return VMF_OOM;
+    (*smap(s))--;
+    kstats.faults[major ? FAULT_SWAPIN : FAULT_SWAPCACHE]++;
+    if (!major)
+      kstats.swapcache_hits++;
+    if (!(f->flags & FR_WRITEBACK) && used * 2 > nslots) {
+      cache_del(f);          // swap is getting full: keep only the page
+      f->flags |= FR_DIRTY;
+    }
+    if (nread > 1)
+      faultaround(p, va, end, s, nread, perm);
+    gauges();
+    return VMF_OK;
+  }
+}
+
+// -- bring-up ------------------------------------------------------------------
+
+// kswapd: reclaim from the low watermark up to high whenever woken.
+static void kswapd(void) {
+  for (;;) {
+    while (swapstate == SWAP_UP && aoedev.state == AOE_UP &&
+           nfree() + writeback < wmark.high) {
+      int got = reclaim(CLUSTER);
+      if (got <= 0 || !bio_avail()) {
+        if (writeback)
+          sleep(&reclaim_chan);
+        else if (quarantined)
+          sleepuntil(rdtime() + 1000000);
+        else
+          break;
+      }
+    }
+    kswapd_idle = 1;
+    sleep(&kswapd_chan);
+  }
+}
+
+// The AoE device is up (or not): size the swap area (interrupt context).
+static void swapready(int ok) {
+  if (!ok) {
+    swapstate = SWAP_OFF;
+    swaptables(0);
+    wakeup(&swapstate);
+    return;
+  }
+  uint64 n = aoedev.nsectors / SLOT_SECT;
+  nslots = n < maxslots ? n : maxslots;
+  swaptables(nslots);  // give back what the device does not need
+  uint16 old = (uint16)(rdtime() / 1000000 - 30000);  // "written long ago"
+  for (uint32 i = 0; i < nslots; i++)
+    *stx(i) = old;
+  msl_ns = params.swap_msl_ms >= 0 ? (uint64)params.swap_msl_ms * 1000000 : 100000000;
+  kstats.swap_slots_total = nslots;
+  printf("swap: %d slots (%d MiB) on e%d.%d; slot reuse after %d ms quiet\n", (int)nslots,
+         (int)(nslots / 256), (int)aoedev.shelf, (int)aoedev.slot, (int)(msl_ns / 1000000));
+  swapstate = SWAP_UP;
+  wakeup(&swapstate);
+}
+
+// The scheduler calls this between processes: start kswapd the first time
+// memory ran low (so runs that never swap have no extra process).
+void swap_sched(void) {
+  if (kswapd_wanted && !kswapd_started && kthread("kswapd", kswapd) > 0)
+    kswapd_started = 1;  // (a failed start is retried at the next pass)
+}
+
+// Size the swap map and cache for n slots: allocate missing pages, free
+// the pages beyond. Returns 0, or -1 if memory ran out.
+static int swaptables(uint32 n) {
+  for (uint32 i = 0; i < MAXSLOTS / PGSIZE; i++) {
+    int want = i < (n + PGSIZE - 1) / PGSIZE;
+    if (want && !mapp[i] && !(mapp[i] = palloc(FRAME_KERNEL)))
+      return -1;
+    if (!want && mapp[i]) {
+      pfree(mapp[i]);
+      mapp[i] = 0;
+    }
+  }
+  for (uint32 i = 0; i < MAXSLOTS / 1024; i++) {
+    int want = i < (n + 1023) / 1024;
+    if (want && !cachep[i] && !(cachep[i] = palloc(FRAME_KERNEL)))
+      return -1;
+    if (!want && cachep[i]) {
+      pfree(cachep[i]);
+      cachep[i] = 0;
+    }
+  }
+  for (uint32 i = 0; i < MAXSLOTS / 2048; i++) {
+    int want = i < (n + 2047) / 2048;
+    if (want && !txp[i] && !(txp[i] = palloc(FRAME_KERNEL)))
+      return -1;
+    if (!want && txp[i]) {
+      pfree(txp[i]);
+      txp[i] = 0;
+    }
+  }
+  return 0;
+}
+
+// Configure swap (unless swap=off): the swap map is allocated now, before
+// user processes take the memory, for at most min(32768, 8 x RAM pages,
+// swap_slots=) slots (trimmed to the device later). The target is probed
+// the first time free memory nears the watermarks (swap_lowmem), so a run
+// that never needs swap sends no frame at all.
+void swapinit(void) {
+  if (params.swapoff || !netup) {
+    printf("swap: off\n");
+    return;
+  }
+  maxslots = kstats.pages_total * 8;
+  if (maxslots > MAXSLOTS)
+    maxslots = MAXSLOTS;
+  if (params.swap_slots && params.swap_slots < maxslots)
+    maxslots = params.swap_slots;
+  if (swaptables(maxslots) != 0)
+    panic("swapinit: no memory for the swap map");
+  swapstate = SWAP_IDLE;
+}
