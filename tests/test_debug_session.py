@@ -175,3 +175,17 @@ def test_info_net_shows_rings_links_and_targets(tmp_path):
     assert "tx_frames=1" in out and "rx_frames=1" in out
     assert "port guest:" in out and "up   link: sent=1" in out
     assert "target e0.0: 64 MiB, bufcnt 16, 17 sectors/frame" in out and "config=1" in out
+
+
+def test_swapped_out_page_and_info_swap(kernel):
+    """A fault on a page memhog's pass 2 finds on swap: the kernel view names
+    the slot and its swap-map count; `info swap` summarises the map."""
+    r = debug(kernel, "break fault cause=13 nth=300\ncontinue\ninfo swap\nquit\n",
+              "-append", "init=memhog pages=1500 passes=2 procs=2", "-m", "4M")
+    assert r.returncode == 0 and "Traceback" not in r.stderr + r.stdout, r.stderr
+    assert re.search(r"kernel's view: swapped out to slot \d+ \(sectors \d+\.\.\d+ of the AoE "
+                     r"device\).*swap map: 1 PTE\(s\) hold the slot", r.stdout), r.stdout[-3000:]
+    out = blocks(r.stdout)["info swap"]
+    assert re.search(r"swap area: 8,192 slots of 4 KiB \(32 MiB\), [\d,]+ in use", out), out
+    assert re.search(r"swap map: .*[\d,]+ slots 1 PTE", out), out
+    assert "AoE: " in out

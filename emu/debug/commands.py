@@ -35,6 +35,7 @@ from emu.debug.infomem import info_mem
 from emu.debug.kproc import kernel_of
 from emu.debug.kview import PageQuery
 from emu.debug.netview import info_net
+from emu.debug.swapview import info_swap
 from emu.debug.symbols import LocationError, extent, parse_int, resolve
 from emu.debug.vmem import MemError
 from emu.mmu import UnsupportedMode
@@ -338,6 +339,7 @@ INFO = {
     "traps": (("trap",), info_traps, "traps being handled, innermost first"),
     "net": (("network", "nic"), lambda s: info_net(s.ctl.machine),
             "NIC rings and counters, links, AoE targets"),
+    "swap": ((), lambda s: info_swap(s.ctl.machine), "swap area, swap map summary, AoE"),
     "proc": (("procs", "processes"), info_proc, "the kernel's processes and their regions "
              "(* = the one satp maps)"),
 }
@@ -346,7 +348,7 @@ INFO = {
 def c_info(s: Session, args: list[str]) -> str:
     """`info TOPIC`: dispatch to the INFO topics (names, aliases, prefixes)."""
     if len(args) != 1:
-        raise CommandError("usage: info registers|mem|breakpoints|stop|traps|net|proc")
+        raise CommandError("usage: info registers|mem|breakpoints|stop|traps|net|swap|proc")
     w = args[0].lower()
     for name, (aliases, fn, _) in INFO.items():
         if w == name or w in aliases:
@@ -553,8 +555,8 @@ TABLE: tuple[Command, ...] = (
     Command("awatch", (), "awatch VA [LEN]", "stop after any access", _watch("awatch")),
     Command("delete", ("d",), "delete [N...]", "delete breakpoints (all without N)",
             c_delete),
-    Command("info", ("i",), "info TOPIC", "registers | mem | breakpoints | stop | traps | net | "
-            "proc",
+    Command("info", ("i",), "info TOPIC",
+            "registers | mem | breakpoints | stop | traps | net | swap | proc",
             c_info),
     Command("x", (), "x/FMT VA", "examine virtual memory through the MMU (no A/D, no "
             "devices); FMT = count, x d u o t c a i s, b h w g", c_x),
