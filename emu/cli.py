@@ -55,6 +55,10 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats-json", metavar="FILE", help="write the run's figures as JSON")
     p.add_argument("--plot", metavar="FILE.png",
                    help="draw page faults, swap rates and retransmits over virtual time")
+    p.add_argument("--deadlock", metavar="SPAN", default="2s",
+                   help="stop with status 3 and a diagnosis after SPAN of virtual time with "
+                   "no user progress and no swap I/O while work is pending (e.g. 500ms, "
+                   "2s; off disables)")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="live status line (auto: when stdout is a terminal)")
     p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
@@ -119,6 +123,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     machine = Machine(cfg, console=sys.stdout.buffer)
     if args.stdin == "on" or (args.stdin == "auto" and sys.stdin.isatty()):
         machine.stdin_fd = sys.stdin.fileno()
+    watch = None
+    if args.deadlock != "off":
+        from emu.deadlock import DeadlockWatch
+        from emu.net.network import parse_time_ns
+        try:
+            span = parse_time_ns(args.deadlock)
+        except ConfigError as exc:
+            raise ConfigError(f"--deadlock: {exc}") from None
+        watch = DeadlockWatch(machine, span)
+        machine.after_slice.append(watch)
     show_progress = args.progress == "on" or (args.progress == "auto" and sys.stdout.isatty())
     timeline = None
     if args.plot or show_progress:
@@ -147,6 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from emu.plot import plot_timeline
         plot_timeline(timeline, args.plot, title="emu " + " ".join(sys.argv[1:]))
     stats = report.collect(machine)
+    stats["deadlock"] = watch.diagnosis if watch is not None else None
+    if watch is not None and watch.diagnosis:
+        print(watch.diagnosis, file=sys.stderr)
     if cfg.stats_json:
         report.write_json(stats, cfg.stats_json)
     if not args.quiet:

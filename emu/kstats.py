@@ -17,10 +17,11 @@ import struct
 from typing import Any
 
 MAGIC = 0x3130_5354_4154_534B  # "KSTATS01"
-VERSION = 2
+VERSION = 3
 NSYSCALL = 16
 NFAULTKIND = 8
 NFRAMEUSE = 8
+NRESERVE = 3
 
 # Number -> name, as in guest/kernel/syscall.h (SYS_*).
 SYSCALL_NAMES: dict[int, str] = {
@@ -41,6 +42,8 @@ FRAME_USES: dict[int, str] = {
     0: "free", 1: "reserved", 2: "kernel", 3: "pagetable", 4: "kstack", 5: "kmalloc",
     6: "user", 7: "image",
 }
+# RESERVE_* of kstats.h: the named memory reserves (docs/reserves.md).
+RESERVE_NAMES: dict[int, str] = {0: "swap_io", 1: "aoe_tx", 2: "aoe_rx"}
 
 # struct kstats, field by field: (name, number of u64s).
 LAYOUT: tuple[tuple[str, int], ...] = (
@@ -66,6 +69,10 @@ LAYOUT: tuple[tuple[str, int], ...] = (
     ("net_drop_toolong", 1), ("net_refill_fails", 1), ("net_rx_overruns", 1),
     ("net_tx_full", 1), ("net_nic_errors", 1), ("aoe_stale_age_max_ms", 1),
     ("swap_readahead", 1), ("swap_faultaround", 1), ("zero_faultaround", 1),
+    # version 3: memory reserves, deadlock-detector gauges
+    ("reserve_limit", NRESERVE), ("reserve_usage", NRESERVE), ("reserve_peak", NRESERVE),
+    ("reserve_allocs", 1), ("pfmemalloc_drop", 1), ("tasks_blocked", 1),
+    ("aoe_inflight", 1),
 )
 
 # Groups of version-2 fields reported as {key: value} under one name: the
@@ -95,7 +102,8 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("rttvar_ns", "aoe_rttvar_ns"), ("rto_ns", "aoe_rto_ns"), ("window", "aoe_cwnd"),
         ("ssthresh", "aoe_ssthresh"), ("inflight_max", "aoe_inflight_max"),
         ("window_cap", "aoe_maxwin"), ("bufcnt", "aoe_bufcnt"),
-        ("sectors_per_frame", "aoe_scnt"), ("capacity_sectors", "aoe_capacity_sectors"))),
+        ("sectors_per_frame", "aoe_scnt"), ("capacity_sectors", "aoe_capacity_sectors"),
+        ("inflight", "aoe_inflight"))),
     ("net", (
         ("irqs", "net_irqs"), ("rx_frames", "net_rx_frames"), ("rx_bytes", "net_rx_bytes"),
         ("tx_frames", "net_tx_frames"), ("tx_bytes", "net_tx_bytes"),
@@ -142,7 +150,9 @@ def collect(machine: Any) -> dict[str, Any]:
     {pages_total, pages_free, pages_by_use {use: pages}, watermarks
     {min, low, high}}, major_faults, minor_faults, and the groups of GROUPS:
     swap {...}, reclaim {...}, aoe {...}, net {... drops {reason: n},
-    drops_total} (docs/swap.md lists every key).
+    drops_total}, reserve {name: {limit, usage, peak}} (pages),
+    reserve_allocs, pfmemalloc_drop, tasks_blocked, aoe_inflight
+    (docs/swap.md and docs/reserves.md list every key).
     """
     raw = read_raw(machine)
     if raw is None:
@@ -186,6 +196,13 @@ def from_raw(raw: dict[str, Any]) -> dict[str, Any]:
         out[group] = {key: raw[field] for key, field in fields}
     out["net"]["drops"] = {key: raw[field] for key, field in NET_DROPS}
     out["net"]["drops_total"] = sum(out["net"]["drops"].values())
+    out["reserve"] = {name: {"limit": raw["reserve_limit"][r], "usage": raw["reserve_usage"][r],
+                             "peak": raw["reserve_peak"][r]}
+                      for r, name in sorted(RESERVE_NAMES.items())}
+    out["reserve_allocs"] = raw["reserve_allocs"]
+    out["pfmemalloc_drop"] = raw["pfmemalloc_drop"]
+    out["tasks_blocked"] = raw["tasks_blocked"]
+    out["aoe_inflight"] = raw["aoe_inflight"]
     return out
 
 
@@ -223,6 +240,12 @@ def rows(kernel: dict[str, Any]) -> list[tuple[str, str, str]]:
                       f"unknown {aoe['unknown_replies']:,}, srtt {aoe['srtt_ns'] / 1000:.0f} us, "
                       f"rto {aoe['rto_ns'] / 1000:.0f} us, window {aoe['window']}"
                       + (", DEAD" if aoe["dead"] else "")))
+    res = kernel.get("reserve")
+    if res and (kernel["reserve_allocs"] or kernel["pfmemalloc_drop"]):
+        rows_.append(("reserves", f"{kernel['reserve_allocs']:,} pages",
+                      " ".join(f"{n}={r['usage']}/{r['limit']} (peak {r['peak']})"
+                               for n, r in res.items())
+                      + f"; pfmemalloc drops {kernel['pfmemalloc_drop']:,}"))
     if net and (net["rx_frames"] or net["tx_frames"]):
         rows_.append(("NIC driver", f"{net['tx_frames']:,} tx {net['rx_frames']:,} rx",
                       "drops " + nonzero(net["drops"])))

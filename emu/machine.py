@@ -63,6 +63,8 @@ class Stats:
     interrupts: dict[int, int] = field(default_factory=dict)
     page_faults: dict[int, int] = field(default_factory=dict)
     sbi_calls: int = 0
+    user_slices: int = 0       # slices that ended with the hart in U-mode
+    user_traps: int = 0        # traps taken from U-mode
     emulated_csr_reads: int = 0
     wfi: int = 0
     idle_ns: int = 0
@@ -330,6 +332,8 @@ class Machine:
         else:
             self.stats.traps[cause] = self.stats.traps.get(cause, 0) + 1
         prev = self.cpu.priv
+        if prev == 0:
+            self.stats.user_traps += 1
         newpc = self.cpu.enter_trap(cause, tval, epc, interrupt)
         names = platform.INTERRUPT_NAMES if interrupt else platform.CAUSE_NAMES
         self.log("int", f"{'interrupt' if interrupt else 'exception'} cause={cause} "
@@ -395,6 +399,8 @@ class Machine:
         finally:
             self._running = False
         self.stats.slices += 1
+        if cpu.priv == 0:
+            self.stats.user_slices += 1
         if self._flush_tb:
             self._flush_tb = False
             cpu.uc.ctl_flush_tb()

@@ -171,7 +171,7 @@ def test_init_runs_what_init_names(kernel):
 
 
 def test_boot_parameters_unknown_and_bad_are_reported(kernel):
-    m = boot(kernel, append="colour=blue verbose tick_us=fast min_free_kbytes=1024 init=hello")
+    m = boot(kernel, append="colour=blue verbose tick_us=fast min_free_kb=1024 init=hello")
     out = m.console
     assert m.exit_status == 0
     assert b"param: unknown key 'colour' (value 'blue'), ignored" in out
@@ -250,6 +250,11 @@ def test_kstats_tables_match_the_headers():
     assert {v: uses[k] for k, v in _defines(hdr, "FRAME_").items()} == kstats.FRAME_USES
     assert _defines(hdr, "NFAULTKIND")["NFAULTKIND"] == kstats.NFAULTKIND
     assert _defines(hdr, "NFRAMEUSE")["NFRAMEUSE"] == kstats.NFRAMEUSE
+    assert _defines(hdr, "NRESERVE")["NRESERVE"] == kstats.NRESERVE
+    reserves = {"RESERVE_SWAP_IO": "swap_io", "RESERVE_AOE_TX": "aoe_tx",
+                "RESERVE_AOE_RX": "aoe_rx"}
+    assert {v: reserves[k] for k, v in _defines(hdr, "RESERVE_").items()} == \
+        kstats.RESERVE_NAMES
     assert _defines(hdr, "KSTATS_")["KSTATS_MAGIC"] == kstats.MAGIC
     assert _defines(hdr, "KSTATS_")["KSTATS_VERSION"] == kstats.VERSION
     body = re.search(r"struct kstats \{(.*?)\};", hdr.read_text(), re.S).group(1)
@@ -283,7 +288,11 @@ def test_kstats_collect_keys_and_rows(ktest_boot):
                       "syscalls", "syscalls_unknown", "syscalls_total", "page_faults",
                       "page_faults_total", "copy_fills", "segfaults", "oom_kills",
                       "alloc_failures", "memory", "major_faults", "minor_faults", "swap",
-                      "reclaim", "aoe", "net"}
+                      "reclaim", "aoe", "net", "reserve", "reserve_allocs",
+                      "pfmemalloc_drop", "tasks_blocked", "aoe_inflight"}
+    assert {n: set(r) for n, r in k["reserve"].items()} == {
+        n: {"limit", "usage", "peak"} for n in ("swap_io", "aoe_tx", "aoe_rx")}
+    assert sum(r["limit"] for r in k["reserve"].values()) == k["memory"]["watermarks"]["min"]
     assert set(k["swap"]) >= {"swap_outs", "swap_ins", "swap_cache_hits", "bytes_out",
                               "bytes_in"}
     assert set(k["aoe"]) >= {"requests", "retransmits", "stale_replies", "unknown_replies",
@@ -293,9 +302,13 @@ def test_kstats_collect_keys_and_rows(ktest_boot):
     assert list(k["syscalls"]) == list(kstats.SYSCALL_NAMES.values())
     assert list(k["page_faults"]) == list(kstats.FAULT_KINDS.values())
     assert k["syscalls_unknown"] == 2 and k["segfaults"] == 5 and k["oom_kills"] == 1
-    # (the net_drops kernel test feeds frames to the net core: its row shows)
+    # (the net_drops kernel test feeds frames to the net core: its row shows;
+    # the reserve tests take reserve pages: so does theirs)
     assert [r[0] for r in kstats.rows(k)] == ["processes", "system calls", "kernel faults",
-                                              "free pages", "NIC driver"]
+                                              "free pages", "reserves", "NIC driver"]
+    assert k["reserve_allocs"] > 0 and k["pfmemalloc_drop"] == 1
+    assert all(r["usage"] == 0 and r["peak"] > 0 for n, r in k["reserve"].items()
+               if n in ("swap_io", "aoe_tx", "aoe_rx"))
     assert kstats.rows({}) == []
 
 

@@ -170,8 +170,16 @@ static void arm(uint64 when) {
     timer_at = when;
 }
 
-// Send queued frames while the window has room.
+// Send queued frames while the window has room, in PF_MEMALLOC state
+// (charged to aoe_tx: sending requests is how memory gets freed).
+static void kick1(void);
 static void kick(void) {
+  int old = memalloc_save(RESERVE_AOE_TX);
+  kick1();
+  memalloc_restore(old);
+}
+
+static void kick1(void) {
   while (pendhead && aoedev.inflight < aoedev.cwnd && aoedev.state != AOE_DEAD) {
     struct aoereq *q = pendhead;
     pendhead = q->next;
@@ -182,6 +190,7 @@ static void kick(void) {
     q->timeout_ns = aoedev.rto;
     if (aoedev.inflight++ == 0)
       aoedev.quiet_since = rdtime();
+    kstats.aoe_inflight = aoedev.inflight;
     if (aoedev.inflight > kstats.aoe_inflight_max)
       kstats.aoe_inflight_max = aoedev.inflight;
     kstats.aoe_requests++;
@@ -214,6 +223,7 @@ static void bio_endframe(struct bio *b, int err) {
 static void finish(struct aoereq *q, int err) {
   if (q->state == RQ_INFLIGHT)
     aoedev.inflight--;
+  kstats.aoe_inflight = aoedev.inflight;
   struct bio *b = q->bio;
   reqfree(q);
   if (b)
@@ -424,7 +434,7 @@ uint64 aoe_deadline(void) { return timer_at; }
 // Wait (sleeping) until bio b completes.
 void bio_wait(struct bio *b) {
   while (!b->complete)
-    sleep(b);
+    sleep_blocked(b);
 }
 
 static void probe_done(struct bio *b);

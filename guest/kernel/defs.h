@@ -58,6 +58,7 @@ struct params {
   int64 swap_msl_ms;    // -1: default (100)
   int swap_readahead;   // pages per swap-in read (0: default 16, -1: off)
   uint64 aoe_deadtime_ms, aoe_minrto_us;  // 0: defaults
+  int reserve_off;      // reserve=off: no memory reserves (docs/reserves.md)
   int initargc;
   char *initargv[MAXARG + 1];
 };
@@ -69,6 +70,10 @@ extern struct frame *frames;
 extern struct wmark wmark;
 void kinit(uint64 start, uint64 end, uint64 min_kb);
 void *palloc(int use);
+void *palloc_flags(int use, int gfp);
+int memalloc_entitled(int gfp);
+int memalloc_save(int res);
+void memalloc_restore(int old);
 void pfree(void *pa);
 uint64 nfree(void);
 struct frame *pa2frame(uint64 pa);
@@ -82,6 +87,9 @@ void kmeminfo(struct meminfo *mi);
 void kmallocinit(void);
 void *kmalloc(uint64 n);
 void *kmalloc_raw(uint64 n);
+void *kmalloc_flags(uint64 n, int gfp);
+void *kmalloc_raw_flags(uint64 n, int gfp);
+int kmalloc_pfmemalloc(const void *p);
 void kfree(void *p);
 
 // vm.c
@@ -121,6 +129,7 @@ int wait(int *status);
 void yield(void);
 void sched(void);
 void sleep(void *chan);
+void sleep_blocked(void *chan);
 void wakeup(void *chan);
 void sleepuntil(uint64 deadline);
 uint64 nextdeadline(void);

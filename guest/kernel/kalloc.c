@@ -5,6 +5,7 @@
 #include "memlayout.h"
 #include "mm.h"
 #include "defs.h"
+#include "proc.h"
 
 struct frame *frames;       // frames[(pa - RAM_BASE) >> PGSHIFT]
 struct wmark wmark;
@@ -77,6 +78,11 @@ static void setwmark(uint64 min_kb) {
   kstats.wmark_min = wmark.min;
   kstats.wmark_low = wmark.low;
   kstats.wmark_high = wmark.high;
+  // The reserve tree's limits split the pages below min (visibility only:
+  // a charge past its limit is not refused, the peak shows it).
+  kstats.reserve_limit[RESERVE_AOE_RX] = min / 2;
+  kstats.reserve_limit[RESERVE_AOE_TX] = min / 8;
+  kstats.reserve_limit[RESERVE_SWAP_IO] = min - min / 2 - min / 8;
 }
 
 // Build the frame table at `start` (the end of the kernel image) for RAM up
@@ -113,16 +119,63 @@ void kinit(uint64 start, uint64 end, uint64 min_kb) {
 
 uint64 nfree(void) { return kstats.pages[FRAME_FREE]; }
 
+// The memalloc state of code running without a process (an interrupt taken
+// in the scheduler), and the reserve the current memalloc section charges.
+static int noproc_flags;
+static int memalloc_res = RESERVE_SWAP_IO;
+
+static int *curflags(void) {
+  struct proc *p = myproc();
+  return p ? &p->flags : &noproc_flags;
+}
+
+// Returns 1 if an allocation with flags `gfp` may take pages below the min
+// watermark: GFP_NOMEMALLOC never (it wins), GFP_MEMALLOC or a task in
+// PF_MEMALLOC state yes - unless reserve=off.
+int memalloc_entitled(int gfp) {
+  if (params.reserve_off || (gfp & GFP_NOMEMALLOC))
+    return 0;
+  return (gfp & GFP_MEMALLOC) || (*curflags() & PF_MEMALLOC);
+}
+
+// Enter PF_MEMALLOC state, charging reserve pages to `res` (RESERVE_*).
+// Returns the state to give memalloc_restore() when the section ends
+// (sections nest).
+int memalloc_save(int res) {
+  int *fl = curflags(), old = (*fl & PF_MEMALLOC) | memalloc_res << 8;
+  *fl |= PF_MEMALLOC;
+  memalloc_res = res;
+  return old;
+}
+
+void memalloc_restore(int old) {
+  int *fl = curflags();
+  *fl = (*fl & ~PF_MEMALLOC) | (old & PF_MEMALLOC);
+  memalloc_res = old >> 8;
+}
+
+static void reserve_charge(int r, int64 pages) {
+  kstats.reserve_usage[r] += pages;
+  if (kstats.reserve_usage[r] > kstats.reserve_peak[r])
+    kstats.reserve_peak[r] = kstats.reserve_usage[r];
+}
+
+void *palloc(int use) { return palloc_flags(use, 0); }
+
 // Returns a zeroed page tagged `use` (a FRAME_* value; | PALLOC_NOZERO: not
-// zeroed, for a page about to be overwritten whole), or 0 if free memory
-// is down to the min watermark: the pages below it are the reserve, which
-// only the memalloc callers of the reserves issue will be allowed to take.
-void *palloc(int use) {
-  int zero = !(use & PALLOC_NOZERO);
+// zeroed, for a page about to be overwritten whole), or 0. Two steps: an
+// ordinary allocation stops at the min watermark; below it only an
+// entitled one (memalloc_entitled(gfp)) gets a page, which is marked
+// FR_RESERVE (pfmemalloc) and charged to its reserve. User pages never
+// come from the reserve (they are what reclaim frees, not what it needs).
+void *palloc_flags(int use, int gfp) {
+  int zero = !(use & PALLOC_NOZERO), reserve = 0;
   use &= ~PALLOC_NOZERO;
   if (use == FRAME_FREE || use == FRAME_RESERVED || use == FRAME_IMAGE || use >= NFRAMEUSE)
     panic("palloc: bad use");
-  if (freelist == NOFRAME || nfree() <= wmark.min) {
+  if (freelist != NOFRAME && nfree() <= wmark.min)
+    reserve = use != FRAME_USER && memalloc_entitled(gfp);
+  if (freelist == NOFRAME || (nfree() <= wmark.min && !reserve)) {
     kstats.alloc_fails++;
     return 0;
   }
@@ -131,6 +184,15 @@ void *palloc(int use) {
   memset(f, 0, sizeof *f);
   f->use = use;
   f->next = f->prev = NOFRAME;
+  if (reserve) {
+    int r = gfp & GFP_RESMASK ? ((gfp & GFP_RESMASK) >> 4) - 1 : memalloc_res;
+    if (r < 0 || r >= NRESERVE)
+      panic("palloc_flags: bad reserve");
+    f->flags = FR_RESERVE;
+    f->swapslot = r;
+    kstats.reserve_allocs++;
+    reserve_charge(r, 1);
+  }
   kstats.pages[FRAME_FREE]--;
   kstats.pages[use]++;
   void *pa = (void *)frame2pa(f);
@@ -152,6 +214,8 @@ void pfree(void *pa) {
     panic("pfree: page not allocated");
   if (f->flags & FR_LRU)
     panic("pfree: page on an LRU list");
+  if (f->flags & FR_RESERVE)
+    reserve_charge(f->swapslot, -1);
   kstats.pages[f->use]--;
   kstats.pages[FRAME_FREE]++;
   memset(f, 0, sizeof *f);

@@ -7,7 +7,7 @@
 #include "syscall.h"
 
 #define KSTATS_MAGIC 0x313053544154534bUL  // "KSTATS01"
-#define KSTATS_VERSION 2
+#define KSTATS_VERSION 3
 
 // Page faults by how they were resolved (or why they were not).
 #define FAULT_ZERO     0  // demand-zero page for heap/stack/bss
@@ -29,6 +29,13 @@
 #define FRAME_USER     6  // private user pages (the only kind swap will ever evict)
 #define FRAME_IMAGE    7  // embedded program images, mapped read-only into processes
 #define NFRAMEUSE      8
+
+// Named memory reserves (the reserve tree of docs/reserves.md): what the
+// pages taken from below the min watermark were for.
+#define RESERVE_SWAP_IO 0  // reclaim and swap-out (PF_MEMALLOC by default)
+#define RESERVE_AOE_TX  1  // the AoE initiator sending requests
+#define RESERVE_AOE_RX  2  // RX buffers refilled while a network swap device is up
+#define NRESERVE        3
 
 struct kstats {
   uint64 magic;                  // KSTATS_MAGIC once the kernel has booted
@@ -62,11 +69,21 @@ struct kstats {
   uint64 swap_readahead;         // pages read ahead of a fault (in swap_ins too)
   uint64 swap_faultaround;       // read-ahead pages mapped with the faulting one
   uint64 zero_faultaround;       // heap zero pages mapped ahead while swapping
+  // version 3: memory reserves (docs/reserves.md), deadlock-detector gauges
+  uint64 reserve_limit[NRESERVE];  // pages, by RESERVE_*
+  uint64 reserve_usage[NRESERVE];  // gauge: reserve pages charged now
+  uint64 reserve_peak[NRESERVE];   // highest usage seen
+  uint64 reserve_allocs;         // pages handed out only thanks to the reserve
+  uint64 pfmemalloc_drop;        // frames in reserve-backed RX buffers not for swap: dropped
+  uint64 tasks_blocked;          // gauge: processes sleeping on memory or I/O
+  uint64 aoe_inflight;           // gauge: AoE requests outstanding now
 };
 #define KSTATS_V2_FIELDS 54
+#define KSTATS_V3_FIELDS (3 * NRESERVE + 4)
 
 _Static_assert(sizeof(struct kstats) ==
-                   8 * (11 + NSYSCALL + NFAULTKIND + NFRAMEUSE + 3 + KSTATS_V2_FIELDS),
+                   8 * (11 + NSYSCALL + NFAULTKIND + NFRAMEUSE + 3 + KSTATS_V2_FIELDS +
+                        KSTATS_V3_FIELDS),
                "struct kstats must stay a flat u64 array (emu/kstats.py reads it)");
 
 extern struct kstats kstats;

@@ -106,6 +106,147 @@ static const char *t_kalloc_reserve(void) {
   return 0;
 }
 
+// -- memory reserves (docs/reserves.md) ---------------------------------------
+
+// Take every page an ordinary allocation can get (down to min); chained
+// through their first word. undrain() gives them back.
+static void *drain(void) {
+  void *list = 0, *p;
+  while ((p = palloc(FRAME_KERNEL)) != 0) {
+    *(void **)p = list;
+    list = p;
+  }
+  return list;
+}
+
+static void undrain(void *list) {
+  while (list) {
+    void *p = list;
+    list = *(void **)p;
+    pfree(p);
+  }
+}
+
+static void pfree0(void *p) {
+  if (p)
+    pfree(p);
+}
+
+static int pfm(void *p) { return p && (pa2frame((uint64)p)->flags & FR_RESERVE); }
+
+// Entitlement: at min an ordinary allocation fails; GFP_MEMALLOC and a task
+// in PF_MEMALLOC state get a pfmemalloc page; GFP_NOMEMALLOC wins over
+// both; user pages never come from the reserve; reserve=off entitles nobody.
+static const char *t_memalloc(void) {
+  uint64 before = nfree(), allocs = kstats.reserve_allocs;
+  uint64 use0 = kstats.reserve_usage[RESERVE_SWAP_IO];
+  struct proc *me = myproc();
+  void *list = drain();
+  uint64 atmin = nfree();
+  void *a = palloc(FRAME_KERNEL);
+  void *b = palloc_flags(FRAME_KERNEL, GFP_MEMALLOC);
+  uint64 charged = kstats.reserve_usage[RESERVE_SWAP_IO];
+  void *c = palloc_flags(FRAME_KERNEL, GFP_MEMALLOC | GFP_NOMEMALLOC);
+  int old = memalloc_save(RESERVE_SWAP_IO);
+  int inmem = (me->flags & PF_MEMALLOC) != 0;
+  void *d = palloc(FRAME_KERNEL);
+  void *e = palloc_flags(FRAME_KERNEL, GFP_NOMEMALLOC);
+  void *u = palloc(FRAME_USER);
+  memalloc_restore(old);
+  int outmem = (me->flags & PF_MEMALLOC) != 0;
+  void *g = palloc(FRAME_KERNEL);
+  params.reserve_off = 1;
+  void *h = palloc_flags(FRAME_KERNEL, GFP_MEMALLOC);
+  params.reserve_off = 0;
+  uint64 left = nfree(), allocs1 = kstats.reserve_allocs;
+  int pb = pfm(b), pd = pfm(d);
+  pfree0(a), pfree0(b), pfree0(c), pfree0(d), pfree0(e), pfree0(u), pfree0(g), pfree0(h);
+  undrain(list);
+  CHECK(atmin == wmark.min);
+  CHECK(!a && !c && !e && !u && !g && !h);
+  CHECK(b && pb && d && pd);
+  CHECK(inmem && !outmem);
+  CHECK(charged == use0 + 1);
+  CHECK(left == wmark.min - 2 && allocs1 == allocs + 2);
+  CHECK(kstats.reserve_usage[RESERVE_SWAP_IO] == use0);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+// Tagging: a kmalloc object from a reserve page reports it, and reserve
+// slabs serve only entitled callers (an ordinary kmalloc at min fails even
+// with a free object on a reserve slab).
+static const char *t_pfmemalloc_tag(void) {
+  uint64 before = nfree(), use0 = kstats.reserve_usage[RESERVE_AOE_RX];
+  void *list = drain(), *objs = 0, *o;
+  while ((o = kmalloc(2048)) != 0) {   // use up the ordinary 2048-byte slabs
+    *(void **)o = objs;
+    objs = o;
+  }
+  int ordinary = objs == 0 || !kmalloc_pfmemalloc(objs);
+  void *r = kmalloc_flags(2048, GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX));
+  uint64 charged = kstats.reserve_usage[RESERVE_AOE_RX];
+  void *s = kmalloc(2048);
+  void *t = kmalloc_flags(2048, GFP_MEMALLOC);
+  void *big = kmalloc_raw_flags(3000, GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX));
+  void *bigo = kmalloc_raw(3000);
+  int rp = r && kmalloc_pfmemalloc(r), tp = t && kmalloc_pfmemalloc(t);
+  int same = r && t && PGROUNDDOWN((uint64)r) == PGROUNDDOWN((uint64)t);
+  int bp = big && kmalloc_pfmemalloc(big);
+  if (r) kfree(r);
+  if (s) kfree(s);
+  if (t) kfree(t);
+  if (big) kfree(big);
+  if (bigo) kfree(bigo);
+  while (objs) {
+    o = objs;
+    objs = *(void **)o;
+    kfree(o);
+  }
+  undrain(list);
+  CHECK(ordinary);
+  CHECK(rp && tp && same && !s);
+  CHECK(bp && !bigo);
+  CHECK(charged == use0 + 1);
+  CHECK(kstats.reserve_usage[RESERVE_AOE_RX] == use0);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+// The reserve tree: limits split min; a reserve page is charged to the
+// reserve its caller names (or the current memalloc section's), the peak
+// keeps the high-water mark after the pages are freed.
+static const char *t_reserve_tree(void) {
+  CHECK(kstats.reserve_limit[RESERVE_SWAP_IO] + kstats.reserve_limit[RESERVE_AOE_TX] +
+            kstats.reserve_limit[RESERVE_AOE_RX] == wmark.min);
+  CHECK(kstats.reserve_limit[RESERVE_AOE_RX] > 0 && kstats.reserve_limit[RESERVE_SWAP_IO] > 0);
+  uint64 before = nfree(), tx0 = kstats.reserve_usage[RESERVE_AOE_TX];
+  uint64 io0 = kstats.reserve_usage[RESERVE_SWAP_IO];
+  void *list = drain(), *p[3];
+  for (int i = 0; i < 3; i++)
+    p[i] = palloc_flags(FRAME_KERNEL, GFP_MEMALLOC | GFP_RES(RESERVE_AOE_TX));
+  uint64 tx3 = kstats.reserve_usage[RESERVE_AOE_TX], peak3 = kstats.reserve_peak[RESERVE_AOE_TX];
+  int old = memalloc_save(RESERVE_AOE_TX);
+  int old2 = memalloc_save(RESERVE_SWAP_IO);   // sections nest
+  void *q = palloc(FRAME_KERNEL);
+  memalloc_restore(old2);
+  void *q2 = palloc(FRAME_KERNEL);
+  memalloc_restore(old);
+  uint64 io1 = kstats.reserve_usage[RESERVE_SWAP_IO], tx5 = kstats.reserve_usage[RESERVE_AOE_TX];
+  for (int i = 0; i < 3; i++)
+    pfree0(p[i]);
+  pfree0(q), pfree0(q2);
+  undrain(list);
+  CHECK(p[0] && p[1] && p[2] && q && q2);
+  CHECK(tx3 == tx0 + 3 && peak3 >= tx3);
+  CHECK(io1 == io0 + 1 && tx5 == tx0 + 4);
+  CHECK(kstats.reserve_usage[RESERVE_AOE_TX] == tx0);
+  CHECK(kstats.reserve_peak[RESERVE_AOE_TX] >= tx0 + 4);
+  CHECK(kstats.reserve_usage[RESERVE_SWAP_IO] == io0);
+  CHECK(nfree() == before);
+  return 0;
+}
+
 static const char *t_watermarks(void) {
   CHECK(min_free_kbytes(16384) == 512);      // 16 MiB -> 512 KiB (Linux's table)
   CHECK(min_free_kbytes(1024) == 128);       // clamped up
@@ -496,10 +637,10 @@ static const char *t_params(void) {
   CHECK(params.tick_us == 500 && params.test && strcmp(params.tests, "a,b") == 0);
   CHECK(params.initargc == 3 && strcmp(params.initargv[0], "hello") == 0);
   CHECK(strcmp(params.initargv[2], "y") == 0 && params.initargv[3] == 0);
-  CHECK(paraminit("tick_us=fast min_free_kbytes=1") == 2);
+  CHECK(paraminit("tick_us=fast min_free_kb=1") == 2);
   CHECK(params.tick_us == 0 && params.min_free_kb == 0);
-  CHECK(paraminit("  panic   min_free_kbytes=1024 ") == 0);
-  CHECK(params.panic && params.min_free_kb == 1024);
+  CHECK(paraminit("  panic   min_free_kb=1024 reserve=off") == 0);
+  CHECK(params.panic && params.min_free_kb == 1024 && params.reserve_off);
   CHECK(paraminit("") == 0 && !params.test && params.initargc == 0);
   params = saved;
   return 0;
@@ -555,6 +696,33 @@ static const char *t_net_drops(void) {
   return 0;
 }
 
+// The drop rule: a frame in a reserve-backed buffer goes only to AoE
+// (processed in PF_MEMALLOC state, which ends with it); anything else is
+// dropped and counted as pfmemalloc_drop, not as an unknown ethertype.
+static const char *t_pfmemalloc_drop(void) {
+  static uint8 f[64];
+  struct nbuf nb = {1, {f}, {60}, 60, 1};
+  uint64 unk = kstats.net_drop_unknown_type, drop = kstats.pfmemalloc_drop;
+  uint64 stale = kstats.aoe_stale;
+  memset(f, 0, sizeof f);
+  f[12] = 0x08;  // IPv4
+  net_rx(&nb);
+  CHECK(kstats.pfmemalloc_drop == drop + 1 && kstats.net_drop_unknown_type == unk);
+  nb.pfmemalloc = 0;
+  net_rx(&nb);
+  CHECK(kstats.pfmemalloc_drop == drop + 1 && kstats.net_drop_unknown_type == unk + 1);
+  nb.pfmemalloc = 1;
+  f[12] = 0x88;
+  f[13] = 0xa2;
+  f[14] = 0x18;  // an AoE response with a dead tag: AoE takes (and counts) it
+  f[20] = 3;
+  f[21] = 7;
+  net_rx(&nb);
+  CHECK(kstats.aoe_stale == stale + 1 && kstats.pfmemalloc_drop == drop + 1);
+  CHECK(!(myproc()->flags & PF_MEMALLOC));
+  return 0;
+}
+
 // Swap PTEs: not valid, PTE_SWAP set, the slot in bits 63:10.
 static const char *t_swap_pte(void) {
   uint64 pte = ((uint64)12345 << 10) | PTE_SWAP;
@@ -569,6 +737,9 @@ static const struct {
 } tests[] = {
   {"kalloc", t_kalloc},
   {"kalloc_reserve", t_kalloc_reserve},
+  {"memalloc", t_memalloc},
+  {"pfmemalloc_tag", t_pfmemalloc_tag},
+  {"reserve_tree", t_reserve_tree},
   {"watermarks", t_watermarks},
   {"kmalloc", t_kmalloc},
   {"kmalloc_page", t_kmalloc_page},
@@ -591,6 +762,7 @@ static const struct {
   {"params", t_params},
   {"nbuf", t_nbuf},
   {"net_drops", t_net_drops},
+  {"pfmemalloc_drop", t_pfmemalloc_drop},
   {"swap_pte", t_swap_pte},
 };
 #define NTESTS (sizeof tests / sizeof tests[0])

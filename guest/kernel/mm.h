@@ -25,7 +25,8 @@ struct frame {
 #define FR_IMAGE   0x01  // user page filled from a program image (clean copy exists)
 #define FR_LRU     0x02  // on an LRU list (the swap issue)
 #define FR_ACTIVE  0x04  // on the active rather than the inactive list (the swap issue)
-#define FR_RESERVE 0x08  // allocated from below the min watermark (the reserves issue)
+#define FR_RESERVE 0x08  // pfmemalloc: handed out only thanks to the reserve below min;
+                         // swapslot then holds the RESERVE_* it is charged to
 #define FR_WRITEBACK 0x10  // being written to its swap slot
 #define FR_LOCKED  0x20  // being read from its swap slot (faults on the slot wait)
 #define FR_DIRTY   0x40  // differs from its swap copy (set when the PTE's D was lost)
@@ -62,6 +63,16 @@ struct vma {
 
 // palloc(use | PALLOC_NOZERO): skip zeroing (the caller overwrites the page).
 #define PALLOC_NOZERO 0x100
+
+// Allocation flags (Linux: gfp_t) for palloc_flags and kmalloc_flags
+// (docs/reserves.md). GFP_MEMALLOC: entitled to the reserve below min;
+// GFP_NOMEMALLOC: never, whatever the task's PF_MEMALLOC says (it wins);
+// GFP_RES(r): charge reserve pages to RESERVE_r rather than the task's
+// current reserve.
+#define GFP_MEMALLOC   0x1
+#define GFP_NOMEMALLOC 0x2
+#define GFP_RES(r)     (((r) + 1) << 4)
+#define GFP_RESMASK    0xf0
 
 // Results of vmfault().
 #define VMF_OK   0

@@ -3,6 +3,7 @@
 #include "types.h"
 #include "net.h"
 #include "kstats.h"
+#include "mm.h"
 #include "defs.h"
 
 // Copy `len` bytes at offset `off` of the frame into dst. Returns 0, or -1
@@ -27,6 +28,9 @@ int nb_copy(const struct nbuf *nb, uint32 off, void *dst, uint32 len) {
   return 0;
 }
 
+// Dispatch a received frame. AoE frames go to the initiator in PF_MEMALLOC
+// state (their completions free memory); a frame in a reserve-backed buffer
+// (nb->pfmemalloc) that is not AoE is dropped and counted (pfmemalloc_drop).
 void net_rx(struct nbuf *nb) {
   kstats.net_rx_frames++;
   kstats.net_rx_bytes += nb->len;
@@ -36,11 +40,17 @@ void net_rx(struct nbuf *nb) {
   }
   uint16 type = (uint16)(nb->frag[0][12] << 8 | nb->frag[0][13]);
   switch (type) {
-  case ETHERTYPE_AOE:
+  case ETHERTYPE_AOE: {
+    int old = memalloc_save(RESERVE_AOE_RX);
     aoe_rx(nb);
+    memalloc_restore(old);
     break;
+  }
   default:
-    kstats.net_drop_unknown_type++;
+    if (nb->pfmemalloc)
+      kstats.pfmemalloc_drop++;
+    else
+      kstats.net_drop_unknown_type++;
     break;
   }
 }

@@ -17,6 +17,7 @@ struct nbuf {
   uint8 *frag[NB_MAXFRAG];
   uint32 flen[NB_MAXFRAG];
   uint32 len;  // total bytes
+  int pfmemalloc;  // some buffer came from the memory reserve: swap traffic only
 };
 
 // A piece of a frame to send (gather list for net_tx).

@@ -9,6 +9,7 @@
 #include "nic.h"
 #include "net.h"
 #include "kstats.h"
+#include "mm.h"
 #include "defs.h"
 
 #define NRX 128
@@ -30,10 +31,13 @@ static inline void w(uint32 off, uint32 v) { *(volatile uint32 *)(NIC_BASE + off
 
 // Post empty buffers from rxtail up to one before rxnext. A failed kmalloc
 // leaves the slot empty (counted); the next interrupt or transmit retries.
+// While a network swap device is up the buffers may come from the reserve
+// (charged to aoe_rx): the acknowledgements that free memory must get in.
 static void rxrefill(void) {
   uint32 t0 = rxtail;
+  int gfp = swap_active() ? GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX) : 0;
   while ((rxtail + 1) % NRX != rxnext) {
-    uint8 *b = kmalloc_raw(netbufsz);
+    uint8 *b = kmalloc_raw_flags(netbufsz, gfp);
     if (!b) {
       kstats.net_refill_fails++;
       break;
@@ -117,12 +121,14 @@ static void rxdrain(void) {
     struct nbuf nb;
     nb.nfrag = 0;
     nb.len = 0;
+    nb.pfmemalloc = 0;
     int more, bad = 0;
     do {
       struct nic_desc *d = &rx[rxnext];
       more = d->status & NIC_DESC_S_MORE;
       if (nb.nfrag < NB_MAXFRAG) {
         nb.frag[nb.nfrag] = rxbuf[rxnext];
+        nb.pfmemalloc |= kmalloc_pfmemalloc(rxbuf[rxnext]);
         nb.flen[nb.nfrag++] = d->len;
         nb.len += d->len;
       } else {

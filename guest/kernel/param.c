@@ -3,7 +3,9 @@
 //   test               run the in-kernel tests and power off with the failures
 //   test=A,B           run only the named tests
 //   tick_us=N          round-robin quantum in microseconds of virtual time
-//   min_free_kbytes=N  override Linux's rule for the min watermark
+//   min_free_kb=N      min watermark in KiB, 128..65536 (default: Linux's rule)
+//   reserve=off        no memory reserves: nobody allocates below min, RX
+//                      buffers are ordinary, no pfmemalloc drop rule
 //   panic              panic at boot (tests the failure path)
 //   swap=off           no swap (the NIC still comes up)
 //   swap_slots=N       use at most N slots of the AoE device
@@ -115,7 +117,9 @@ int paraminit(const char *cmdline) {
       int64 v = numparam(word, val, 10, 10000000);
       params.aoe_minrto_us = v > 0 ? v : 0;
       bad += v < 0;
-    } else if (strcmp(word, "min_free_kbytes") == 0 && val) {
+    } else if (strcmp(word, "reserve") == 0 && val && strcmp(val, "off") == 0) {
+      params.reserve_off = 1;
+    } else if (strcmp(word, "min_free_kb") == 0 && val) {
       int64 v = numparam(word, val, 128, 65536);
       params.min_free_kb = v > 0 ? v : 0;
       bad += v < 0;

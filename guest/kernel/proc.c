@@ -122,6 +122,14 @@ void sleep(void *chan) {
   p->chan = 0;
 }
 
+// sleep() for a process waiting on memory or I/O: counted in the
+// tasks_blocked gauge while it sleeps (the deadlock detector reads it).
+void sleep_blocked(void *chan) {
+  kstats.tasks_blocked++;
+  sleep(chan);
+  kstats.tasks_blocked--;
+}
+
 void wakeup(void *chan) {
   for (struct proc *p = proc; p < proc + NPROC; p++)
     if (p->state == SLEEPING && p->chan == chan)

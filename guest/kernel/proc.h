@@ -30,12 +30,16 @@ struct proc {
   uint64 brk;              // program break; the heap region ends at PGROUNDUP(brk)
   uint64 rss;              // resident user pages
   void (*kfn)(void);       // kernel threads: the body (0 for user processes)
+  int flags;               // PF_* below
 };
 
 struct cpu {
   struct proc *proc;        // running process, or 0 in the scheduler
   struct context context;   // the scheduler's, swtch() here to enter it
 };
+
+// Process flags.
+#define PF_MEMALLOC 0x1  // reclaim, swap-out, AoE completion: may allocate below min
 
 #define KSTACK_MAGIC 0x6b73746b63616e61UL  // canary at the bottom of every kernel stack
 

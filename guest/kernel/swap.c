@@ -272,8 +272,8 @@ static int dropcached(struct frame *f) {
 }
 
 // Scan the clock for up to `want` pages to evict. Returns how many were
-// freed or put under write-back.
-int reclaim(int want) {
+// freed or put under write-back. Runs in PF_MEMALLOC state (reclaim()).
+static int reclaim1(int want) {
   if (swapstate != SWAP_UP || aoedev.state != AOE_UP)
     return 0;
   int got = 0, fence = 0;
@@ -320,6 +320,14 @@ int reclaim(int want) {
   return got;
 }
 
+// reclaim1 in PF_MEMALLOC state, charging reserve pages to swap_io.
+int reclaim(int want) {
+  int old = memalloc_save(RESERVE_SWAP_IO);
+  int n = reclaim1(want);
+  memalloc_restore(old);
+  return n;
+}
+
 // palloc for user pages and their page tables: when free memory is at min,
 // reclaim directly and wait for write-back. Returns 0 only when nothing
 // can be reclaimed (no swap, swap full, device dead): the caller's OOM.
@@ -332,7 +340,7 @@ void *palloc_reclaim(int use) {
     if (swapstate == SWAP_IDLE)
       swap_lowmem();
     if (swapstate == SWAP_PROBING) {
-      sleep(&swapstate);
+      sleep_blocked(&swapstate);
       continue;
     }
     if (swapstate != SWAP_UP || aoedev.state != AOE_UP)
@@ -342,11 +350,13 @@ void *palloc_reclaim(int use) {
     if (nfree() > wmark.min)
       continue;
     if (writeback > 0) {
-      sleep(&reclaim_chan);
+      sleep_blocked(&reclaim_chan);
       continue;
     }
     if (n == 0 && quarantined) {
+      kstats.tasks_blocked++;
       sleepuntil(rdtime() + 1000000);  // young free slots come of age with time
+      kstats.tasks_blocked--;
       continue;
     }
     if (n == 0 && ++idle > 4)
@@ -473,7 +483,7 @@ int swapin(struct proc *p, uint64 va, int perm, uint64 end) {
       f = &frames[fn - 1];
       if (f->flags & FR_LOCKED) {
         kstats.swapcache_waits++;
-        sleep(f);            // one read per slot: wait for it
+        sleep_blocked(f);    // one read per slot: wait for it
         continue;
       }
     } else {
@@ -491,7 +501,7 @@ int swapin(struct proc *p, uint64 va, int perm, uint64 end) {
       while (!(b = bio_alloc()) || !aoe_can_queue(SLOT_SECT)) {
         if (b)
           bio_free(b);
-        sleep(&reclaim_chan);
+        sleep_blocked(&reclaim_chan);
       }
       b->sector = (uint64)s * SLOT_SECT;
       b->nsect = SLOT_SECT;
@@ -540,13 +550,14 @@ int swapin(struct proc *p, uint64 va, int perm, uint64 end) {
 
 // kswapd: reclaim from the low watermark up to high whenever woken.
 static void kswapd(void) {
+  myproc()->flags |= PF_MEMALLOC;  // kswapd is reclaim: entitled to the reserve
   for (;;) {
     while (swapstate == SWAP_UP && aoedev.state == AOE_UP &&
            nfree() + writeback < wmark.high) {
       int got = reclaim(CLUSTER);
       if (got <= 0 || !bio_avail()) {
         if (writeback)
-          sleep(&reclaim_chan);
+          sleep_blocked(&reclaim_chan);
         else if (quarantined)
           sleepuntil(rdtime() + 1000000);
         else

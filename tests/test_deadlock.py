@@ -1,0 +1,42 @@
+"""The deadlock detector: a run with work pending and no progress stops with
+status 3 and a diagnosis; an idle or busy guest never trips it."""
+
+from __future__ import annotations
+
+from emu.config import MachineConfig
+from emu.deadlock import EXIT_DEADLOCK, DeadlockWatch
+from emu.machine import Machine
+from emu.net.network import NetConfig
+
+
+def _machine(kernel: str, append: str) -> Machine:
+    return Machine(MachineConfig(kernel=kernel, append=append, ram_size=4 << 20, seed=1,
+                                 max_insns=2_000_000_000, net=NetConfig(seed=1)))
+
+
+def test_silent_target_is_a_deadlock_with_a_diagnosis(kernel):
+    """The target stops answering mid-swap (the dead-time is 180 s, far away):
+    tasks wait on I/O forever; the watch fires after its span."""
+    m = _machine(kernel, "init=memhog pages=1500 passes=3 procs=2")
+    target = m.network.targets[0]
+    m.clock.schedule(40_000_000, lambda: setattr(target, "_reply", lambda reply: None))
+    watch = DeadlockWatch(m, span_ns=300_000_000)
+    m.after_slice.append(watch)
+    assert m.run() == EXIT_DEADLOCK, m.stop_reason
+    assert m.stop_reason.startswith("deadlock: no progress for")
+    d = watch.diagnosis
+    assert d.startswith("deadlock: no user instruction retired and no swap I/O completed")
+    assert "memory: " in d and "watermarks min" in d
+    assert "memhog" in d and "sleeping" in d
+    assert "requests in flight" in d and "RX ring" in d
+    # one span after the silence, give or take the jump to the next retransmit
+    # timer while the hart waits (the RTO is clamped to 2 s)
+    assert 340 <= m.now() / 1e6 <= 40 + 300 + 2000
+
+
+def test_idle_or_busy_guests_are_not_deadlocks(kernel):
+    m = _machine(kernel, "init=memhog pages=600 passes=2 procs=2")
+    watch = DeadlockWatch(m, span_ns=5_000_000)     # 5 ms: very touchy
+    m.after_slice.append(watch)
+    assert m.run() == 0, (m.stop_reason, watch.diagnosis)
+    assert watch.diagnosis is None
