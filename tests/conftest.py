@@ -22,6 +22,18 @@ IN_CI = os.environ.get("CI") == "true"
 # compiled one unless EMU_PURE=1 asks for the pure path only).
 IMPLS = ["python"] if fastpath.pure_forced() else ["python", "fast"]
 
+def need_fast(available: bool, what: str = "the compiled twin") -> None:
+    """Skip a compiled-twin test only when EMU_PURE=1 asks for the pure path;
+    a missing twin fails in CI and skips (saying why) elsewhere."""
+    if available:
+        return
+    if fastpath.pure_forced():
+        pytest.skip("EMU_PURE=1: the pure-Python path only")
+    if IN_CI:
+        pytest.fail(f"{what} is not built in CI (make builds it)")
+    pytest.skip(f"{what} is not built here (make setup builds it); CI runs this test")
+
+
 LINKER_SCRIPT = """
 OUTPUT_ARCH("riscv")
 ENTRY(_start)

@@ -43,9 +43,11 @@ from unicorn.unicorn_const import (
 )
 
 from emu import mmu
+from emu.fastpath import pure_forced
 from emu.mmu import PageFault, UnsupportedMode, walk
 from emu.mmu import pte as P
 from emu.mmu.tlb import fill_page
+from tests.conftest import need_fast
 
 BASE = 0x8000_0000
 NPAGES = 16
@@ -154,6 +156,8 @@ CASES_A = 100_000
 def test_python_vs_cython_vs_tuned_fill_on_random_tables():
     """Without the Cython twin (EMU_PURE=1) the reference stands in for it,
     and still faces the pure hook's tuned walk."""
+    if not mmu.fast_available() and not pure_forced():
+        need_fast(False, "the Cython Sv39 twin")   # the gate must not compare walk with walk
     fast = mmu.fast_module() if mmu.fast_available() else walk
     seed = 20240601
     rng = random.Random(seed)
@@ -439,8 +443,8 @@ def test_fill_hooks_match_reference_inside_unicorn(impl, cases):
     privilege switch and the C hook's lazy sstatus read. After each fill, a
     second access of another kind without a flush shows the entry's perms: it
     hits (no hook call) exactly when the reference granted that permission."""
-    if impl == "fast" and not mmu.fast_available():
-        pytest.skip("Cython twin not built")
+    if impl == "fast":
+        need_fast(mmu.fast_available(), "the Cython Sv39 twin")
     seed = {"fast": 31337, "python": 4242}[impl]
     rng = random.Random(seed)
     done = 0

@@ -20,6 +20,7 @@ from emu import mmu
 from emu.memory import PhysMem
 from emu.mmu import pte as P
 from emu.mmu.tlb import flush_tlb
+from tests.conftest import need_fast
 
 BASE = 0x8000_0000
 SIZE = 1 << 20
@@ -72,8 +73,8 @@ class Machine:
 
 @pytest.fixture(params=["python", "fast"])
 def machine(request):
-    if request.param == "fast" and not mmu.fast_available():
-        pytest.skip("Cython twin not built")
+    if request.param == "fast":
+        need_fast(mmu.fast_available(), "the Cython Sv39 twin")
     m = Machine(request.param)
     yield m
     m.hook.uninstall()
@@ -235,7 +236,7 @@ def test_m_mode_is_identity_and_uninstall(machine):
 def test_fill_hook_rejects_a_short_buffer():
     for impl in ("python", "fast"):
         if impl == "fast" and not mmu.fast_available():
-            continue
+            need_fast(False, "the Cython Sv39 twin")
         uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV64)
         with pytest.raises(ValueError):
             mmu.fill_hook_class(impl)(uc, bytearray(4096), BASE, 8192)

@@ -15,6 +15,7 @@ from emu import mmu
 from emu.mmu import PageFault, UnsupportedMode, translate, walk_trace
 from emu.mmu import pte as P
 from emu.mmu.walk import PROT_EXEC, PROT_READ, PROT_WRITE
+from tests.conftest import need_fast
 
 BASE = 0x8000_0000
 SIZE = 1 << 20
@@ -27,8 +28,8 @@ S, U_MODE, M = 1, 0, 3
 
 @pytest.fixture(params=["python", "fast"])
 def impl(request) -> str:
-    if request.param == "fast" and not mmu.fast_available():
-        pytest.skip("Cython twin not built")
+    if request.param == "fast":
+        need_fast(mmu.fast_available(), "the Cython Sv39 twin")
     return request.param
 
 
