@@ -597,11 +597,17 @@ class Controller:
             st = self._slice()
             if st is not None:
                 return st
-            if self.interrupt_requested or (self.poll is not None and self.poll()):
-                self.interrupt_requested = False
-                pc = m.cpu.pc
-                return self._stop(Stop("interrupted", pc, f"interrupted at 0x{pc:x}"
-                                       f"{self.where(pc)}"))
+            st = self._interrupted()
+            if st is not None:
+                return st
+
+    def _interrupted(self) -> Stop | None:
+        """Return the stop for a pending Ctrl-C (REPL or gdb's 0x03), else None."""
+        if not (self.interrupt_requested or (self.poll is not None and self.poll())):
+            return None
+        self.interrupt_requested = False
+        pc = self.machine.cpu.pc
+        return self._stop(Stop("interrupted", pc, f"interrupted at 0x{pc:x}{self.where(pc)}"))
 
     def cont(self) -> Stop:
         """Continue until something stops the machine. Returns the Stop."""
@@ -748,9 +754,9 @@ class Controller:
                 st = self._slice()
                 if st is not None:
                     return st
-                if self.interrupt_requested or (self.poll is not None and self.poll()):
-                    self.interrupt_requested = False
-                    return self._stop(Stop("interrupted", self.machine.cpu.pc, "interrupted"))
+                st = self._interrupted()
+                if st is not None:
+                    return st
         finally:
             self._replay_fault = None
             self._replaying = False
@@ -778,9 +784,9 @@ class Controller:
                     st = self._slice()
                 if st is not None:
                     return st
-                if self.interrupt_requested or (self.poll is not None and self.poll()):
-                    self.interrupt_requested = False
-                    return self._stop(Stop("interrupted", m.cpu.pc, "interrupted"))
+                st = self._interrupted()
+                if st is not None:
+                    return st
         finally:
             cfg.slice_insns = saved
             self._step_left = 0
