@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     debug.set_defaults(func=cmd_debug)
     from emu.net.options import add_aoe_target_command
     add_aoe_target_command(sub)
+    from emu.reserves import add_commands
+    add_commands(sub)
     return p
 
 

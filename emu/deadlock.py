@@ -32,7 +32,9 @@ class DeadlockWatch:
         self._next_check = 0
         self._last_progress_ns = 0
         self._last_marks: tuple[int, ...] | None = None
+        self._at_progress: dict[str, Any] = {}
         self.diagnosis: str | None = None
+        self.stall_start_ns: int | None = None   # set with the diagnosis
 
     def _marks(self, raw: dict[str, Any]) -> tuple[int, ...]:
         m = self.machine
@@ -55,23 +57,65 @@ class DeadlockWatch:
         if marks != self._last_marks or not pending:
             self._last_marks = marks
             self._last_progress_ns = now
+            self._at_progress = raw
             return
         stalled = now - self._last_progress_ns
         if stalled >= self.span_ns:
-            self.diagnosis = diagnose(m, stalled)
+            self.stall_start_ns = self._last_progress_ns
+            self.diagnosis = diagnose(m, stalled, self._at_progress)
             m.exit_status = EXIT_DEADLOCK
             m.stop_reason = (f"deadlock: no progress for {stalled / 1e6:,.0f} ms of virtual "
                              "time while work was pending")
 
 
-def diagnose(machine: Any, stalled_ns: int) -> str:
-    """Return the multi-line explanation of a stalled run."""
+def why(raw: dict[str, Any], before: dict[str, Any], reserve_off: bool) -> list[str]:
+    """Return the likely causes of a stall, one line each, from the kernel's
+    counters now (`raw`) and at the last progress (`before`, may be {}):
+    memory at min with no reserve (or a reserve at its limit) while the NIC
+    drops the frames that would complete the write-back, or a target that
+    stopped answering. [] when nothing stands out."""
+    def grew(key: str) -> int:
+        return raw.get(key, 0) - before.get(key, raw.get(key, 0)) if before else raw.get(key, 0)
+
+    out = []
+    free, wmin = raw.get("pages", [0])[0], raw.get("wmark_min", 0)
+    at_min = free <= wmin
+    if at_min:
+        out.append(f"free memory is at the min watermark ({free} <= {wmin} pages): "
+                   "ordinary allocations fail")
+    if at_min and reserve_off:
+        out.append("reserves are off (reserve=off): nobody may allocate below min, "
+                   "not even the swap path")
+    full = [kstats.RESERVE_NAMES[r] for r in range(kstats.NRESERVE)
+            if raw.get("reserve_limit") and raw["reserve_usage"][r] >= raw["reserve_limit"][r]]
+    for name in full:
+        r = next(i for i, n in kstats.RESERVE_NAMES.items() if n == name)
+        out.append(f"reserve {name} is at its limit ({raw['reserve_usage'][r]} pages): "
+                   f"{grew('reserve_denied'):,} reserve pages refused during the stall")
+    nobuf = grew("net_refill_fails")
+    if nobuf:
+        out.append(f"the NIC driver dropped {nobuf:,} received frames for want of an RX buffer "
+                   "during the stall: the AoE replies that would complete the write-back "
+                   "cannot get in")
+    heard = grew("net_rx_frames") + grew("net_refill_fails")
+    if raw.get("aoe_inflight") and not heard and grew("aoe_retransmits"):
+        out.append(f"the AoE target has not answered: {grew('aoe_retransmits'):,} retransmits "
+                   "and no frame received during the stall")
+    return out
+
+
+def diagnose(machine: Any, stalled_ns: int, before: dict[str, Any] | None = None) -> str:
+    """Return the multi-line explanation of a stalled run; `before` is the
+    raw kstats at the last progress (for what changed during the stall)."""
     k = kstats.collect(machine)
     raw = kstats.read_raw(machine) or {}
     mem = k.get("memory", {})
     wm = mem.get("watermarks", {})
+    reserve_off = "reserve=off" in (getattr(machine.config, "append", "") or "").split()
     lines = [f"deadlock: no user instruction retired and no swap I/O completed for "
-             f"{stalled_ns / 1e6:,.0f} ms of virtual time while work was pending",
+             f"{stalled_ns / 1e6:,.0f} ms of virtual time while work was pending"]
+    lines.extend(f"  why: {w}" for w in why(raw, before or {}, reserve_off))
+    lines += [
              f"memory: {mem.get('pages_free', '?')} free pages of {mem.get('pages_total', '?')}; "
              f"watermarks min {wm.get('min', '?')} low {wm.get('low', '?')} "
              f"high {wm.get('high', '?')}"]
@@ -86,8 +130,7 @@ def diagnose(machine: Any, stalled_ns: int) -> str:
         from emu.debug.kproc import kernel_of
         kern = kernel_of(machine)
         for p in (kern.procs() if kern else []):
-            chan = getattr(p, "chan", 0)
-            waits = f" on {machine.image.symbols.describe(chan)}" if chan else ""
+            waits = f" on {kern.describe_chan(p.chan)}" if p.chan else ""
             lines.append(f"  pid {p.pid} ({p.name}): {p.state_name}{waits}")
     except Exception as exc:  # noqa: BLE001 - a diagnosis must never crash the report
         lines.append(f"  (process table unreadable: {exc})")

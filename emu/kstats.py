@@ -17,10 +17,10 @@ import struct
 from typing import Any
 
 MAGIC = 0x3130_5354_4154_534B  # "KSTATS01"
-VERSION = 3
+VERSION = 4
 NSYSCALL = 16
 NFAULTKIND = 8
-NFRAMEUSE = 8
+NFRAMEUSE = 9
 NRESERVE = 3
 
 # Number -> name, as in guest/kernel/syscall.h (SYS_*).
@@ -40,7 +40,7 @@ MINOR_FAULTS = ("demand_zero", "image", "spurious", "swap_cache")
 # FRAME_* uses of kstats.h: what each physical page is doing.
 FRAME_USES: dict[int, str] = {
     0: "free", 1: "reserved", 2: "kernel", 3: "pagetable", 4: "kstack", 5: "kmalloc",
-    6: "user", 7: "image",
+    6: "user", 7: "image", 8: "netbuf",
 }
 # RESERVE_* of kstats.h: the named memory reserves (docs/reserves.md).
 RESERVE_NAMES: dict[int, str] = {0: "swap_io", 1: "aoe_tx", 2: "aoe_rx"}
@@ -73,6 +73,8 @@ LAYOUT: tuple[tuple[str, int], ...] = (
     ("reserve_limit", NRESERVE), ("reserve_usage", NRESERVE), ("reserve_peak", NRESERVE),
     ("reserve_allocs", 1), ("pfmemalloc_drop", 1), ("tasks_blocked", 1),
     ("aoe_inflight", 1),
+    # version 4: reserve limits enforced, throttling, the free-memory low point
+    ("reserve_denied", 1), ("reclaim_throttled", 1), ("free_low", 1),
 )
 
 # Groups of version-2 fields reported as {key: value} under one name: the
@@ -151,8 +153,9 @@ def collect(machine: Any) -> dict[str, Any]:
     {min, low, high}}, major_faults, minor_faults, and the groups of GROUPS:
     swap {...}, reclaim {...}, aoe {...}, net {... drops {reason: n},
     drops_total}, reserve {name: {limit, usage, peak}} (pages),
-    reserve_allocs, pfmemalloc_drop, tasks_blocked, aoe_inflight
-    (docs/swap.md and docs/reserves.md list every key).
+    reserve_allocs, reserve_denied, pfmemalloc_drop, tasks_blocked,
+    aoe_inflight; reclaim.throttled and memory.free_low (docs/swap.md and
+    docs/reserves.md list every key).
     """
     raw = read_raw(machine)
     if raw is None:
@@ -203,6 +206,9 @@ def from_raw(raw: dict[str, Any]) -> dict[str, Any]:
     out["pfmemalloc_drop"] = raw["pfmemalloc_drop"]
     out["tasks_blocked"] = raw["tasks_blocked"]
     out["aoe_inflight"] = raw["aoe_inflight"]
+    out["reserve_denied"] = raw["reserve_denied"]
+    out["reclaim"]["throttled"] = raw["reclaim_throttled"]
+    out["memory"]["free_low"] = raw["free_low"]
     return out
 
 

@@ -54,3 +54,69 @@ def plot_timeline(tl: Timeline, path: str, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# Series of the reserve comparison: (row, sample key, label, colour).
+RESERVE_SERIES: tuple[tuple[int, str, str, str], ...] = (
+    (0, "kernel.memory.pages_free", "free pages", "tab:blue"),
+    (1, "kernel.reserve.aoe_rx.usage", "aoe_rx in use", "tab:green"),
+    (1, "kernel.reserve.swap_io.usage", "swap_io in use", "tab:olive"),
+    (1, "kernel.reserve.aoe_tx.usage", "aoe_tx in use", "tab:cyan"),
+    (2, "kernel.net.drops.no_buffer", "dropped: no RX buffer", "tab:red"),
+    (2, "kernel.pfmemalloc_drop", "pfmemalloc drops (junk)", "tab:purple"),
+)
+
+
+def plot_reserve_compare(runs: list[tuple[str, list[tuple[int, dict[str, int]]]]],
+                         path: str, title: str = "",
+                         stalls: dict[str, int] | None = None) -> None:
+    """Draw, one column per (label, samples) run - samples as
+    emu.reserves.Outcome.samples - free memory against the watermarks,
+    reserve usage and cumulative drops over virtual time, to `path` (PNG).
+    `stalls` maps a label to the virtual time (ns) its stall began, marked
+    on its column. Raises ValueError with one line if a run has fewer than
+    two samples."""
+    for label, samples in runs:
+        if len(samples) < 2:
+            raise ValueError(f"--plot: run {label!r} was too short to sample")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, len(runs), figsize=(6 * len(runs), 8), sharey="row",
+                             squeeze=False)
+    for col, (label, samples) in enumerate(runs):
+        t = [s[0] / 1e6 for s in samples]
+        last = samples[-1][1]
+        for row, key, what, colour in RESERVE_SERIES:
+            axes[row][col].plot(t, [s[1].get(key, 0) for s in samples], color=colour,
+                                label=what)
+        for wm, style in (("min", "-"), ("low", "--"), ("high", ":")):
+            v = last.get(f"kernel.memory.watermarks.{wm}")
+            if v is not None:
+                axes[0][col].axhline(v, color="grey", linewidth=0.8, linestyle=style,
+                                     label=f"{wm} watermark ({v})")
+        lim = last.get("kernel.reserve.aoe_rx.limit")
+        if lim:
+            axes[1][col].axhline(lim, color="tab:green", linewidth=0.8, linestyle="--",
+                                 label=f"aoe_rx limit ({lim})")
+        if stalls and label in stalls:
+            for row in range(3):
+                axes[row][col].axvline(stalls[label] / 1e6, color="black", linewidth=0.8,
+                                       linestyle="-.",
+                                       label="no progress from here" if row == 0 else None)
+        axes[0][col].set_title(label)
+        axes[2][col].set_xlabel("virtual time (ms)")
+        for row in range(3):
+            axes[row][col].legend(loc="upper right", fontsize=7)
+    mins = [s[-1][1].get("kernel.memory.watermarks.high", 0) for _, s in runs]
+    axes[0][0].set_ylim(0, 4 * max(mins + [1]))
+    axes[0][0].set_ylabel("free pages")
+    axes[1][0].set_ylabel("reserve pages in use")
+    axes[2][0].set_ylabel("frames dropped (cumulative)")
+    axes[2][0].set_yscale("symlog", linthresh=10)
+    axes[2][0].set_ylim(bottom=0)
+    fig.suptitle(title or "memory reserves", fontsize=9, wrap=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

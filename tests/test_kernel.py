@@ -17,7 +17,8 @@ from tests.conftest import IMPLS, REPO, boot
 
 KERNEL_SRC = REPO / "guest" / "kernel"
 # The names in ktest.c's table, in order: the kernel must report each once.
-KTEST_NAMES = re.findall(r'^\s*\{"(\w+)", t_\w+\},$', (KERNEL_SRC / "ktest.c").read_text(), re.M)
+KTEST_NAMES = re.findall(r'^\s*\{"(\w+)", t_\w+(?:, \w+)?\},',
+                         (KERNEL_SRC / "ktest.c").read_text(), re.M)
 RESULT = re.compile(r"^(PASS|FAIL) ([^\s:]+)(?:: ([^\r\n]*))?\r?$", re.M)
 SEGFAULT = re.compile(
     rb"pid (\d+) \((\w+)\): segfault at 0x([0-9a-f]+) cause (\d+) pc 0x([0-9a-f]+)")
@@ -246,7 +247,8 @@ def test_kstats_tables_match_the_headers():
     assert {v: faults[k] for k, v in _defines(hdr, "FAULT_").items()} == kstats.FAULT_KINDS
     uses = {"FRAME_FREE": "free", "FRAME_RESERVED": "reserved", "FRAME_KERNEL": "kernel",
             "FRAME_PTABLE": "pagetable", "FRAME_KSTACK": "kstack", "FRAME_KMALLOC": "kmalloc",
-            "FRAME_USER": "user", "FRAME_IMAGE": "image"}
+            "FRAME_USER": "user", "FRAME_IMAGE": "image",
+            "FRAME_NETBUF": "netbuf"}
     assert {v: uses[k] for k, v in _defines(hdr, "FRAME_").items()} == kstats.FRAME_USES
     assert _defines(hdr, "NFAULTKIND")["NFAULTKIND"] == kstats.NFAULTKIND
     assert _defines(hdr, "NFRAMEUSE")["NFRAMEUSE"] == kstats.NFRAMEUSE
@@ -289,7 +291,8 @@ def test_kstats_collect_keys_and_rows(ktest_boot):
                       "page_faults_total", "copy_fills", "segfaults", "oom_kills",
                       "alloc_failures", "memory", "major_faults", "minor_faults", "swap",
                       "reclaim", "aoe", "net", "reserve", "reserve_allocs",
-                      "pfmemalloc_drop", "tasks_blocked", "aoe_inflight"}
+                      "pfmemalloc_drop", "tasks_blocked", "aoe_inflight", "reserve_denied"}
+    assert "throttled" in k["reclaim"] and "free_low" in k["memory"]
     assert {n: set(r) for n, r in k["reserve"].items()} == {
         n: {"limit", "usage", "peak"} for n in ("swap_io", "aoe_tx", "aoe_rx")}
     assert sum(r["limit"] for r in k["reserve"].values()) == k["memory"]["watermarks"]["min"]
@@ -303,9 +306,10 @@ def test_kstats_collect_keys_and_rows(ktest_boot):
     assert list(k["page_faults"]) == list(kstats.FAULT_KINDS.values())
     assert k["syscalls_unknown"] == 2 and k["segfaults"] == 5 and k["oom_kills"] == 1
     # (the net_drops kernel test feeds frames to the net core: its row shows;
-    # the reserve tests take reserve pages: so does theirs)
+    # the reserve tests take reserve pages: so does theirs; aoe_pool swaps)
     assert [r[0] for r in kstats.rows(k)] == ["processes", "system calls", "kernel faults",
-                                              "free pages", "reserves", "NIC driver"]
+                                              "free pages", "swap", "AoE", "reserves",
+                                              "NIC driver"]
     assert k["reserve_allocs"] > 0 and k["pfmemalloc_drop"] == 1
     assert all(r["usage"] == 0 and r["peak"] > 0 for n, r in k["reserve"].items()
                if n in ("swap_io", "aoe_tx", "aoe_rx"))

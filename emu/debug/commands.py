@@ -35,6 +35,7 @@ from emu.debug.infomem import info_mem
 from emu.debug.kproc import kernel_of
 from emu.debug.kview import PageQuery
 from emu.debug.netview import info_net
+from emu.debug.reserveview import info_reserve
 from emu.debug.swapview import info_swap
 from emu.debug.symbols import LocationError, extent, parse_int, resolve
 from emu.debug.vmem import MemError
@@ -340,6 +341,8 @@ INFO = {
     "net": (("network", "nic"), lambda s: info_net(s.ctl.machine),
             "NIC rings and counters, links, AoE targets"),
     "swap": ((), lambda s: info_swap(s.ctl.machine), "swap area, swap map summary, AoE"),
+    "reserve": (("reserves",), lambda s: info_reserve(s.ctl.machine),
+                "memory reserves below min: usage, peak, limit; drops and refusals"),
     "proc": (("procs", "processes"), info_proc, "the kernel's processes and their regions "
              "(* = the one satp maps)"),
 }
@@ -348,7 +351,8 @@ INFO = {
 def c_info(s: Session, args: list[str]) -> str:
     """`info TOPIC`: dispatch to the INFO topics (names, aliases, prefixes)."""
     if len(args) != 1:
-        raise CommandError("usage: info registers|mem|breakpoints|stop|traps|net|swap|proc")
+        raise CommandError("usage: info registers|mem|breakpoints|stop|traps|net|swap|"
+                           "reserve|proc")
     w = args[0].lower()
     for name, (aliases, fn, _) in INFO.items():
         if w == name or w in aliases:
@@ -556,7 +560,7 @@ TABLE: tuple[Command, ...] = (
     Command("delete", ("d",), "delete [N...]", "delete breakpoints (all without N)",
             c_delete),
     Command("info", ("i",), "info TOPIC",
-            "registers | mem | breakpoints | stop | traps | net | swap | proc",
+            "registers | mem | breakpoints | stop | traps | net | swap | reserve | proc",
             c_info),
     Command("x", (), "x/FMT VA", "examine virtual memory through the MMU (no A/D, no "
             "devices); FMT = count, x d u o t c a i s, b h w g", c_x),

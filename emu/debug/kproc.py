@@ -75,6 +75,7 @@ class Proc:
     pagetable: int
     rss: int
     vmas: tuple[Vma, ...]
+    chan: int = 0          # what a sleeping process waits on (0: nothing)
 
     @property
     def state_name(self) -> str:
@@ -144,9 +145,18 @@ class Kernel:
                                   ("kind", "perm", "start", "end", "file", "fileva",
                                    "filesz"))))
             rss = self._u(raw, self.sproc, "rss") if "rss" in self.sproc.members else 0
+            chan = self._u(raw, self.sproc, "chan") if "chan" in self.sproc.members else 0
             out.append(Proc(i, self._u(raw, self.sproc, "pid", signed=True), name, state,
-                            self._u(raw, self.sproc, "pagetable"), rss, tuple(vmas)))
+                            self._u(raw, self.sproc, "pagetable"), rss, tuple(vmas), chan))
         return out
+
+    def describe_chan(self, chan: int) -> str:
+        """Name a sleep channel: a process table entry is wait() for that
+        process's children, anything else is its symbol (or hex)."""
+        end = self.proc_addr + self.sproc.size * self.nproc
+        if self.proc_addr <= chan < end and (chan - self.proc_addr) % self.sproc.size == 0:
+            return f"its children (wait, proc[{(chan - self.proc_addr) // self.sproc.size}])"
+        return self.m.image.symbols.describe(chan)
 
     def by_satp(self, satp: int) -> Proc | None:
         """The user process whose page table satp points at (None for the

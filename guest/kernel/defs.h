@@ -82,6 +82,7 @@ void flist_push(uint32 *head, struct frame *f);
 void flist_del(uint32 *head, struct frame *f);
 uint64 min_free_kbytes(uint64 lowmem_kb);
 void kmeminfo(struct meminfo *mi);
+int throttle_direct_reclaim(void);
 
 // kmalloc.c
 void kmallocinit(void);
@@ -91,6 +92,16 @@ void *kmalloc_flags(uint64 n, int gfp);
 void *kmalloc_raw_flags(uint64 n, int gfp);
 int kmalloc_pfmemalloc(const void *p);
 void kfree(void *p);
+
+// pfrag.c
+struct fragcache {
+  uint8 *page;   // current page (0: none yet)
+  uint32 off;    // bytes of it handed out
+};
+void *frag_alloc(struct fragcache *c, uint32 size, int gfp);
+void frag_free(void *p);
+int frag_pfmemalloc(const void *p);
+void frag_drain(struct fragcache *c);
 
 // vm.c
 extern pagetable_t kernel_pagetable;
@@ -185,7 +196,11 @@ int bio_avail(void);
 void submit_bio(struct bio *b);
 
 // swap.c
-extern int swapstate;
+extern int swapstate;    // SWAP_*
+#define SWAP_OFF 0
+#define SWAP_PROBING 1
+#define SWAP_UP 2
+#define SWAP_IDLE 3      // configured; the target is probed at the first memory pressure
 void swapinit(void);
 void swap_sched(void);
 int swap_active(void);

@@ -6,12 +6,14 @@
 #include "mm.h"
 #include "defs.h"
 #include "proc.h"
+#include "net.h"
 
 struct frame *frames;       // frames[(pa - RAM_BASE) >> PGSHIFT]
 struct wmark wmark;
 static uint64 nframes;
 static uint64 managed_lo;   // first page the allocator hands out
 static uint32 freelist = NOFRAME;
+static int throttled;       // tasks sleeping in throttle_direct_reclaim
 
 struct frame *pa2frame(uint64 pa) {
   if (pa < RAM_BASE || pa >= RAM_BASE + nframes * PGSIZE)
@@ -78,11 +80,15 @@ static void setwmark(uint64 min_kb) {
   kstats.wmark_min = wmark.min;
   kstats.wmark_low = wmark.low;
   kstats.wmark_high = wmark.high;
-  // The reserve tree's limits split the pages below min (visibility only:
-  // a charge past its limit is not refused, the peak shows it).
-  kstats.reserve_limit[RESERVE_AOE_RX] = min / 2;
-  kstats.reserve_limit[RESERVE_AOE_TX] = min / 8;
-  kstats.reserve_limit[RESERVE_SWAP_IO] = min - min / 2 - min / 8;
+  // The reserve tree's limits split the pages below min; a reserve page
+  // past its reserve's limit is refused (reserve_denied). aoe_rx gets what
+  // the RX ring can hold (net.h), aoe_tx an eighth (its request state and
+  // headers are pooled), swap_io the rest.
+  uint64 rx = RX_RESERVE_PAGES < min ? RX_RESERVE_PAGES : min;
+  uint64 tx = min / 8 < min - rx ? min / 8 : min - rx;
+  kstats.reserve_limit[RESERVE_AOE_RX] = rx;
+  kstats.reserve_limit[RESERVE_AOE_TX] = tx;
+  kstats.reserve_limit[RESERVE_SWAP_IO] = min - rx - tx;
 }
 
 // Build the frame table at `start` (the end of the kernel image) for RAM up
@@ -114,6 +120,7 @@ void kinit(uint64 start, uint64 end, uint64 min_kb) {
     kstats.pages[FRAME_RESERVED]--;
     kstats.pages[FRAME_FREE]++;
   }
+  kstats.free_low = nfree();
   setwmark(min_kb ? min_kb : min_free_kbytes(kstats.pages[FRAME_FREE] * (PGSIZE / 1024)));
 }
 
@@ -167,7 +174,8 @@ void *palloc(int use) { return palloc_flags(use, 0); }
 // ordinary allocation stops at the min watermark; below it only an
 // entitled one (memalloc_entitled(gfp)) gets a page, which is marked
 // FR_RESERVE (pfmemalloc) and charged to its reserve. User pages never
-// come from the reserve (they are what reclaim frees, not what it needs).
+// come from the reserve (they are what reclaim frees, not what it needs),
+// and a reserve at its limit gives no more (counted as reserve_denied).
 void *palloc_flags(int use, int gfp) {
   int zero = !(use & PALLOC_NOZERO), reserve = 0;
   use &= ~PALLOC_NOZERO;
@@ -175,6 +183,13 @@ void *palloc_flags(int use, int gfp) {
     panic("palloc: bad use");
   if (freelist != NOFRAME && nfree() <= wmark.min)
     reserve = use != FRAME_USER && memalloc_entitled(gfp);
+  int r = gfp & GFP_RESMASK ? ((gfp & GFP_RESMASK) >> 4) - 1 : memalloc_res;
+  if (r < 0 || r >= NRESERVE)
+    panic("palloc_flags: bad reserve");
+  if (reserve && kstats.reserve_usage[r] >= kstats.reserve_limit[r]) {
+    kstats.reserve_denied++;
+    reserve = 0;
+  }
   if (freelist == NOFRAME || (nfree() <= wmark.min && !reserve)) {
     kstats.alloc_fails++;
     return 0;
@@ -185,9 +200,6 @@ void *palloc_flags(int use, int gfp) {
   f->use = use;
   f->next = f->prev = NOFRAME;
   if (reserve) {
-    int r = gfp & GFP_RESMASK ? ((gfp & GFP_RESMASK) >> 4) - 1 : memalloc_res;
-    if (r < 0 || r >= NRESERVE)
-      panic("palloc_flags: bad reserve");
     f->flags = FR_RESERVE;
     f->swapslot = r;
     kstats.reserve_allocs++;
@@ -195,6 +207,8 @@ void *palloc_flags(int use, int gfp) {
   }
   kstats.pages[FRAME_FREE]--;
   kstats.pages[use]++;
+  if (nfree() < kstats.free_low)
+    kstats.free_low = nfree();
   void *pa = (void *)frame2pa(f);
   if (zero)
     memset(pa, 0, PGSIZE);
@@ -223,6 +237,28 @@ void pfree(void *pa) {
   f->prev = NOFRAME;
   f->next = freelist;
   freelist = fnum(f);
+  if (throttled && nfree() > wmark.min)
+    wakeup(&throttled);
+}
+
+// Throttling (Linux: throttle_direct_reclaim): once free memory is below
+// half of min the reserve is running out, so an ordinary task about to
+// reclaim directly sleeps until background reclaim (kswapd, write-back
+// completions) has brought free memory back above min. Tasks in
+// PF_MEMALLOC state - kswapd, the swap path - are never throttled, and
+// reserve=off throttles nobody. Returns 1 if the caller slept.
+int throttle_direct_reclaim(void) {
+  struct proc *p = myproc();
+  if (params.reserve_off || !p || (p->flags & PF_MEMALLOC) || nfree() >= wmark.min / 2)
+    return 0;
+  kstats.reclaim_throttled++;
+  throttled++;
+  while (nfree() <= wmark.min && !p->killed) {
+    swap_lowmem();  // kswapd must be awake to make the room
+    sleep_blocked(&throttled);
+  }
+  throttled--;
+  return 1;
 }
 
 // Fill the memory part of a meminfo record.
@@ -232,4 +268,14 @@ void kmeminfo(struct meminfo *mi) {
   mi->min = wmark.min;
   mi->low = wmark.low;
   mi->high = wmark.high;
+  for (int r = 0; r < NRESERVE; r++) {
+    mi->reserve[r].limit = kstats.reserve_limit[r];
+    mi->reserve[r].usage = kstats.reserve_usage[r];
+    mi->reserve[r].peak = kstats.reserve_peak[r];
+  }
+  mi->reserve_allocs = kstats.reserve_allocs;
+  mi->reserve_denied = kstats.reserve_denied;
+  mi->pfmemalloc_drop = kstats.pfmemalloc_drop;
+  mi->reclaim_throttled = kstats.reclaim_throttled;
+  mi->reserve_off = params.reserve_off;
 }

@@ -7,7 +7,7 @@
 #include "syscall.h"
 
 #define KSTATS_MAGIC 0x313053544154534bUL  // "KSTATS01"
-#define KSTATS_VERSION 3
+#define KSTATS_VERSION 4
 
 // Page faults by how they were resolved (or why they were not).
 #define FAULT_ZERO     0  // demand-zero page for heap/stack/bss
@@ -28,7 +28,8 @@
 #define FRAME_KMALLOC  5  // kmalloc slabs
 #define FRAME_USER     6  // private user pages (the only kind swap will ever evict)
 #define FRAME_IMAGE    7  // embedded program images, mapped read-only into processes
-#define NFRAMEUSE      8
+#define FRAME_NETBUF   8  // pages carved into RX buffers (pfrag.c)
+#define NFRAMEUSE      9
 
 // Named memory reserves (the reserve tree of docs/reserves.md): what the
 // pages taken from below the min watermark were for.
@@ -36,6 +37,7 @@
 #define RESERVE_AOE_TX  1  // the AoE initiator sending requests
 #define RESERVE_AOE_RX  2  // RX buffers refilled while a network swap device is up
 #define NRESERVE        3
+_Static_assert(NRESERVE == MI_NRESERVE, "meminfo mirrors the reserve tree");
 
 struct kstats {
   uint64 magic;                  // KSTATS_MAGIC once the kernel has booted
@@ -77,13 +79,18 @@ struct kstats {
   uint64 pfmemalloc_drop;        // frames in reserve-backed RX buffers not for swap: dropped
   uint64 tasks_blocked;          // gauge: processes sleeping on memory or I/O
   uint64 aoe_inflight;           // gauge: AoE requests outstanding now
+  // version 4: reserve limits enforced, throttling, the free-memory low point
+  uint64 reserve_denied;         // reserve pages refused: the reserve was at its limit
+  uint64 reclaim_throttled;      // direct reclaimers put to sleep below min/2
+  uint64 free_low;               // fewest free pages seen (after boot)
 };
 #define KSTATS_V2_FIELDS 54
 #define KSTATS_V3_FIELDS (3 * NRESERVE + 4)
+#define KSTATS_V4_FIELDS 3
 
 _Static_assert(sizeof(struct kstats) ==
                    8 * (11 + NSYSCALL + NFAULTKIND + NFRAMEUSE + 3 + KSTATS_V2_FIELDS +
-                        KSTATS_V3_FIELDS),
+                        KSTATS_V3_FIELDS + KSTATS_V4_FIELDS),
                "struct kstats must stay a flat u64 array (emu/kstats.py reads it)");
 
 extern struct kstats kstats;

@@ -220,6 +220,9 @@ static const char *t_reserve_tree(void) {
   CHECK(kstats.reserve_limit[RESERVE_SWAP_IO] + kstats.reserve_limit[RESERVE_AOE_TX] +
             kstats.reserve_limit[RESERVE_AOE_RX] == wmark.min);
   CHECK(kstats.reserve_limit[RESERVE_AOE_RX] > 0 && kstats.reserve_limit[RESERVE_SWAP_IO] > 0);
+  // aoe_rx covers the RX ring (net.h), or all of min on a machine too small
+  CHECK(kstats.reserve_limit[RESERVE_AOE_RX] ==
+        (RX_RESERVE_PAGES < wmark.min ? RX_RESERVE_PAGES : wmark.min));
   uint64 before = nfree(), tx0 = kstats.reserve_usage[RESERVE_AOE_TX];
   uint64 io0 = kstats.reserve_usage[RESERVE_SWAP_IO];
   void *list = drain(), *p[3];
@@ -243,6 +246,207 @@ static const char *t_reserve_tree(void) {
   CHECK(kstats.reserve_usage[RESERVE_AOE_TX] == tx0);
   CHECK(kstats.reserve_peak[RESERVE_AOE_TX] >= tx0 + 4);
   CHECK(kstats.reserve_usage[RESERVE_SWAP_IO] == io0);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+// Reserve limits are enforced: a reserve at its limit gives no more pages
+// (counted as reserve_denied), while another reserve still does.
+static const char *t_reserve_limit(void) {
+  uint64 before = nfree(), denied = kstats.reserve_denied;
+  uint64 room = kstats.reserve_limit[RESERVE_AOE_TX] - kstats.reserve_usage[RESERVE_AOE_TX];
+  void *list = drain(), *got = 0, *p;
+  uint64 n = 0;
+  while ((p = palloc_flags(FRAME_KERNEL, GFP_MEMALLOC | GFP_RES(RESERVE_AOE_TX))) != 0) {
+    *(void **)p = got;
+    got = p;
+    n++;
+  }
+  uint64 usage = kstats.reserve_usage[RESERVE_AOE_TX], denied1 = kstats.reserve_denied;
+  void *other = palloc_flags(FRAME_KERNEL, GFP_MEMALLOC | GFP_RES(RESERVE_SWAP_IO));
+  pfree0(other);
+  undrain(got);
+  undrain(list);
+  CHECK(n == room && usage == kstats.reserve_limit[RESERVE_AOE_TX]);
+  CHECK(denied1 == denied + 1);
+  CHECK(other != 0);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+// Page fragments (RX buffers): carved from a page, the page goes back when
+// the cache has moved on and its last fragment is freed; a fragment of a
+// reserve page carries the mark, and a caller not entitled never gets one.
+static const char *t_pfrag(void) {
+  struct fragcache c = {0}, rc = {0};
+  uint64 before = nfree(), nb0 = kstats.pages[FRAME_NETBUF];
+  void *a = frag_alloc(&c, 1500, 0), *b = frag_alloc(&c, 1500, 0);
+  void *d = frag_alloc(&c, 1500, 0);   // 2 x 1536 used: the third needs a new page
+  int same = PGROUNDDOWN((uint64)a) == PGROUNDDOWN((uint64)b);
+  int moved = PGROUNDDOWN((uint64)d) != PGROUNDDOWN((uint64)a);
+  uint64 pages2 = kstats.pages[FRAME_NETBUF];
+  frag_free(a);
+  frag_free(b);
+  uint64 after_ab = nfree();
+  void *bad0 = frag_alloc(&c, 0, 0), *bad1 = frag_alloc(&c, PGSIZE + 1, 0);
+  frag_free(d);
+  frag_drain(&c);
+  uint64 after_all = nfree();
+  CHECK(a && b && d && same && moved && ((uint64)b - (uint64)a) % 64 == 0);
+  CHECK(pages2 == nb0 + 2);
+  CHECK(after_ab == before - 1);      // the first page is back
+  CHECK(!bad0 && !bad1);
+  CHECK(after_all == before && kstats.pages[FRAME_NETBUF] == nb0);
+  // At min: an ordinary fragment needs a new page and fails; an entitled
+  // one comes from the reserve and reports it; an ordinary caller then does
+  // not get the rest of that reserve page.
+  uint64 use0 = kstats.reserve_usage[RESERVE_AOE_RX];
+  void *list = drain();
+  void *o = frag_alloc(&rc, 2048, 0);
+  void *r = frag_alloc(&rc, 2048, GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX));
+  uint64 charged = kstats.reserve_usage[RESERVE_AOE_RX];
+  int rp = r && frag_pfmemalloc(r);
+  void *o2 = frag_alloc(&rc, 2048, 0);
+  if (o) frag_free(o);
+  if (o2) frag_free(o2);
+  if (r) frag_free(r);
+  frag_drain(&rc);
+  undrain(list);
+  CHECK(!o && rp && !o2);
+  CHECK(charged == use0 + 1 && kstats.reserve_usage[RESERVE_AOE_RX] == use0);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+// Throttling: below min/2 an ordinary task about to reclaim sleeps until
+// free memory is back above min; PF_MEMALLOC tasks and reserve=off are
+// never throttled. A kernel thread plays the background reclaimer.
+static void *room_list;
+static volatile int room_go;
+
+static void room_maker(void) {
+  while (!room_go)
+    sleep((void *)&room_go);
+  undrain(room_list);
+  room_list = 0;
+}
+
+static const char *t_throttle(void) {
+  uint64 before = nfree(), th0 = kstats.reclaim_throttled;
+  room_go = 0;
+  int pid = kthread("roommaker", room_maker), st;   // its stack before memory runs out
+  CHECK(pid > 0);
+  void *list = drain(), *res = 0, *p;
+  int ok_above = throttle_direct_reclaim() == 0;      // at min, not below min/2
+  for (int r = 0; r < NRESERVE && nfree() >= wmark.min / 2; r++)
+    while (nfree() >= wmark.min / 2 && (p = palloc_flags(FRAME_KERNEL, GFP_MEMALLOC | GFP_RES(r)))) {
+      *(void **)p = res;
+      res = p;
+    }
+  uint64 low = nfree();
+  int old = memalloc_save(RESERVE_SWAP_IO);
+  int ok_memalloc = throttle_direct_reclaim() == 0;
+  memalloc_restore(old);
+  params.reserve_off = 1;
+  int ok_off = throttle_direct_reclaim() == 0;
+  params.reserve_off = 0;
+  uint64 th1 = kstats.reclaim_throttled;
+  // The room maker gives back the reserve pages and one more: above min.
+  room_list = res;
+  p = list;
+  list = *(void **)list;
+  *(void **)p = room_list;
+  room_list = p;
+  room_go = 1;
+  wakeup((void *)&room_go);
+  int slept = throttle_direct_reclaim();
+  uint64 woke = nfree();
+  CHECK(wait(&st) == pid && st == 0);
+  undrain(list);
+  CHECK(ok_above && ok_memalloc && ok_off && th1 == th0);
+  CHECK(low < wmark.min / 2);
+  CHECK(slept == 1 && kstats.reclaim_throttled == th0 + 1 && woke > wmark.min);
+  CHECK(nfree() == before);
+  return 0;
+}
+
+// Pools: AoE request state and frame headers come from the initiator's
+// fixed pool (bios from the block layer's), so I/O - retransmits included
+// - allocates nothing: kmalloc and kernel pages stay as they were. A full
+// pool refuses at once (the I/O fails, nothing is allocated) and is whole
+// again once the I/O completes. Run under a lossy link
+// (tests/test_reserves.py) this covers retransmits too.
+#define POOL_BIOS 33
+static void pool_done(struct bio *b) { wakeup(b); }
+
+static const char *t_aoe_pool(void) {
+  CHECK(swap_active());
+  static struct bio *b[POOL_BIOS];
+  static uint8 *pg[POOL_BIOS][8];
+  uint64 before = nfree();
+  for (int i = 0; i < POOL_BIOS; i++) {
+    b[i] = bio_alloc();
+    CHECK(b[i]);
+    for (int j = 0; j < 8; j++) {
+      pg[i][j] = palloc(FRAME_KERNEL);
+      CHECK(pg[i][j]);
+      for (int k = 0; k < PGSIZE / 8; k++)
+        ((uint64 *)pg[i][j])[k] = (uint64)i << 32 | j << 16 | k;
+    }
+  }
+  uint64 km = kstats.pages[FRAME_KMALLOC], kern = kstats.pages[FRAME_KERNEL];
+  uint64 allocs = kstats.reserve_allocs;
+  // 8 pages a bio: at MTU 9000 four frames (2 pages each), at 1500 32; the
+  // pool (128 requests) takes 32 bios at 9000 or 4 at 1500.
+  int queued = 0, refused = 0;
+  for (int i = 0; i < POOL_BIOS; i++) {
+    b[i]->write = 1;
+    b[i]->sector = 4096 + i * 64;
+    b[i]->nsect = 64;
+    b[i]->npages = 8;
+    b[i]->done = pool_done;
+    for (int j = 0; j < 8; j++)
+      b[i]->pages[j] = pg[i][j];
+    int room = aoe_can_queue(64);
+    submit_bio(b[i]);
+    if (room)
+      queued++;
+    else if (b[i]->complete && b[i]->error)
+      refused++;
+  }
+  int full = !aoe_can_queue(64);
+  for (int i = 0; i < POOL_BIOS; i++)
+    bio_wait(b[i]);
+  int werr = 0;
+  for (int i = 0; i < queued; i++)
+    werr += b[i]->error != 0;
+  // Read the written bios back into cleared pages.
+  for (int i = 0; i < queued; i++) {
+    for (int j = 0; j < 8; j++)
+      memset(pg[i][j], 0, PGSIZE);
+    b[i]->write = 0;
+    b[i]->complete = 0;
+    submit_bio(b[i]);
+  }
+  int rerr = 0, bad = 0;
+  for (int i = 0; i < queued; i++) {
+    bio_wait(b[i]);
+    rerr += b[i]->error != 0;
+    for (int j = 0; j < 8; j++)
+      for (int k = 0; k < PGSIZE / 8; k++)
+        bad += ((uint64 *)pg[i][j])[k] != ((uint64)i << 32 | j << 16 | k);
+  }
+  int whole = aoe_can_queue(64 * queued);  // all the room the pool had
+  uint64 km1 = kstats.pages[FRAME_KMALLOC], kern1 = kstats.pages[FRAME_KERNEL];
+  for (int i = 0; i < POOL_BIOS; i++) {
+    for (int j = 0; j < 8; j++)
+      pfree(pg[i][j]);
+    bio_free(b[i]);
+  }
+  CHECK(queued >= 4 && refused == POOL_BIOS - queued && full);
+  CHECK(werr == 0 && rerr == 0 && bad == 0);
+  CHECK(whole);
+  CHECK(km1 == km && kern1 == kern && kstats.reserve_allocs == allocs);
   CHECK(nfree() == before);
   return 0;
 }
@@ -731,15 +935,21 @@ static const char *t_swap_pte(void) {
   return 0;
 }
 
+#define NEEDS_SWAP 1   // the runner brings up the NIC and swap first (once)
+
 static const struct {
   const char *name;
   const char *(*fn)(void);
+  int needs;
 } tests[] = {
   {"kalloc", t_kalloc},
   {"kalloc_reserve", t_kalloc_reserve},
   {"memalloc", t_memalloc},
   {"pfmemalloc_tag", t_pfmemalloc_tag},
   {"reserve_tree", t_reserve_tree},
+  {"reserve_limit", t_reserve_limit},
+  {"pfrag", t_pfrag},
+  {"throttle", t_throttle},
   {"watermarks", t_watermarks},
   {"kmalloc", t_kmalloc},
   {"kmalloc_page", t_kmalloc_page},
@@ -764,6 +974,7 @@ static const struct {
   {"net_drops", t_net_drops},
   {"pfmemalloc_drop", t_pfmemalloc_drop},
   {"swap_pte", t_swap_pte},
+  {"aoe_pool", t_aoe_pool, NEEDS_SWAP},   // last: the others run without a NIC
 };
 #define NTESTS (sizeof tests / sizeof tests[0])
 
@@ -792,6 +1003,12 @@ void ktest(void) {
   for (uint64 i = 0; i < NTESTS; i++) {
     if (!selected(list, tests[i].name))
       continue;
+    if ((tests[i].needs & NEEDS_SWAP) && !netup && netinit() == 0) {
+      swapinit();
+      swap_lowmem();   // probe the target now, and wait (up to 2 s) for swap
+      for (int t = 0; t < 2000 && !swap_active(); t++)
+        sleepuntil(rdtime() + 1000000);
+    }
     uint64 before = nfree();
     const char *why = tests[i].fn();
     if (!why && nfree() != before) {

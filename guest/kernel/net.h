@@ -1,5 +1,5 @@
 // Network, AoE and block-layer structures: received frames (a chain of
-// kmalloc'd RX buffers, Linux's skb with fragments), block I/O requests,
+// RX buffers, page fragments: Linux's skb with fragments), block I/O requests,
 // and the AoE initiator's per-frame request state.
 #pragma once
 #include "types.h"
@@ -9,9 +9,17 @@
 #define ETHERTYPE_AOE 0x88A2
 
 // A received frame as the NIC stored it: one or more RX buffers (S_MORE
-// runs), each from kmalloc. Valid only during net_rx(); the driver frees
-// the buffers afterwards and refills the ring.
+// runs), each a page fragment (pfrag.c). Valid only during net_rx(); the
+// driver frees the buffers afterwards.
 #define NB_MAXFRAG 8
+
+// The RX ring (netdev.c): NRX slots, each holding a buffer of at most 2 KiB
+// (two page fragments a page). The aoe_rx reserve covers what receiving
+// can hold at once - every slot's buffer plus a frame's worth being
+// replaced, and the fragment cache's page (after Zijlstra: the RX reserve is
+// sized from the ring).
+#define NRX 64
+#define RX_RESERVE_PAGES ((NRX + NB_MAXFRAG + 1) / 2 + 1)
 struct nbuf {
   int nfrag;
   uint8 *frag[NB_MAXFRAG];

@@ -1,8 +1,12 @@
-// The NIC driver (docs/nic.md): one TX ring, one RX ring whose buffers come
-// from kmalloc and are given back and refilled after every frame (Linux's
-// skbs), interrupts through the PLIC. TX is synchronous on this device: the
-// doorbell store sends the frame before it retires, so a descriptor is done
-// as soon as the tail is written.
+// The NIC driver (docs/nic.md): one TX ring, one RX ring whose buffers are
+// page fragments (pfrag.c; Linux's skb data), interrupts through the PLIC.
+// A received frame is handed up only once its replacement buffer has been
+// allocated; if that allocation fails the frame is dropped and its buffer
+// goes straight back on the ring (Linux drivers, e1000). So an exhausted
+// machine keeps its ring full but receives nothing - unless the reserve
+// backs the replacements (docs/reserves.md). TX is synchronous on this
+// device: the doorbell store sends the frame before it retires, so a
+// descriptor is done as soon as the tail is written.
 #include "types.h"
 #include "riscv.h"
 #include "memlayout.h"
@@ -12,33 +16,40 @@
 #include "mm.h"
 #include "defs.h"
 
-#define NRX 128
 #define NTX 64
 
 static struct nic_desc *rx, *tx;   // both rings in one kernel page
-static uint8 *rxbuf[NRX];
+static uint8 *rxbuf[NRX];          // the buffer posted (or to post) in each slot
+static struct fragcache rxcache;
 static uint32 rxnext;              // next descriptor the device fills
 static uint32 rxtail;              // next descriptor we post
 static uint32 txtail;
 uint8 netmac[ETH_ALEN];
 uint32 netmtu;
-uint32 netbufsz;                   // RX buffer size asked of kmalloc
+uint32 netbufsz;                   // RX buffer size
 int netup;
 
 static inline uint32 r(uint32 off) { return *(volatile uint32 *)(NIC_BASE + off); }
 static inline void w(uint32 off, uint32 v) { *(volatile uint32 *)(NIC_BASE + off) = v; }
 #define PLIC(off) (*(volatile uint32 *)(PLIC_BASE + (off)))
 
-// Post empty buffers from rxtail up to one before rxnext. A failed kmalloc
-// leaves the slot empty (counted); the next interrupt or transmit retries.
-// While a network swap device is up the buffers may come from the reserve
-// (charged to aoe_rx): the acknowledgements that free memory must get in.
+// Allocation flags for an RX buffer: while a network swap device is up or
+// coming up (the probe is swapon: Linux marks the transport's socket
+// SOCK_MEMALLOC then) the buffers may come from the reserve (charged to
+// aoe_rx), because the replies that free memory must get in; otherwise
+// they are ordinary and fail at min.
+static int rxgfp(void) {
+  return swap_active() || swapstate == SWAP_PROBING ? GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX) : 0;
+}
+
+// Post buffers from rxtail up to one before rxnext: the slot's own buffer
+// if it kept one (a dropped frame's), else a new one. A failed allocation
+// leaves the slot empty (counted); the next interrupt retries.
 static void rxrefill(void) {
   uint32 t0 = rxtail;
-  int gfp = swap_active() ? GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX) : 0;
   while ((rxtail + 1) % NRX != rxnext) {
-    uint8 *b = kmalloc_raw_flags(netbufsz, gfp);
-    if (!b) {
+    uint8 *b = rxbuf[rxtail];
+    if (!b && !(b = frag_alloc(&rxcache, netbufsz, rxgfp()))) {
       kstats.net_refill_fails++;
       break;
     }
@@ -83,7 +94,7 @@ int netinit(void) {
   PLIC(PLIC_STHRESHOLD) = 0;
   csr_set(sie, SIE_SEIE);
   netup = 1;
-  printf("net: NIC %x:%x:%x:%x:%x:%x mtu %d, rx ring %d x %d-byte kmalloc buffers\n",
+  printf("net: NIC %x:%x:%x:%x:%x:%x mtu %d, rx ring %d x %d-byte page fragments\n",
          netmac[0], netmac[1], netmac[2], netmac[3], netmac[4], netmac[5], (int)netmtu, NRX,
          (int)netbufsz);
   return 0;
@@ -114,37 +125,49 @@ int net_tx(const struct iov *v, int n) {
   return 0;
 }
 
-// Take every completed frame off the RX ring, hand it to the net core, give
-// its buffers back to kmalloc, then refill the ring.
+// Take every completed frame off the RX ring. For each, allocate
+// replacements for its buffers first: if that fails the frame is dropped
+// (counted in net_refill_fails) and its buffers stay in their slots to be
+// posted again; otherwise the replacements take the slots, the frame goes
+// to the net core and its buffers are freed afterwards.
 static void rxdrain(void) {
   while (rx[rxnext].status & NIC_DESC_S_DONE) {
-    struct nbuf nb;
-    nb.nfrag = 0;
-    nb.len = 0;
-    nb.pfmemalloc = 0;
-    int more, bad = 0;
+    uint32 slot[NRX];
+    int n = 0, more;
     do {
-      struct nic_desc *d = &rx[rxnext];
-      more = d->status & NIC_DESC_S_MORE;
-      if (nb.nfrag < NB_MAXFRAG) {
-        nb.frag[nb.nfrag] = rxbuf[rxnext];
-        nb.pfmemalloc |= kmalloc_pfmemalloc(rxbuf[rxnext]);
-        nb.flen[nb.nfrag++] = d->len;
-        nb.len += d->len;
-      } else {
-        bad = 1;
-        kfree(rxbuf[rxnext]);
-      }
-      rxbuf[rxnext] = 0;
-      d->status = 0;
+      more = rx[rxnext].status & NIC_DESC_S_MORE;
+      slot[n++] = rxnext;
       rxnext = (rxnext + 1) % NRX;
-    } while (more && (rx[rxnext].status & NIC_DESC_S_DONE));
-    if (bad)
-      kstats.net_drop_toolong++;
-    else
-      net_rx(&nb);
-    for (int i = 0; i < nb.nfrag; i++)
-      kfree(nb.frag[i]);
+    } while (more && n < NRX - 1 && (rx[rxnext].status & NIC_DESC_S_DONE));
+    uint8 *repl[NB_MAXFRAG];
+    int got = 0;
+    if (n <= NB_MAXFRAG)
+      while (got < n && (repl[got] = frag_alloc(&rxcache, netbufsz, rxgfp())) != 0)
+        got++;
+    if (got < n) {
+      for (int i = 0; i < got; i++)
+        frag_free(repl[i]);
+      for (int i = 0; i < n; i++)
+        rx[slot[i]].status = 0;
+      if (n > NB_MAXFRAG)
+        kstats.net_drop_toolong++;
+      else
+        kstats.net_refill_fails++;
+      continue;
+    }
+    struct nbuf nb = {.nfrag = n};
+    for (int i = 0; i < n; i++) {
+      struct nic_desc *d = &rx[slot[i]];
+      nb.frag[i] = rxbuf[slot[i]];
+      nb.flen[i] = d->len;
+      nb.len += d->len;
+      nb.pfmemalloc |= frag_pfmemalloc(nb.frag[i]);
+      rxbuf[slot[i]] = repl[i];
+      d->status = 0;
+    }
+    net_rx(&nb);
+    for (int i = 0; i < n; i++)
+      frag_free(nb.frag[i]);
   }
   rxrefill();
 }

@@ -120,7 +120,7 @@ int paraminit(const char *cmdline) {
     } else if (strcmp(word, "reserve") == 0 && val && strcmp(val, "off") == 0) {
       params.reserve_off = 1;
     } else if (strcmp(word, "min_free_kb") == 0 && val) {
-      int64 v = numparam(word, val, 128, 65536);
+      int64 v = numparam(word, val, 16, 65536);
       params.min_free_kb = v > 0 ? v : 0;
       bad += v < 0;
     } else {

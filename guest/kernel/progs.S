@@ -34,6 +34,7 @@ progs:
     prog systest
     prog spin
     prog memhog
+    prog meminfo
     .section .rodata.progs, "a"
     .balign 4096
     .globl progimg_end

@@ -45,10 +45,6 @@ static void swapready(int ok);
 static uint32 lru_head = NOFRAME, lru_tail = NOFRAME;
 static uint32 nlru;
 
-#define SWAP_OFF 0
-#define SWAP_PROBING 1
-#define SWAP_UP 2
-#define SWAP_IDLE 3      // configured; the target is probed at the first memory pressure
 
 static uint8 *smap(uint32 s) { return &mapp[s / PGSIZE][s % PGSIZE]; }
 static uint32 *scache(uint32 s) { return &cachep[s / 1024][s % 1024]; }
@@ -329,7 +325,8 @@ int reclaim(int want) {
 }
 
 // palloc for user pages and their page tables: when free memory is at min,
-// reclaim directly and wait for write-back. Returns 0 only when nothing
+// reclaim directly and wait for write-back (throttled first when the
+// reserve is running out: kalloc.c throttle_direct_reclaim). Returns 0 only when nothing
 // can be reclaimed (no swap, swap full, device dead): the caller's OOM.
 void *palloc_reclaim(int use) {
   int idle = 0;
@@ -345,6 +342,8 @@ void *palloc_reclaim(int use) {
     }
     if (swapstate != SWAP_UP || aoedev.state != AOE_UP)
       return 0;
+    if (throttle_direct_reclaim())
+      continue;
     kstats.direct_reclaims++;
     int n = reclaim(CLUSTER);
     if (nfree() > wmark.min)

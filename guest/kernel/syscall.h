@@ -49,10 +49,19 @@ struct procinfo {
 };
 
 // What meminfo() fills in; page counts are 4 KiB pages.
+#define MI_NRESERVE 3   // the reserve tree's entries, by RESERVE_* (kstats.h)
 struct meminfo {
   unsigned long total;  // pages of RAM
   unsigned long free;   // pages on the free list
   unsigned long min, low, high;  // watermarks (pages of free memory)
+  struct {
+    unsigned long limit, usage, peak;  // pages
+  } reserve[MI_NRESERVE];
+  unsigned long reserve_allocs;     // pages handed out only thanks to the reserve
+  unsigned long reserve_denied;     // refused: the reserve was at its limit
+  unsigned long pfmemalloc_drop;    // non-swap frames in reserve-backed buffers, dropped
+  unsigned long reclaim_throttled;  // direct reclaimers put to sleep below min/2
+  int reserve_off;                  // booted with reserve=off
   unsigned long nproc;  // entries used in procs[]
   struct procinfo procs[NPROC];
 };

@@ -49,7 +49,7 @@ static int demo(void) {
 static int swapdemo(void) {
   printf("init: swap demo: 4 x 16 MiB of pages on a 16 MiB machine, over AoE, 2 passes\n");
   int st = step("working set 4x RAM", "memhog pages=4096 passes=2 procs=4", 0);
-  showmem();
+  st |= step("free memory and the reserve tree", "meminfo", 0);
   printf("init: swap demo %s\n", st ? "FAILED" : "done");
   return st;
 }

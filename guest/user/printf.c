@@ -36,7 +36,11 @@ static void format(struct out *o, const char *fmt, va_list ap) {
       continue;
     }
     p++;
-    int zero = 0, width = 0, lng = 0;
+    int zero = 0, width = 0, lng = 0, left = 0;
+    if (*p == '-') {
+      left = 1;
+      p++;
+    }
     if (*p == '0') {
       zero = 1;
       p++;
@@ -63,9 +67,14 @@ static void format(struct out *o, const char *fmt, va_list ap) {
     case 's': {
       const char *s = va_arg(ap, const char *);
       int n = 0;
-      for (s = s ? s : "(null)"; *s; s++, n++)
-        put(o, *s);
-      for (; n < width; n++)
+      s = s ? s : "(null)";
+      while (s[n])
+        n++;
+      for (int pad = left ? 0 : width - n; pad > 0; pad--)
+        put(o, ' ');
+      for (const char *c = s; *c; c++)
+        put(o, *c);
+      for (; left && n < width; n++)
         put(o, ' ');
       break;
     }
