@@ -348,7 +348,8 @@ def cmd_reserve_search(args: Any) -> int:
     scenario = _scenario(args)
     seeds = _seeds(args.seeds)
     scenario.config(seeds[0], None, False)       # bad flags: one line, before any run
-    out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    out = Console(file=sys.stdout, highlight=False, soft_wrap=True,
+                  width=None if sys.stdout.isatty() else 132)
     out.print(f"reserve-search: {args.workload!r} on {args.m}, net {args.net!r}, noise "
               f"{scenario.noise or 'off'}, seeds {','.join(map(str, seeds))}")
 
