@@ -111,10 +111,10 @@ def diagnose(machine: Any, stalled_ns: int, before: dict[str, Any] | None = None
     raw = kstats.read_raw(machine) or {}
     mem = k.get("memory", {})
     wm = mem.get("watermarks", {})
-    reserve_off = "reserve=off" in (getattr(machine.config, "append", "") or "").split()
+    from emu.debug.reserveview import reserve_off
     lines = [f"deadlock: no user instruction retired and no swap I/O completed for "
              f"{stalled_ns / 1e6:,.0f} ms of virtual time while work was pending"]
-    lines.extend(f"  why: {w}" for w in why(raw, before or {}, reserve_off))
+    lines.extend(f"  why: {w}" for w in why(raw, before or {}, reserve_off(machine)))
     lines += [
              f"memory: {mem.get('pages_free', '?')} free pages of {mem.get('pages_total', '?')}; "
              f"watermarks min {wm.get('min', '?')} low {wm.get('low', '?')} "

@@ -247,11 +247,14 @@ def rows(kernel: dict[str, Any]) -> list[tuple[str, str, str]]:
                       f"rto {aoe['rto_ns'] / 1000:.0f} us, window {aoe['window']}"
                       + (", DEAD" if aoe["dead"] else "")))
     res = kernel.get("reserve")
-    if res and (kernel["reserve_allocs"] or kernel["pfmemalloc_drop"]):
+    if res and (kernel["reserve_allocs"] or kernel["pfmemalloc_drop"]
+                or kernel.get("reserve_denied")):
         rows_.append(("reserves", f"{kernel['reserve_allocs']:,} pages",
                       " ".join(f"{n}={r['usage']}/{r['limit']} (peak {r['peak']})"
                                for n, r in res.items())
-                      + f"; pfmemalloc drops {kernel['pfmemalloc_drop']:,}"))
+                      + f"; pfmemalloc drops {kernel['pfmemalloc_drop']:,}, refused at a "
+                      f"limit {kernel.get('reserve_denied', 0):,}, throttled "
+                      f"{kernel['reclaim'].get('throttled', 0):,}"))
     if net and (net["rx_frames"] or net["tx_frames"]):
         rows_.append(("NIC driver", f"{net['tx_frames']:,} tx {net['rx_frames']:,} rx",
                       "drops " + nonzero(net["drops"])))

@@ -37,7 +37,7 @@ def _row(label: str, usage: int, peak: int, limit: int) -> str:
     return line
 
 
-def _reserve_off(machine: Any) -> bool:
+def reserve_off(machine: Any) -> bool:
     """Whether the guest was booted with `reserve=off` (nobody is entitled)."""
     append = getattr(getattr(machine, "config", None), "append", "") or ""
     return "reserve=off" in append.split()
@@ -62,7 +62,7 @@ def info_reserve(machine: Any) -> str:
             + f"; watermarks min {wm.get('min', '?')} low {wm.get('low', '?')} "
               f"high {wm.get('high', '?')}")
     lines = [head]
-    if _reserve_off(machine):
+    if reserve_off(machine):
         lines.append("reserves are off (reserve=off): nobody may allocate below min")
     lines.append(f"{'reserve (pages below min)':<{NAME_WIDTH}}{'usage':>{NUM_WIDTH}}"
                  f"{'peak':>{NUM_WIDTH}}{'limit':>{NUM_WIDTH}}")
