@@ -79,6 +79,7 @@ def test_reserves_on_complete_intact_below_limits(name, scenario, seed):
 
 
 def test_same_seed_same_run():
+    _cell("small", 2)
     a, b = run_once(SMALL, 7), run_once(SMALL, 7)
     assert a.console == b.console and a.reserve == b.reserve
     assert (a.free_low, a.reserve_allocs, a.pfmemalloc_drop) == \
