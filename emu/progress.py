@@ -93,4 +93,11 @@ class ProgressLine:
         k_rt = first_key(last, RETRANSMIT_KEYS)
         if k_rt:
             parts.append(f"retransmits {last[k_rt]:,}")
+        if "kernel.memory.pages_free" in last and "kernel.memory.watermarks.min" in last:
+            parts.append(f"free {last['kernel.memory.pages_free']:,}/min "
+                         f"{last['kernel.memory.watermarks.min']:,}")
+        used = sum(v for k, v in last.items()
+                   if k.startswith("kernel.reserve.") and k.endswith(".usage"))
+        if used:
+            parts.append(f"reserve {used:,} pages")
         return Text("  ".join(parts), style="bold")

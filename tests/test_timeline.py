@@ -62,3 +62,25 @@ def test_progress_line_on_a_terminal_keeps_the_console(kernel):
     text = out.decode(errors="replace")
     assert "boot: all good, powering off" in text
     assert "init: demo done" in text
+
+
+def test_progress_line_shows_free_memory_and_reserve_use():
+    """The live line names free pages against min and, once the reserve is
+    in use, how many reserve pages are charged."""
+    import io
+    from types import SimpleNamespace
+
+    from emu.progress import ProgressLine
+    from emu.timeline import Sample
+
+    m = SimpleNamespace(icount=10, now=lambda: 5_000_000,
+                        cpu=SimpleNamespace(mmu=SimpleNamespace(faults_by_cause={})))
+    values = {"kernel.swap.swap_outs": 3, "kernel.swap.swap_ins": 1,
+              "kernel.memory.pages_free": 117, "kernel.memory.watermarks.min": 118,
+              "kernel.reserve.aoe_rx.usage": 20, "kernel.reserve.swap_io.usage": 1,
+              "kernel.reserve.aoe_rx.peak": 25}
+    tl = SimpleNamespace(samples=[Sample(5_000_000, 0.0, values)])
+    line = ProgressLine(m, tl, io.StringIO()).render(1.0).plain
+    assert "free 117/min 118" in line and "reserve 21 pages" in line
+    values["kernel.reserve.aoe_rx.usage"] = values["kernel.reserve.swap_io.usage"] = 0
+    assert "reserve" not in ProgressLine(m, tl, io.StringIO()).render(1.0).plain
