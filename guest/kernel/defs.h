@@ -87,9 +87,7 @@ int throttle_direct_reclaim(void);
 // kmalloc.c
 void kmallocinit(void);
 void *kmalloc(uint64 n);
-void *kmalloc_raw(uint64 n);
 void *kmalloc_flags(uint64 n, int gfp);
-void *kmalloc_raw_flags(uint64 n, int gfp);
 int kmalloc_pfmemalloc(const void *p);
 void kfree(void *p);
 

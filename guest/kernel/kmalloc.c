@@ -56,20 +56,8 @@ static struct frame *newslab(int c, int gfp) {
 // is out of range.
 void *kmalloc(uint64 n) { return kmalloc_flags(n, 0); }
 
-// kmalloc with allocation flags (GFP_*, mm.h): two steps, an ordinary slab
-// or page first, the reserve only if that fails and the caller is entitled.
-void *kmalloc_flags(uint64 n, int gfp) {
-  void *p = kmalloc_raw_flags(n, gfp);
-  if (p)
-    memset(p, 0, n > KM_MAX ? PGSIZE : KM_MIN << sizeclass(n));
-  return p;
-}
-
-// kmalloc without the zeroing (the caller overwrites the object - the NIC's
-// RX buffers, which the device fills).
-void *kmalloc_raw(uint64 n) { return kmalloc_raw_flags(n, 0); }
-
-void *kmalloc_raw_flags(uint64 n, int gfp) {
+// An object of n bytes, not zeroed (kmalloc_flags below zeroes it).
+static void *kmalloc_raw_flags(uint64 n, int gfp) {
   if (n == 0 || n > PGSIZE)
     return 0;
   if (n > KM_MAX) {
@@ -94,6 +82,15 @@ void *kmalloc_raw_flags(uint64 n, int gfp) {
   if (!f->slab.free)
     flist_del(slablist(f, c), f);
   return obj;
+}
+
+// kmalloc with allocation flags (GFP_*, mm.h): two steps, an ordinary slab
+// or page first, the reserve only if that fails and the caller is entitled.
+void *kmalloc_flags(uint64 n, int gfp) {
+  void *p = kmalloc_raw_flags(n, gfp);
+  if (p)
+    memset(p, 0, n > KM_MAX ? PGSIZE : KM_MIN << sizeclass(n));
+  return p;
 }
 
 // Returns 1 if the kmalloc object p lies on a page from the reserve.

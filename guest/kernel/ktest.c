@@ -188,8 +188,8 @@ static const char *t_pfmemalloc_tag(void) {
   uint64 charged = kstats.reserve_usage[RESERVE_AOE_RX];
   void *s = kmalloc(2048);
   void *t = kmalloc_flags(2048, GFP_MEMALLOC);
-  void *big = kmalloc_raw_flags(3000, GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX));
-  void *bigo = kmalloc_raw(3000);
+  void *big = kmalloc_flags(3000, GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX));
+  void *bigo = kmalloc(3000);
   int rp = r && kmalloc_pfmemalloc(r), tp = t && kmalloc_pfmemalloc(t);
   int same = r && t && PGROUNDDOWN((uint64)r) == PGROUNDDOWN((uint64)t);
   int bp = big && kmalloc_pfmemalloc(big);

@@ -94,7 +94,7 @@ int netinit(void) {
   PLIC(PLIC_STHRESHOLD) = 0;
   csr_set(sie, SIE_SEIE);
   netup = 1;
-  printf("net: NIC %x:%x:%x:%x:%x:%x mtu %d, rx ring %d x %d-byte page fragments\n",
+  printf("net: NIC %02x:%02x:%02x:%02x:%02x:%02x mtu %d, rx ring %d x %d-byte page fragments\n",
          netmac[0], netmac[1], netmac[2], netmac[3], netmac[4], netmac[5], (int)netmtu, NRX,
          (int)netbufsz);
   return 0;
