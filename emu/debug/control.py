@@ -594,12 +594,14 @@ class Controller:
             return st
         self._disarm_step()
         while True:
-            st = self._slice()
+            st = self._slice_or_interrupt()
             if st is not None:
                 return st
-            st = self._interrupted()
-            if st is not None:
-                return st
+
+    def _slice_or_interrupt(self) -> Stop | None:
+        """Run one slice; return its Stop, or the stop for a pending Ctrl-C,
+        else None."""
+        return self._slice() or self._interrupted()
 
     def _interrupted(self) -> Stop | None:
         """Return the stop for a pending Ctrl-C (REPL or gdb's 0x03), else None."""
@@ -751,10 +753,7 @@ class Controller:
         self._replaying = True
         try:
             while True:
-                st = self._slice()
-                if st is not None:
-                    return st
-                st = self._interrupted()
+                st = self._slice_or_interrupt()
                 if st is not None:
                     return st
         finally:
@@ -777,14 +776,10 @@ class Controller:
                     # Whole slices, shortened so that the block crossing the
                     # budget (at most 512 instructions in QEMU) cannot overshoot.
                     cfg.slice_insns = min(saved, rem - 600)
-                    st = self._slice()
                 else:
                     cfg.slice_insns = saved
                     self._arm_step(rem)
-                    st = self._slice()
-                if st is not None:
-                    return st
-                st = self._interrupted()
+                st = self._slice_or_interrupt()
                 if st is not None:
                     return st
         finally:
