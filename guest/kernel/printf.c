@@ -1,7 +1,9 @@
-// Formatted console output (through the UART) and panic.
+// Formatted console output (through the UART) and panic. The conversions
+// are the user library's too: guest/lib/format.c.
 #include <stdarg.h>
 #include "types.h"
 #include "defs.h"
+#include "format.h"
 
 // Console output: a newline goes out as CR LF.
 void consputc(int c) {
@@ -10,64 +12,13 @@ void consputc(int c) {
   uartputc(c);
 }
 
-#define putc consputc
+static void conschar(void *arg, char c) { consputc(c); }
 
-static void printnum(uint64 x, int base, int sign, int width, int zero) {
-  char buf[24];
-  int i = 0, neg = 0;
-  if (sign && (int64)x < 0) {
-    neg = 1;
-    x = -(int64)x;
-  }
-  do {
-    buf[i++] = "0123456789abcdef"[x % base];
-    x /= base;
-  } while (x);
-  if (neg)
-    buf[i++] = '-';
-  while (i < width)
-    buf[i++] = zero ? '0' : ' ';
-  while (--i >= 0)
-    putc(buf[i]);
-}
-
-// Supports %d %u %x %p %s %c %% with optional width, zero pad and l/ll.
+// printf to the console (format.h: %d %u %x %p %s %c %%, width, '-', '0', l).
 void printf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  for (const char *p = fmt; *p; p++) {
-    if (*p != '%') {
-      putc(*p);
-      continue;
-    }
-    p++;
-    int zero = 0, width = 0, lng = 0;
-    if (*p == '0') {
-      zero = 1;
-      p++;
-    }
-    while (*p >= '0' && *p <= '9')
-      width = width * 10 + (*p++ - '0');
-    while (*p == 'l') {
-      lng = 1;
-      p++;
-    }
-    switch (*p) {
-    case 'd': printnum(lng ? va_arg(ap, long) : va_arg(ap, int), 10, 1, width, zero); break;
-    case 'u': printnum(lng ? va_arg(ap, uint64) : va_arg(ap, uint32), 10, 0, width, zero); break;
-    case 'x': printnum(lng ? va_arg(ap, uint64) : va_arg(ap, uint32), 16, 0, width, zero); break;
-    case 'p': putc('0'); putc('x'); printnum(va_arg(ap, uint64), 16, 0, 16, 1); break;
-    case 's': {
-      const char *s = va_arg(ap, const char *);
-      for (s = s ? s : "(null)"; *s; s++)
-        putc(*s);
-      break;
-    }
-    case 'c': putc(va_arg(ap, int)); break;
-    case '%': putc('%'); break;
-    default: putc('%'); putc(*p); break;
-    }
-  }
+  vformat(conschar, 0, fmt, ap);
   va_end(ap);
 }
 
