@@ -86,12 +86,11 @@ def why(raw: dict[str, Any], before: dict[str, Any], reserve_off: bool) -> list[
     if at_min and reserve_off:
         out.append("reserves are off (reserve=off): nobody may allocate below min, "
                    "not even the swap path")
-    full = [kstats.RESERVE_NAMES[r] for r in range(kstats.NRESERVE)
-            if raw.get("reserve_limit") and raw["reserve_usage"][r] >= raw["reserve_limit"][r]]
-    for name in full:
-        r = next(i for i, n in kstats.RESERVE_NAMES.items() if n == name)
-        out.append(f"reserve {name} is at its limit ({raw['reserve_usage'][r]} pages): "
-                   f"{grew('reserve_denied'):,} reserve pages refused during the stall")
+    limits, usage = raw.get("reserve_limit") or [], raw.get("reserve_usage") or []
+    for r, name in kstats.RESERVE_NAMES.items():
+        if r < len(limits) and limits[r] and usage[r] >= limits[r]:
+            out.append(f"reserve {name} is at its limit ({usage[r]} pages): "
+                       f"{grew('reserve_denied'):,} reserve pages refused during the stall")
     nobuf = grew("net_refill_fails")
     if nobuf:
         out.append(f"the NIC driver dropped {nobuf:,} received frames for want of an RX buffer "

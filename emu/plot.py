@@ -109,8 +109,8 @@ def plot_reserve_compare(runs: list[tuple[str, list[tuple[int, dict[str, int]]]]
         axes[2][col].set_xlabel("virtual time (ms)")
         for row in range(3):
             axes[row][col].legend(loc="upper right", fontsize=7)
-    mins = [s[-1][1].get("kernel.memory.watermarks.high", 0) for _, s in runs]
-    axes[0][0].set_ylim(0, 4 * max(mins + [1]))
+    highs = [s[-1][1].get("kernel.memory.watermarks.high", 0) for _, s in runs]
+    axes[0][0].set_ylim(0, 4 * max(highs + [1]))
     axes[0][0].set_ylabel("free pages")
     axes[1][0].set_ylabel("reserve pages in use")
     axes[2][0].set_ylabel("frames dropped (cumulative)")

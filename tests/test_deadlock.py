@@ -40,3 +40,29 @@ def test_idle_or_busy_guests_are_not_deadlocks(kernel):
     m.after_slice.append(watch)
     assert m.run() == 0, (m.stop_reason, watch.diagnosis)
     assert watch.diagnosis is None
+
+
+def test_why_names_the_causes_from_the_counters():
+    """The diagnosis's why-lines: memory at min, reserves off, a reserve at a
+    (non-zero) limit with its refusals during the stall, RX drops during the
+    stall, and a silent target - each only when the counters say so."""
+    from emu.deadlock import why
+    before = {"reserve_denied": 10, "net_refill_fails": 5, "net_rx_frames": 100,
+              "aoe_retransmits": 3}
+    raw = {"pages": [118], "wmark_min": 118, "reserve_limit": [67, 0, 37],
+           "reserve_usage": [0, 0, 37], "reserve_denied": 110, "net_refill_fails": 105,
+           "net_rx_frames": 100, "aoe_retransmits": 3, "aoe_inflight": 2}
+    lines = why(raw, before, reserve_off=False)
+    assert lines[0].startswith("free memory is at the min watermark (118 <= 118")
+    assert not any("reserves are off" in x for x in lines)
+    limited = [x for x in lines if "at its limit" in x]
+    assert limited == ["reserve aoe_rx is at its limit (37 pages): 100 reserve pages refused "
+                       "during the stall"]                 # aoe_tx's 0 limit is not "full"
+    assert any("dropped 100 received frames" in x for x in lines)
+    assert not any("has not answered" in x for x in lines)
+    assert any("reserves are off" in x for x in why(raw, before, reserve_off=True))
+    silent = dict(raw, pages=[500], reserve_usage=[0, 0, 0], net_refill_fails=5,
+                  aoe_retransmits=40)
+    assert why(silent, before, reserve_off=False) == [
+        "the AoE target has not answered: 37 retransmits and no frame received during the "
+        "stall"]

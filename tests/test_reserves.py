@@ -23,9 +23,10 @@ import re
 import pytest
 from scapy.utils import rdpcap
 
-from emu import fastpath
+from emu import fastpath, kstats
 from emu.cli import main
 from emu.config import ConfigError
+from emu.net.network import NetConfig
 from emu.reserves import Scenario, linux_min_free_kb, run_once, search
 from tests.conftest import boot
 
@@ -142,13 +143,11 @@ def test_aoe_pool_under_loss(kernel, tmp_path, mtu):
     """The in-kernel pool test on a link losing 20%: I/O with retransmits
     allocates nothing; on the wire a retransmit keeps its pool slot (tag
     bits 31:24) and takes a new generation (23:16)."""
-    from emu.net.network import NetConfig
     pcap = tmp_path / "pool.pcap"
     m = boot(kernel, append="test=aoe_pool", mtu=mtu, max_insns=400_000_000,
              net=NetConfig(net="loss 20%", pcap=str(pcap), seed=3, mtu=mtu))
     assert m.exit_status == 0, m.console.decode(errors="replace")[-2000:]
     assert b"PASS aoe_pool" in m.console
-    from emu import kstats
     k = kstats.collect(m)
     assert k["aoe"]["retransmits"] > 0
     # Requests on the wire: (slot, generation) per (LBA, write) - a
