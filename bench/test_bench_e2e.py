@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.devices import nic as N
 from emu.devices.plic import Plic
 from emu.net import codec

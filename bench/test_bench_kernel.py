@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from emu.config import MachineConfig
-from emu.kstats import collect
-from emu.machine import Machine
+from emu.guestview.kstats import collect
+from emu.machine.config import MachineConfig
+from emu.machine.machine import Machine
 
 MMUS = ("python", "fast")
 

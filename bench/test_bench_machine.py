@@ -14,10 +14,10 @@ import pytest
 import unicorn as U
 from unicorn import riscv_const as R
 
-from emu.config import MachineConfig
-from emu.loader import load_elf
-from emu.machine import Machine
-from emu.memory import PhysMem
+from emu.core.memory import PhysMem
+from emu.machine.config import MachineConfig
+from emu.machine.loader import load_elf
+from emu.machine.machine import Machine
 
 ITERS = 20_000_000
 LOOP = r"""

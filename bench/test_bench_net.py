@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 from scapy.layers.l2 import Ether
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.net import aoe_target, initiator
 from emu.net import frames as ref
 from emu.net.aoe_target import AoETarget

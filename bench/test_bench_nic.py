@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from emu.devices import nic as N
-from emu.platform import RAM_BASE
+from emu.machine.board import RAM_BASE
 from tests.test_nic_support import DESC, OUR_MAC, Driver, GuardedMem, eth, wire
 
 
 @pytest.mark.parametrize("payload", [50, 1500, 4120, 9000])
 def test_bench_tx_rx(benchmark, payload: int) -> None:  # noqa: ANN001 - fixture
     """One frame out (doorbell per frame) and one in, per round."""
-    from emu.memory import PhysMem
+    from emu.core.memory import PhysMem
     from tests.test_nic_support import make_nic as mk
 
     class Plain(PhysMem):

@@ -14,9 +14,10 @@ import time
 
 import pytest
 
-from emu import fastpath, kstats
-from emu.config import MachineConfig
-from emu.machine import Machine
+from emu.core import twins
+from emu.guestview import kstats
+from emu.machine.config import MachineConfig
+from emu.machine.machine import Machine
 from emu.net.network import NetConfig
 
 APPEND = "init=memhog pages=1024 passes=2 procs=4"
@@ -39,7 +40,7 @@ def _run(kernel: str, net: str, impl: dict) -> tuple[float, dict]:
 @pytest.mark.parametrize("loss", [0, 5])
 @pytest.mark.benchmark(group="swap-throughput")
 def test_swap_throughput(benchmark, kernel, path, loss):
-    if path == "fast" and fastpath.pure_forced():
+    if path == "fast" and twins.pure_forced():
         pytest.skip("EMU_PURE=1: the compiled twins are not loaded")
     net = f"loss {loss}%" if loss else ""
     out: dict = {}

@@ -37,7 +37,8 @@ from unicorn import riscv_const as rc
 from unicorn.unicorn_const import UC_TLB_VIRTUAL
 
 from emu import mmu
-from emu.memory import PhysMem
+from emu.core import twins
+from emu.core.memory import PhysMem
 from emu.mmu import pte as P
 
 BASE = 0x8000_0000
@@ -105,8 +106,8 @@ class Workload:
         self.uc.reg_write(rc.UC_RISCV_REG_PRIV, priv)
         self.hook = None
         if impl != "unicorn-builtin":
-            cls = {"cython-FillHook": lambda: mmu.fast_module().FillHook,
-                   "hook-floor": lambda: mmu.fast_module().NullFillHook,
+            cls = {"cython-FillHook": lambda: twins.compiled("sv39").FillHook,
+                   "hook-floor": lambda: twins.compiled("sv39").NullFillHook,
                    "pure-PyFillHook": lambda: mmu.PyFillHook}[impl]()
             self.hook = cls(self.uc, self.ram.buf, BASE, SIZE)
             self.hook.install()
@@ -163,7 +164,7 @@ def _write_summary(tr) -> None:
 
 
 def _bench(benchmark, scenario: str, impl: str) -> None:
-    if impl in ("cython-FillHook", "hook-floor") and not mmu.fast_available():
+    if impl in ("cython-FillHook", "hook-floor") and not twins.available("sv39"):
         pytest.skip("Cython twin not built")
     _, priv, miss_pages, flush, hit_pages = SCENARIOS[scenario]
     iters = ITERS[impl] * NPAGES // miss_pages

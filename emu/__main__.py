@@ -1,5 +1,5 @@
 """`python -m emu` is the `emu` command."""
 
-from emu.cli import main
+from emu.cli.main import main
 
 raise SystemExit(main())

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from emu import fastpath
-from emu.config import MachineConfig
-from emu.guest import GUEST_BUILD
-from emu.machine import Machine
+from emu.core import twins
+from emu.machine.config import MachineConfig
+from emu.machine.images import GUEST_BUILD
+from emu.machine.machine import Machine
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL = os.path.join(GUEST_BUILD, "kernel.elf")
@@ -20,14 +20,14 @@ IN_CI = os.environ.get("CI") == "true"
 
 # Implementations every twin-gated test runs with (the pure path always; the
 # compiled one unless EMU_PURE=1 asks for the pure path only).
-IMPLS = ["python"] if fastpath.pure_forced() else ["python", "fast"]
+IMPLS = ["python"] if twins.pure_forced() else ["python", "fast"]
 
 def need_fast(available: bool, what: str = "the compiled twin") -> None:
     """Skip a compiled-twin test only when EMU_PURE=1 asks for the pure path;
     a missing twin fails in CI and skips (saying why) elsewhere."""
     if available:
         return
-    if fastpath.pure_forced():
+    if twins.pure_forced():
         pytest.skip("EMU_PURE=1: the pure-Python path only")
     if IN_CI:
         pytest.fail(f"{what} is not built in CI (make builds it)")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from emu import platform, report
+from emu.machine import bootinfo
+from emu.tools import report
 from tests.conftest import IMPLS, boot
 
 EXPECTED_LINES = [
@@ -66,8 +67,8 @@ def test_budget_twins_count_the_same_instructions(kernel):
     counts at every trap of a full boot."""
     seen = {}
     for impl in ("python", "fast"):
-        from emu.config import MachineConfig
-        from emu.machine import Machine
+        from emu.machine.config import MachineConfig
+        from emu.machine.machine import Machine
         m = Machine(MachineConfig(kernel=kernel, budget=impl, mmu="python"))
         log = seen.setdefault(impl, [])
         m.on_trap.append(lambda c, t, e, i, m=m, log=log: log.append((m.icount, c, e, i)))
@@ -81,8 +82,8 @@ def test_budget_twins_count_the_same_instructions(kernel):
 def test_bootinfo_block_holds_ram_and_cmdline(kernel):
     m = boot(kernel, append="hello=world", ram_size=32 << 20)
     assert m.exit_status == 0
-    assert m.mem.read_u64(platform.BOOTINFO_ADDR) == platform.BOOTINFO_MAGIC
-    assert m.mem.read_u64(platform.BOOTINFO_ADDR + 24) == 32 << 20
+    assert m.mem.read_u64(bootinfo.BOOTINFO_ADDR) == bootinfo.BOOTINFO_MAGIC
+    assert m.mem.read_u64(bootinfo.BOOTINFO_ADDR + 24) == 32 << 20
     assert b"cmdline: 'hello=world'" in m.console
     assert b"param: unknown key 'hello' (value 'world'), ignored" in m.console
     assert b"RAM 0x0000000080000000 + 32 MiB" in m.console

@@ -117,7 +117,7 @@ _start:
 def test_missing_twin_warns_once_and_runs_pure(kernel):
     code = ("import sys; sys.modules['emu._fast.sv39'] = None; "
             "sys.modules['emu._fast.budget'] = None; "
-            "from emu.cli import main; "
+            "from emu.cli.main import main; "
             "raise SystemExit(main(['run', '-q', '-append', 'init=demo']))")
     env = {k: v for k, v in os.environ.items() if k != "EMU_PURE"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

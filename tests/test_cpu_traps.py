@@ -9,7 +9,8 @@ import struct
 
 import pytest
 
-from emu import platform
+from emu.core import isa
+from emu.machine import board
 from tests.conftest import IMPLS, boot
 
 PRELUDE = r"""
@@ -82,12 +83,12 @@ def test_exceptions_enter_the_handler_with_spec_state(asm, mmu):
     syms = m.image.symbols.by_name
     r = _rec(m, "rec", 12)
     # illegal instruction: cause 2, stval = the instruction bits, sepc = its pc, SPP = S
-    assert r[0:3] == [platform.CAUSE_ILLEGAL_INSN, 0, syms["illegal"]]
+    assert r[0:3] == [isa.CAUSE_ILLEGAL_INSN, 0, syms["illegal"]]
     assert r[3] & (1 << 8)
     # breakpoint: cause 3, stval = pc
-    assert r[4:7] == [platform.CAUSE_BREAKPOINT, syms["brk"], syms["brk"]]
+    assert r[4:7] == [isa.CAUSE_BREAKPOINT, syms["brk"], syms["brk"]]
     # ecall from U: cause 8, sepc = the ecall, SPP = U (0)
-    assert r[8] == platform.CAUSE_ECALL_U
+    assert r[8] == isa.CAUSE_ECALL_U
     assert r[10] == syms["ulabel"] + 4
     assert not r[11] & (1 << 8)
     assert m.stats.traps == {2: 1, 3: 1, 8: 1}
@@ -162,11 +163,11 @@ def test_timer_interrupt_gated_by_sie_vectored_and_wfi_skips_time(asm, mmu):
     count, before, after, waited, scause = _rec(m, "count", 5)
     assert before == 0, "interrupt delivered while sstatus.SIE was clear"
     assert after == 1
-    assert scause == platform.INTERRUPT_BIT | platform.IRQ_S_TIMER
+    assert scause == isa.INTERRUPT_BIT | isa.IRQ_S_TIMER
     assert count == 2
     assert 1_000_000 <= waited < 1_000_000 + 1000
     assert m.stats.idle_ns > 900_000
-    assert m.stats.interrupts == {platform.IRQ_S_TIMER: 2}
+    assert m.stats.interrupts == {isa.IRQ_S_TIMER: 2}
 
 
 COUNTERS = PRELUDE + r"""
@@ -267,17 +268,17 @@ got: .space 40
 
 @pytest.mark.parametrize("mmu", IMPLS)
 def test_external_interrupt_through_the_plic(asm, mmu):
-    from emu.config import MachineConfig
-    from emu.machine import Machine
+    from emu.machine.config import MachineConfig
+    from emu.machine.machine import Machine
     m = Machine(MachineConfig(kernel=asm(EXTERNAL), mmu=mmu, max_insns=5_000_000))
     m.clock.schedule(50_000, m.uart.feed, b"ab")
     m.clock.schedule(200_000, m.uart.feed, b"c")
     assert m.run() == 0, m.stop_reason
     scause, nbytes, last, irqs, claimed = _rec(m, "got", 5)
-    assert scause == platform.INTERRUPT_BIT | platform.IRQ_S_EXT
+    assert scause == isa.INTERRUPT_BIT | isa.IRQ_S_EXT
     assert nbytes == 3 and last == ord("c")
-    assert irqs == 2 and claimed == platform.IRQ_UART
-    assert m.stats.interrupts == {platform.IRQ_S_EXT: 2}
+    assert irqs == 2 and claimed == board.slot("uart").irq
+    assert m.stats.interrupts == {isa.IRQ_S_EXT: 2}
     assert m.plic.claims == 2
 
 
@@ -330,9 +331,9 @@ def test_page_faults_report_the_exact_address(asm, mmu):
     assert m.exit_status == 0, m.stop_reason
     syms = m.image.symbols.by_name
     r = _rec(m, "rec", 9)
-    assert r[0:3] == [platform.CAUSE_LOAD_PAGE_FAULT, 0x40000123, syms["load_at"]]
-    assert r[3:6] == [platform.CAUSE_STORE_PAGE_FAULT, 0x3FFFFFF8, syms["store_at"]]
-    assert r[6:9] == [platform.CAUSE_STORE_PAGE_FAULT, 0x40001000, syms["amo_at"]]
+    assert r[0:3] == [isa.CAUSE_LOAD_PAGE_FAULT, 0x40000123, syms["load_at"]]
+    assert r[3:6] == [isa.CAUSE_STORE_PAGE_FAULT, 0x3FFFFFF8, syms["store_at"]]
+    assert r[6:9] == [isa.CAUSE_STORE_PAGE_FAULT, 0x40001000, syms["amo_at"]]
 
 
 FENCE_I = PRELUDE + r"""
@@ -394,8 +395,8 @@ out: .space 24
 def test_remote_fence_i_drops_stale_translated_code(asm):
     """Code rewritten behind unicorn's back (here by the host, as DMA would)
     runs stale until the guest asks the firmware for fence.i."""
-    from emu.config import MachineConfig
-    from emu.machine import Machine
+    from emu.machine.config import MachineConfig
+    from emu.machine.machine import Machine
     m = Machine(MachineConfig(kernel=asm(FENCE_I), max_insns=10_000_000))
     func = m.image.symbols.by_name["func"]
     new = struct.pack("<I", 0x00200513)          # li a0, 2

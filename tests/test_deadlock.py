@@ -3,10 +3,10 @@ status 3 and a diagnosis; an idle or busy guest never trips it."""
 
 from __future__ import annotations
 
-from emu.config import MachineConfig
-from emu.deadlock import EXIT_DEADLOCK, DeadlockWatch
-from emu.machine import Machine
+from emu.machine.config import MachineConfig
+from emu.machine.machine import Machine
 from emu.net.network import NetConfig
+from emu.tools.deadlock import EXIT_DEADLOCK, DeadlockWatch
 
 
 def _machine(kernel: str, append: str) -> Machine:
@@ -46,7 +46,7 @@ def test_why_names_the_causes_from_the_counters():
     """The diagnosis's why-lines: memory at min, reserves off, a reserve at a
     (non-zero) limit with its refusals during the stall, RX drops during the
     stall, and a silent target - each only when the counters say so."""
-    from emu.deadlock import why
+    from emu.tools.deadlock import why
     before = {"reserve_denied": 10, "net_refill_fails": 5, "net_rx_frames": 100,
               "aoe_retransmits": 3}
     raw = {"pages": [118], "wmark_min": 118, "reserve_limit": [67, 0, 37],

@@ -11,11 +11,11 @@ import re
 
 import pytest
 
-from emu import kstats
-from emu.config import MachineConfig
 from emu.debug.commands import CommandError, Session, lookup
 from emu.debug.control import Controller
-from emu.debug.reserveview import info_reserve
+from emu.guestview import kstats
+from emu.guestview.reserveview import info_reserve
+from emu.machine.config import MachineConfig
 from emu.net.network import NetConfig
 
 # The figures of the example in docs/debugging.md.

@@ -12,11 +12,11 @@ import sys
 
 import pytest
 
-from emu.config import MachineConfig
 from emu.debug.context import fault_query
 from emu.debug.control import Controller
 from emu.debug.faults import FaultFilter
-from emu.debug.kview import kernel_view
+from emu.guestview.kview import kernel_view
+from emu.machine.config import MachineConfig
 
 
 def debug(kernel: str, script: str, *flags: str) -> subprocess.CompletedProcess:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from emu.core.isa import access_address
+from emu.core.memory import PhysMem
 from emu.debug.commands import CommandError, lookup
 from emu.debug.disasm import control_target, decode, is_call
-from emu.debug.faults import FaultFilter, FaultInfo, FilterError, access_address, parse_fault_filter
+from emu.debug.faults import FaultFilter, FaultInfo, FilterError, parse_fault_filter
 from emu.debug.infomem import HEADER, info_mem
-from emu.debug.symbols import LocationError, resolve
-from emu.loader import Symbols
-from emu.memory import PhysMem
+from emu.guestview.symbols import LocationError, resolve
+from emu.machine.loader import Symbols
 from emu.mmu.pte import A, D, G, R, U, V, W, X, make_pte, make_satp
 
 RAM = 0x8000_0000

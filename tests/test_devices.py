@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from emu import platform
-from emu.clock import Clock
+from emu.core.clock import Clock
+from emu.devices import plic as plic_regs
+from emu.devices import timer as timer_regs
 from emu.devices.plic import Plic
 from emu.devices.timer import Timer
 from emu.devices.uart import Uart
+from emu.machine import board
 
 
 def _plic():
@@ -23,21 +25,21 @@ def test_plic_claim_complete_priority_threshold():
     a.raise_()
     b.raise_()
     assert seip == []                       # nothing enabled yet
-    p.write(platform.PLIC_SENABLE, 4, (1 << 1) | (1 << 10))
+    p.write(plic_regs.PLIC_SENABLE, 4, (1 << 1) | (1 << 10))
     assert seip == [True]
-    assert p.read(platform.PLIC_PENDING, 4) == (1 << 1) | (1 << 10)
-    assert p.read(platform.PLIC_SCLAIM, 4) == 10   # higher priority first
-    assert p.read(platform.PLIC_SCLAIM, 4) == 1
+    assert p.read(plic_regs.PLIC_PENDING, 4) == (1 << 1) | (1 << 10)
+    assert p.read(plic_regs.PLIC_SCLAIM, 4) == 10   # higher priority first
+    assert p.read(plic_regs.PLIC_SCLAIM, 4) == 1
     assert seip[-1] is False                # both claimed
-    assert p.read(platform.PLIC_SCLAIM, 4) == 0
-    p.write(platform.PLIC_SCLAIM, 4, 10)    # complete: still high -> pending again
+    assert p.read(plic_regs.PLIC_SCLAIM, 4) == 0
+    p.write(plic_regs.PLIC_SCLAIM, 4, 10)    # complete: still high -> pending again
     assert seip[-1] is True
     b.lower()
     assert seip[-1] is False
-    p.write(platform.PLIC_SCLAIM, 4, 1)
-    p.write(platform.PLIC_STHRESHOLD, 4, 1)  # priority 1 is not above threshold 1
+    p.write(plic_regs.PLIC_SCLAIM, 4, 1)
+    p.write(plic_regs.PLIC_STHRESHOLD, 4, 1)  # priority 1 is not above threshold 1
     assert seip[-1] is False
-    p.write(platform.PLIC_STHRESHOLD, 4, 0)
+    p.write(plic_regs.PLIC_STHRESHOLD, 4, 0)
     assert seip[-1] is True
 
 
@@ -47,15 +49,15 @@ def test_plic_ignores_source_zero_and_bad_offsets():
     assert p.read(0, 4) == 0
     p.write(0x3000, 4, 5)
     assert p.read(0x3000, 4) == 0
-    p.write(platform.PLIC_SCLAIM, 4, 999)   # bogus completion is ignored
+    p.write(plic_regs.PLIC_SCLAIM, 4, 999)   # bogus completion is ignored
 
 
 def test_uart_tx_rx_and_interrupt():
     p, seip = _plic()
     out = bytearray()
-    u = Uart(p.line(platform.IRQ_UART), out.extend)
-    p.write(4 * platform.IRQ_UART, 4, 1)
-    p.write(platform.PLIC_SENABLE, 4, 1 << platform.IRQ_UART)
+    u = Uart(p.line(board.slot("uart").irq), out.extend)
+    p.write(4 * board.slot("uart").irq, 4, 1)
+    p.write(plic_regs.PLIC_SENABLE, 4, 1 << board.slot("uart").irq)
     u.write(0, 1, ord("A"))
     assert out == b"A"
     assert u.read(5, 1) & 0x60 == 0x60      # THRE | TEMT
@@ -88,8 +90,8 @@ def test_timer_compare_raises_stip_at_the_virtual_time():
     clock.advance(10_000)
     clock.run_due()
     assert t.fired == 1
-    assert t.read(platform.TIMER_MTIME, 4) == 10_000
-    assert t.read(platform.TIMER_MTIME + 4, 4) == 0
+    assert t.read(timer_regs.TIMER_MTIME, 4) == 10_000
+    assert t.read(timer_regs.TIMER_MTIME + 4, 4) == 0
 
 
 def test_clock_orders_events_fifo_and_cancels():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emu import firmware as fw
+from emu.machine import firmware as fw
 
 
 def _fw():

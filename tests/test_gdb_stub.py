@@ -329,6 +329,6 @@ def test_debug_repl_hands_the_session_to_gdb_and_back(kernel):
 
 
 def _symbol(kernel: str, name: str) -> int:
-    from emu.loader import load_elf
-    from emu.memory import PhysMem
+    from emu.core.memory import PhysMem
+    from emu.machine.loader import load_elf
     return load_elf(kernel, PhysMem(0x8000_0000, 16 << 20)).symbols.by_name[name]

@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
-from emu import kstats, report
-from emu.machine import Machine
+from emu.guestview import kstats
+from emu.machine.machine import Machine
+from emu.tools import report
 from tests.conftest import IMPLS, REPO, boot
 
 KERNEL_SRC = REPO / "guest" / "kernel"

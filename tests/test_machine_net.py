@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from emu.config import MachineConfig
-from emu.machine import Machine
+from emu.machine.config import MachineConfig
+from emu.machine.machine import Machine
 from emu.net.network import NetConfig
 from tests.conftest import IMPLS, compile_c
 

@@ -43,7 +43,8 @@ from unicorn.unicorn_const import (
 )
 
 from emu import mmu
-from emu.fastpath import pure_forced
+from emu.core import twins
+from emu.core.twins import pure_forced
 from emu.mmu import PageFault, UnsupportedMode, walk
 from emu.mmu import pte as P
 from emu.mmu.tlb import fill_page
@@ -156,9 +157,9 @@ CASES_A = 100_000
 def test_python_vs_cython_vs_tuned_fill_on_random_tables():
     """Without the Cython twin (EMU_PURE=1) the reference stands in for it,
     and still faces the pure hook's tuned walk."""
-    if not mmu.fast_available() and not pure_forced():
+    if not twins.available("sv39") and not pure_forced():
         need_fast(False, "the Cython Sv39 twin")   # the gate must not compare walk with walk
-    fast = mmu.fast_module() if mmu.fast_available() else walk
+    fast = twins.compiled("sv39") if twins.available("sv39") else walk
     seed = 20240601
     rng = random.Random(seed)
     reasons: Counter = Counter()
@@ -275,8 +276,8 @@ def unicorn_translator(uc):
     """uc_vmem_translate(va, prot, flush=True) -> paddr or None, through the
     Cython helper, or ctypes without it. By default the soft TLB is flushed
     first: uc_vmem_translate answers from it when it can."""
-    if mmu.fast_available():
-        vt = mmu.fast_module().vmem_translate
+    if twins.available("sv39"):
+        vt = twins.compiled("sv39").vmem_translate
         return lambda va, prot, flush=True: vt(uc, va, prot, flush)
     from unicorn.unicorn_py3 import unicorn as ucmod
     proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
@@ -444,7 +445,7 @@ def test_fill_hooks_match_reference_inside_unicorn(impl, cases):
     second access of another kind without a flush shows the entry's perms: it
     hits (no hook call) exactly when the reference granted that permission."""
     if impl == "fast":
-        need_fast(mmu.fast_available(), "the Cython Sv39 twin")
+        need_fast(twins.available("sv39"), "the Cython Sv39 twin")
     seed = {"fast": 31337, "python": 4242}[impl]
     rng = random.Random(seed)
     done = 0

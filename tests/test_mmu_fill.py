@@ -17,7 +17,8 @@ from unicorn import riscv_const as rc
 from unicorn.unicorn_const import UC_ERR_EXCEPTION, UC_TLB_VIRTUAL
 
 from emu import mmu
-from emu.memory import PhysMem
+from emu.core import twins
+from emu.core.memory import PhysMem
 from emu.mmu import pte as P
 from emu.mmu.tlb import flush_tlb
 from tests.conftest import need_fast
@@ -74,7 +75,7 @@ class Machine:
 @pytest.fixture(params=["python", "fast"])
 def machine(request):
     if request.param == "fast":
-        need_fast(mmu.fast_available(), "the Cython Sv39 twin")
+        need_fast(twins.available("sv39"), "the Cython Sv39 twin")
     m = Machine(request.param)
     yield m
     m.hook.uninstall()
@@ -235,7 +236,7 @@ def test_m_mode_is_identity_and_uninstall(machine):
 
 def test_fill_hook_rejects_a_short_buffer():
     for impl in ("python", "fast"):
-        if impl == "fast" and not mmu.fast_available():
+        if impl == "fast" and not twins.available("sv39"):
             need_fast(False, "the Cython Sv39 twin")
         uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV64)
         with pytest.raises(ValueError):

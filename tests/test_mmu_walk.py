@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from emu import mmu
+from emu.core import twins
 from emu.mmu import PageFault, UnsupportedMode, translate, walk_trace
 from emu.mmu import pte as P
 from emu.mmu.walk import PROT_EXEC, PROT_READ, PROT_WRITE
@@ -29,7 +30,7 @@ S, U_MODE, M = 1, 0, 3
 @pytest.fixture(params=["python", "fast"])
 def impl(request) -> str:
     if request.param == "fast":
-        need_fast(mmu.fast_available(), "the Cython Sv39 twin")
+        need_fast(twins.available("sv39"), "the Cython Sv39 twin")
     return request.param
 
 
@@ -121,10 +122,9 @@ def test_bad_arguments(pt, impl):
 
 def test_fast_unavailable_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("EMU_PURE", "1")
-    monkeypatch.setattr(mmu, "_fast", None)
-    with pytest.raises(mmu.FastUnavailable, match="EMU_PURE"):
+    with pytest.raises(twins.TwinUnavailable, match="EMU_PURE"):
         translate(bytearray(4096), BASE, 0, 0, "read", S, impl="fast")
-    assert not mmu.fast_available()
+    assert not twins.available("sv39")
     assert mmu.fill_hook_class("python") is mmu.PyFillHook
 
 
@@ -369,7 +369,7 @@ def test_walk_trace_has_no_side_effects_and_flags_ad(pt):
 # --- fill perms ------------------------------------------------------------------
 
 def fill(pt, vaddr, access, priv=S, impl="python", **kw):
-    mod = mmu.fast_module() if impl == "fast" else mmu.walk
+    mod = twins.compiled("sv39") if impl == "fast" else mmu.walk
     return mod.fill(ram_of(pt), BASE, pt.satp(), vaddr, access, priv, **kw)
 
 

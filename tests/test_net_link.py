@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.net.fcs import append_fcs, strip_fcs
 from emu.net.link import Link, derive_seed
 from emu.net.netem import NetemSpec, parse_netem

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from scapy.utils import RawPcapReader
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.net import frames as F
 from emu.net.fcs import append_fcs
 from emu.net.initiator import Initiator

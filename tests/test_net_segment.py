@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.net.fcs import append_fcs
 from emu.net.noise import ETH_P_EXPERIMENTAL, NoiseGenerator, parse_noise
 from emu.net.segment import Segment

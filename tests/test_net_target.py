@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.net import frames as F
 from emu.net.aoe_target import VBLADE_FWVER, AoETarget
 from emu.net.ata import identify_capacity

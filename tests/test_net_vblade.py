@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.net import frames as F
-from emu.net.aoe_server import AoEServer
 from emu.net.ata import identify_capacity
 from emu.net.initiator import Initiator
 from emu.net.network import NetConfig, Network
 from emu.net.rawsock import PACKET_OUTGOING, open_packet_socket, recv_frame
 from emu.net.store import FileStore
+from emu.tools.aoe_server import AoEServer
 
 pytestmark = pytest.mark.peer
 
@@ -329,7 +329,7 @@ def test_embedded_target_answers_like_vblade(tools: None, tmp_path: object, mtu:
 
 def test_aoe_target_command_line_errors(tools: None, tmp_path: object,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from emu.net.aoe_server import serve
+    from emu.tools.aoe_server import serve
 
     assert serve("no-such-if0", os.path.join(str(tmp_path), "missing.img"), 1, 1) == 1
     img = os.path.join(str(tmp_path), "d.img")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from emu.devices import nic as N
+from emu.machine.board import RAM_BASE, slot
 from emu.net.fcs import strip_fcs
-from emu.platform import NIC_BASE, NIC_SIZE, RAM_BASE
 from tests.test_nic_support import (
     DESC,
     OUR_MAC,
@@ -21,6 +21,8 @@ from tests.test_nic_support import (
     wire,
 )
 
+NIC_BASE = slot("nic").base
+
 
 def stat_reg(nic: N.Nic, key: str) -> int:
     return nic.read(N.REG_STATS + 4 * N.STAT_NAMES.index(key), 4)
@@ -30,7 +32,8 @@ def stat_reg(nic: N.Nic, key: str) -> int:
 
 def test_identity_and_defaults() -> None:
     nic, _, sink, _ = make_nic()
-    assert (nic.name, nic.base, nic.size) == ("nic", NIC_BASE, NIC_SIZE)
+    assert nic.name == "nic"
+    assert (slot("nic").base, slot("nic").size) == (0x1000_1000, 0x1000)   # docs/nic.md
     assert nic.read(N.REG_ID, 4) == N.ID_MAGIC
     assert nic.read(N.REG_ID, 4).to_bytes(4, "little") == b"eNIC"
     assert nic.read(N.REG_VERSION, 4) == N.VERSION

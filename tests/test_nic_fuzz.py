@@ -19,9 +19,11 @@ import random
 import struct
 
 from emu.devices import nic as N
-from emu.platform import NIC_BASE, RAM_BASE
-from emu.platform import PLIC_BASE as _PLIC
+from emu.machine.board import RAM_BASE, slot
 from tests.test_nic_support import OUR_MAC, PEER_MAC, Driver, GuardedMem, eth, make_nic, wire
+
+NIC_BASE = slot("nic").base
+_PLIC = slot("plic").base
 
 SEED = int(os.environ.get("NIC_FUZZ_SEED", "4242"))
 CONFIGS = int(os.environ.get("NIC_FUZZ_CONFIGS", "10000"))

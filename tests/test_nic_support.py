@@ -10,12 +10,15 @@ from __future__ import annotations
 import struct
 from collections import Counter
 
-from emu.clock import Clock
+from emu.core.clock import Clock
+from emu.core.memory import PhysMem
 from emu.devices import nic as N
 from emu.devices.bus import IrqLine
-from emu.memory import PhysMem
+from emu.machine.board import RAM_BASE, slot
 from emu.net.fcs import append_fcs
-from emu.platform import IRQ_NIC, RAM_BASE
+
+IRQ_NIC = slot("nic").irq
+
 
 RAM_SIZE = 1 << 20
 OUR_MAC = bytes.fromhex("525400123456")

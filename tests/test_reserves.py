@@ -23,14 +23,15 @@ import re
 import pytest
 from scapy.utils import rdpcap
 
-from emu import fastpath, kstats
-from emu.cli import main
-from emu.config import ConfigError
+from emu.cli.main import main
+from emu.core import twins
+from emu.core.units import ConfigError
+from emu.guestview import kstats
 from emu.net.network import NetConfig
-from emu.reserves import Scenario, linux_min_free_kb, run_once, search
+from emu.tools.experiments.reserves import Scenario, linux_min_free_kb, run_once, search
 from tests.conftest import boot
 
-PURE = fastpath.pure_forced()
+PURE = twins.pure_forced()
 
 # Twice RAM: three memhog workers of 4 MiB on 8 MiB, 20,000 junk frames/s,
 # 1% loss. A short deadlock span keeps the deadlocked runs quick.

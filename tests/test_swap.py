@@ -24,16 +24,18 @@ import subprocess
 
 import pytest
 
-from emu import fastpath, kstats, report
-from emu.config import MachineConfig
-from emu.machine import Machine
+from emu.core import twins
+from emu.guestview import kstats
+from emu.machine.config import MachineConfig
+from emu.machine.machine import Machine
 from emu.net.network import NetConfig
+from emu.tools import report
 
 RESULT = re.compile(rb"memhog: pages=(\d+) passes=(\d+) mismatches=(\d+)")
 MAX_INSNS = 6_000_000_000
 # EMU_PURE=1 (make test-pure) runs everything on the pure-Python twins, ~30x
 # slower here: the matrix then runs these cells only, and the demo not at all.
-PURE = fastpath.pure_forced()
+PURE = twins.pure_forced()
 PURE_CELLS = {(0, 0, 0, 0), (5, 5, 25, 1), (20, 0, 25, 0), (1, 5, 0, 1)}
 
 

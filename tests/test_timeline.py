@@ -7,9 +7,9 @@ import pty
 import subprocess
 import sys
 
-from emu.config import MachineConfig
-from emu.machine import Machine
-from emu.timeline import Timeline, flatten
+from emu.machine.config import MachineConfig
+from emu.machine.machine import Machine
+from emu.tools.timeline import Timeline, flatten
 
 
 def test_flatten_keeps_int_leaves():
@@ -70,8 +70,8 @@ def test_progress_line_shows_free_memory_and_reserve_use():
     import io
     from types import SimpleNamespace
 
-    from emu.progress import ProgressLine
-    from emu.timeline import Sample
+    from emu.tools.progress import ProgressLine
+    from emu.tools.timeline import Sample
 
     m = SimpleNamespace(icount=10, now=lambda: 5_000_000,
                         cpu=SimpleNamespace(mmu=SimpleNamespace(faults_by_cause={})))

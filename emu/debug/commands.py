@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from emu.cpu import GPR_NAMES
+from emu.core.isa import GPR_NAMES
 from emu.debug.context import (
     PRIV_NAME,
     Style,
@@ -32,13 +32,13 @@ from emu.debug.disasm import decode, format_insn
 from emu.debug.faults import FilterError, parse_fault_filter
 from emu.debug.frames import backtrace
 from emu.debug.infomem import info_mem
-from emu.debug.kproc import kernel_of
-from emu.debug.kview import PageQuery
-from emu.debug.netview import info_net
-from emu.debug.reserveview import info_reserve
-from emu.debug.swapview import info_swap
-from emu.debug.symbols import LocationError, extent, parse_int, resolve
 from emu.debug.vmem import MemError
+from emu.guestview.kproc import kernel_of
+from emu.guestview.kview import PageQuery
+from emu.guestview.netview import info_net
+from emu.guestview.reserveview import info_reserve
+from emu.guestview.swapview import info_swap
+from emu.guestview.symbols import LocationError, extent, parse_int, resolve
 from emu.mmu import UnsupportedMode
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emu.cpu import GPR_NAMES
+from emu.core.isa import GPR_NAMES
 from emu.debug.disasm import decode, format_insn
-from emu.debug.kview import PageQuery, kernel_view, trace
 from emu.debug.vmem import MemError
+from emu.guestview.kview import PageQuery, kernel_view, trace
 from emu.mmu.walk import CAUSE_NAMES as WALK_CAUSES
 
 CSR_VIEW = ("sstatus", "satp", "scause", "stval", "sepc", "stvec", "sie", "sip", "sscratch")
@@ -135,7 +135,7 @@ def render(ctl, stop, regs: dict[str, int], prev: dict[str, int] | None,
     lines = [style.header("stop"), f" {stop.message}",
              f" insn {m.icount}  time {m.now() / 1e6:.6f} ms  "
              f"priv {PRIV_NAME.get(regs['priv'], '?')}  trap depth {depth}"
-             + ("  (fault held: `stepi` enters the handler)" if m.held_trap else "")]
+             + ("  (fault held: `stepi` enters the handler)" if m.traps.held_trap else "")]
     lines.append(style.header("registers"))
     lines += registers(regs, prev, style)
     lines.append(style.header("code"))

@@ -6,7 +6,7 @@ Mechanisms (unicorn 2.1.4 facts checked on this project, NOTES.md section 4):
 - Code breakpoints are UC_HOOK_CODE hooks on exactly one address. A hook
   only reaches code translated after it was added, so every change flushes
   the translation-block cache. `emu_stop()` inside the hook stops *before*
-  the instruction, pc precise; the machine is told (`stop_requested`) so it
+  the instruction, pc precise; the machine is told (`loop.stop_requested`) so it
   uncounts the rest of the block.
 - Watchpoints: in UC_TLB_VIRTUAL mode memory hooks receive *physical*
   addresses, and `emu_stop()` in them aborts the access with pc still on the
@@ -16,7 +16,7 @@ Mechanisms (unicorn 2.1.4 facts checked on this project, NOTES.md section 4):
   instruction is re-run once with watchpoints suspended, so the stop is
   reported after the access, as gdb expects (RISC-V has no "non-steppable"
   watchpoints) and as QEMU's gdbstub does.
-- Fault breakpoints use the machine's `hold_trap` hook: the exception is
+- Fault breakpoints use the machine's `traps.hold_trap` hook: the exception is
   kept back with pc on the faulting instruction, before scause/sepc change.
   Stepping from there delivers it: the next pc is the trap vector, exactly
   what `stepi` on a faulting instruction does on hardware.
@@ -40,26 +40,27 @@ from typing import IO
 import unicorn as U
 from unicorn import riscv_const as R
 
-from emu.config import MachineConfig
+from emu.core import isa
+from emu.core.isa import access_address
 from emu.debug.disasm import is_call
-from emu.debug.dwarf import LineTable
 from emu.debug.faults import (
     ACCESS_OF_CAUSE,
     FAULT_CAUSES,
     FaultFilter,
     FaultInfo,
-    access_address,
 )
 from emu.debug.frames import TrapRecord, caller_of
-from emu.debug.kproc import kernel_of
-from emu.debug.symbols import clean, extent
 from emu.debug.vmem import DebugMemory
-from emu.machine import EXIT_MAX_INSNS, Machine, MachineError
+from emu.guestview.dwarf import LineTable
+from emu.guestview.kproc import kernel_of
+from emu.guestview.symbols import clean, extent
+from emu.machine.config import MachineConfig
+from emu.machine.exits import MachineError
+from emu.machine.machine import Machine
+from emu.machine.runloop import EXIT_MAX_INSNS
 from emu.mmu.pte import PAGE_MASK
 
 MASK64 = (1 << 64) - 1
-INSN_SRET = 0x1020_0073
-SSTATUS_SPP = 1 << 8
 WATCH_KINDS = ("watch", "rwatch", "awatch")   # write, read, access (gdb Z2/Z3/Z4)
 STEP_LIMIT = 2_000_000
 
@@ -164,7 +165,7 @@ class Controller:
         self._entered: TrapRecord | None = None
         self._step_hook: int | None = None
         self._step_left = 0
-        m.hold_trap = self._hold
+        m.traps.hold_trap = self._hold
         m.on_trap.append(self._on_trap)
         self.srets = self._find_srets()
         for a in self.srets:
@@ -185,7 +186,7 @@ class Controller:
         img = self.machine.image
         lo, hi = img.low & ~3, img.high
         raw = self.machine.mem.read(lo, hi - lo)
-        pat = INSN_SRET.to_bytes(4, "little")
+        pat = isa.INSN_SRET.to_bytes(4, "little")
         out, i = [], raw.find(pat)
         while i >= 0:
             if i % 4 == 0:
@@ -245,7 +246,7 @@ class Controller:
         # keep it, stop, and report it after emu_start returns.
         if self._hook_error is None:
             self._hook_error = exc
-        self.machine.stop_requested = True
+        self.machine.loop.stop_requested = True
         self.machine.cpu.uc.emu_stop()
 
     # -- hooks ---------------------------------------------------------------
@@ -260,7 +261,7 @@ class Controller:
         the ones allowed to run (`_step_left`)."""
         try:
             if self._step_left <= 0:
-                self.machine.stop_requested = True
+                self.machine.loop.stop_requested = True
                 uc.emu_stop()
                 return
             self._step_left -= 1
@@ -276,7 +277,7 @@ class Controller:
                 stop = self._code_stop(addr)
                 if stop is not None:
                     self._pending_stop = stop
-                    self.machine.stop_requested = True
+                    self.machine.loop.stop_requested = True
                     uc.emu_stop()
                     return
             if addr in self.srets and self.traps:
@@ -309,7 +310,7 @@ class Controller:
             if not cands:
                 return
             pc = uc.reg_read(R.UC_RISCV_REG_PC)
-            word = self.machine.fetch_insn(pc)
+            word = self.machine.cpu.fetch_insn(pc)
             va = None if word is None else access_address(
                 word, lambda n: uc.reg_read(R.UC_RISCV_REG_X0 + n))
             if va is None:
@@ -317,7 +318,7 @@ class Controller:
             for b in cands:
                 if va < b.addr + b.length and b.addr < va + size:
                     self._watch_hit = (b, kind, va, size)
-                    self.machine.stop_requested = True
+                    self.machine.loop.stop_requested = True
                     uc.emu_stop()
                     return
         except Exception as exc:  # noqa: BLE001 - surfaced after emu_start
@@ -325,7 +326,7 @@ class Controller:
 
     def _on_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> None:
         cpu = self.machine.cpu
-        prev = 1 if cpu.csr("sstatus") & SSTATUS_SPP else 0
+        prev = 1 if cpu.csr("sstatus") & isa.SSTATUS_SPP else 0
         rec = TrapRecord(cause, interrupt, epc, tval, prev, cpu.reg("ra"), cpu.reg("sp"),
                          cpu.reg("s0"), self.machine.icount)
         self.traps.append(rec)
@@ -343,7 +344,7 @@ class Controller:
         else:
             # The TLB-fill hook only sees the page (stval is page aligned):
             # the exact address comes from the instruction's rs1 + imm.
-            word = m.fetch_insn(epc)
+            word = m.cpu.fetch_insn(epc)
             exact = None if word is None else access_address(word, lambda n: cpu.gprs()[n])
             if exact is not None and exact & ~PAGE_MASK == tval & ~PAGE_MASK:
                 va = exact
@@ -354,7 +355,7 @@ class Controller:
                          m.icount, proc.pid if proc else None, proc.name if proc else "")
 
     def _hold(self, cause: int, tval: int, epc: int) -> bool:
-        """machine.hold_trap: keep a matching fault back and stop before it."""
+        """machine.traps.hold_trap: keep a matching fault back and stop before it."""
         is_fault = cause in FAULT_CAUSES
         if is_fault:
             self.fault_seq += 1
@@ -528,8 +529,8 @@ class Controller:
         if m.exit_status is not None:
             return self._exited()
         self._entered = None
-        if m.held_trap is not None:
-            m.deliver_held_trap()   # the faulting instruction does not retire
+        if m.traps.held_trap is not None:
+            m.traps.deliver_held()   # the faulting instruction does not retire
             return None
         pc0, ic0 = m.cpu.pc, m.icount
         self._suspend_code = True   # no breakpoint stop at the instruction we step
@@ -538,7 +539,7 @@ class Controller:
                 self._arm_step(1)
                 st = self._slice()
                 if st is not None or m.icount != ic0 or m.cpu.pc != pc0 or \
-                        self._entered is not None or m.held_trap is not None:
+                        self._entered is not None or m.traps.held_trap is not None:
                     return st
                 # The budget stopped before the instruction (an event was due):
                 # events have fired, nothing was taken; try again.
@@ -575,8 +576,8 @@ class Controller:
     def _leave_current(self) -> Stop | None:
         """Before running: take a held fault, or step off a breakpoint at pc."""
         m = self.machine
-        if m.held_trap is not None:
-            m.deliver_held_trap()
+        if m.traps.held_trap is not None:
+            m.traps.deliver_held()
             return None
         if m.cpu.pc in self._code_hooks:
             return self._step1()
@@ -648,7 +649,7 @@ class Controller:
         if m.exit_status is not None:
             return self._exited()
         if trap is None:
-            trap = m.held_trap is not None or self.in_trap_glue() or (
+            trap = m.traps.held_trap is not None or self.in_trap_glue() or (
                 bool(self.traps) and self.symbols.lookup(m.cpu.pc) is None)
         if trap:
             return self._finish_trap()
@@ -672,8 +673,8 @@ class Controller:
 
     def _finish_trap(self) -> Stop:
         m = self.machine
-        if m.held_trap is not None:
-            m.deliver_held_trap()
+        if m.traps.held_trap is not None:
+            m.traps.deliver_held()
         if not self.traps:
             raise DebugError("not inside a trap handler (no trap is being handled)")
         rec = self.traps[-1]
@@ -710,9 +711,9 @@ class Controller:
         key = (start.path, start.line)
         for _ in range(self.step_limit):
             pc = m.cpu.pc
-            word = m.fetch_insn(pc)
+            word = m.cpu.fetch_insn(pc)
             self._took_interrupt = False
-            if over and word is not None and is_call(word) and m.held_trap is None:
+            if over and word is not None and is_call(word) and m.traps.held_trap is None:
                 sp, priv, ret = m.cpu.reg("sp"), m.cpu.priv, pc + 4
 
                 def back(sp=sp, priv=priv) -> str | None:

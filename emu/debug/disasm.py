@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import capstone
 
-from emu.loader import Symbols
+from emu.machine.loader import Symbols
 
 MASK64 = (1 << 64) - 1
 _CS = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64)

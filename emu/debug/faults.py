@@ -1,25 +1,24 @@
 """Faults as the debugger sees them: the description of an exception about
 to be delivered (FaultInfo), the filters of `break fault` (FaultFilter and
-its parser), and the exact address a load/store accesses.
+its parser).
 
-Why the exact address: the TLB-fill hook only sees the page unicorn asks
-for, so stval holds the page address; the debugger recomputes rs1 + imm from
-the faulting instruction (RISC-V unprivileged spec, section 2.6 "Load and
-Store Instructions"; AMOs use rs1 alone) to show and filter on the real one.
+The exact address of a load/store comes from emu.core.isa.access_address
+(the TLB-fill hook only sees the page unicorn asks for).
+
+Layer: debug.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from emu import platform
+from emu.core import isa
 from emu.mmu.pte import PAGE_MASK
 
 MASK64 = (1 << 64) - 1
-FAULT_CAUSES = (platform.CAUSE_FETCH_ACCESS, platform.CAUSE_LOAD_ACCESS,
-                platform.CAUSE_STORE_ACCESS, platform.CAUSE_FETCH_PAGE_FAULT,
-                platform.CAUSE_LOAD_PAGE_FAULT, platform.CAUSE_STORE_PAGE_FAULT)
+FAULT_CAUSES = (isa.CAUSE_FETCH_ACCESS, isa.CAUSE_LOAD_ACCESS,
+                isa.CAUSE_STORE_ACCESS, isa.CAUSE_FETCH_PAGE_FAULT,
+                isa.CAUSE_LOAD_PAGE_FAULT, isa.CAUSE_STORE_PAGE_FAULT)
 ACCESS_OF_CAUSE = {1: "x", 12: "x", 5: "r", 13: "r", 7: "w", 15: "w"}
 ACCESS_NAME = {"r": "read", "w": "write", "x": "fetch"}
 
@@ -48,7 +47,7 @@ class FaultInfo:
     @property
     def name(self) -> str:
         """The cause's name, e.g. "load page fault"."""
-        return platform.CAUSE_NAMES.get(self.cause, f"exception {self.cause}")
+        return isa.CAUSE_NAMES.get(self.cause, f"exception {self.cause}")
 
     def describe(self) -> str:
         """One line: what, where, from which mode, which occurrence."""
@@ -165,28 +164,3 @@ def parse_fault_filter(words: list[str]) -> FaultFilter:
         else:
             raise FilterError(f"unknown fault filter {w!r}")
     return f
-
-
-
-
-def _sext(v: int, bits: int) -> int:
-    return v - (1 << bits) if v >> (bits - 1) & 1 else v
-
-
-def access_address(word: int, reg: Callable[[int], int]) -> int | None:
-    """Return the virtual address a load/store/AMO `word` accesses, given
-    `reg(n)` -> value of xN; None for any other instruction."""
-    op = word & 0x7F
-    rs1 = (word >> 15) & 31
-    if op == 0x03:      # LOAD: I-type immediate
-        imm = _sext(word >> 20, 12)
-    elif op == 0x23:    # STORE: S-type immediate
-        imm = _sext(((word >> 25) << 5) | ((word >> 7) & 31), 12)
-    elif op == 0x2F:    # AMO / LR / SC: address in rs1
-        imm = 0
-    else:
-        return None
-    base = reg(rs1) if rs1 else 0
-    return (base + imm) & MASK64
-
-

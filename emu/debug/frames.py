@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emu import platform
+from emu.core import isa
 from emu.debug.vmem import DebugMemory, MemError
-from emu.loader import Symbols
+from emu.machine.loader import Symbols
 
 MAX_FRAMES = 64
 ADDI_S0_SP = 0x0001_0413        # addi s0, sp, imm  (mask 0x000F_FFFF)
@@ -44,7 +44,7 @@ class TrapRecord:
     @property
     def name(self) -> str:
         """The cause's name, e.g. "load page fault" or "supervisor timer"."""
-        names = platform.INTERRUPT_NAMES if self.interrupt else platform.CAUSE_NAMES
+        names = isa.INTERRUPT_NAMES if self.interrupt else isa.CAUSE_NAMES
         return names.get(self.cause, f"cause {self.cause}")
 
 

@@ -10,7 +10,7 @@ is RV64IMA), so the org.gnu.gdb.riscv.fpu feature is absent.
 
 from __future__ import annotations
 
-from emu.cpu import GPR_NAMES
+from emu.core.isa import GPR_NAMES
 
 PC_REGNUM = 32
 CSR_BASE = 65

@@ -44,22 +44,6 @@ class ClientGone(Exception):
     """The client closed the connection."""
 
 
-def parse_gdb_addr(spec: str) -> tuple[str, int]:
-    """Parse QEMU's `-gdb tcp::PORT` / `tcp:HOST:PORT` (or a bare PORT).
-
-    Returns (host, port); an empty host means localhost (127.0.0.1) - the
-    stub is a debugging back door and does not listen on other interfaces
-    unless asked. Raises ValueError with a one-line message.
-    """
-    s = spec.strip()
-    if s.isdigit():
-        s = "tcp::" + s
-    host, _, port_s = s[4:].rpartition(":") if s.startswith("tcp:") else ("", "", "")
-    if not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
-        raise ValueError(f"bad -gdb address {spec!r} (expected tcp::PORT or tcp:HOST:PORT)")
-    return (host or "127.0.0.1"), int(port_s)
-
-
 class GdbStub:
     """A listening GDB server for one Controller (one client at a time)."""
 

@@ -19,7 +19,7 @@ The page table is read straight from RAM: no A/D updates, no device reads.
 
 from __future__ import annotations
 
-from emu.memory import PhysMem
+from emu.core.memory import PhysMem
 from emu.mmu.pte import (
     PAGE_SHIFT,
     PTE_R,

@@ -13,11 +13,10 @@ from typing import Protocol
 
 
 class Device(Protocol):
-    """What the bus needs from a device mapped at [base, base+size)."""
+    """What the bus needs from a device. Where it is mapped (base, size) and
+    its interrupt line are the board's business (emu/machine/board.py)."""
 
     name: str
-    base: int
-    size: int
 
     def read(self, offset: int, size: int) -> int:
         """Return the value of the register at `offset` (1, 2 or 4 bytes)."""

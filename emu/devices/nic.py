@@ -28,11 +28,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from emu.clock import Clock
+from emu.core.clock import Clock
+from emu.core.memory import DmaError, PhysMem
 from emu.devices.bus import IrqLine
-from emu.memory import DmaError, PhysMem
 from emu.net.fcs import append_fcs, strip_fcs
-from emu.platform import NIC_BASE, NIC_SIZE
 
 # --- identity ---------------------------------------------------------------
 ID_MAGIC = 0x4349_4E65        # the bytes "eNIC" read as a little-endian u32
@@ -218,10 +217,9 @@ class Nic:
     """
 
     name = "nic"
-    size = NIC_SIZE
 
     def __init__(self, mem: PhysMem, irq: IrqLine, clock: Clock, mac: bytes,
-                 mtu: int = MTU_DEFAULT, base: int = NIC_BASE) -> None:
+                 mtu: int = MTU_DEFAULT) -> None:
         """Build a NIC in its power-on state (disabled, all interrupts masked).
 
         Raises ValueError if `mac` is not 6 bytes or `mtu` is outside
@@ -236,7 +234,6 @@ class Nic:
         # Held for interrupt moderation / serialisation should they be needed;
         # today every frame is handled synchronously at clock.now.
         self.clock = clock
-        self.base = base
         self.transmit: Callable[[bytes], None] | None = None
         self._mac0 = bytes(mac)
         self._mtu0 = mtu

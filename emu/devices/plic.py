@@ -12,19 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from emu import platform
 from emu.devices.bus import IrqLine
+
+# Register offsets, hart 0's supervisor context (QEMU virt's context 1; PLIC
+# spec: priorities at 0, pending bits at 0x1000, enables at 0x2000 + 0x80 per
+# context, threshold and claim/complete at 0x200000 + 0x1000 per context).
+PLIC_NUM_SOURCES = 32
+PLIC_PRIORITY = 0x0
+PLIC_PENDING = 0x1000
+PLIC_SENABLE = 0x2080
+PLIC_STHRESHOLD = 0x20_1000
+PLIC_SCLAIM = 0x20_1004
 
 
 class Plic:
     """The interrupt controller; `on_seip(level)` drives the hart's SEIP."""
 
     name = "plic"
-    base = platform.PLIC_BASE
-    size = platform.PLIC_SIZE
 
     def __init__(self, on_seip: Callable[[bool], None]) -> None:
-        n = platform.PLIC_NUM_SOURCES
+        n = PLIC_NUM_SOURCES
         self.on_seip = on_seip
         self.priority = [0] * n
         self.level = [False] * n
@@ -36,7 +43,7 @@ class Plic:
 
     def line(self, source: int) -> IrqLine:
         """Return the IrqLine for source id `source` (1..31)."""
-        if not 0 < source < platform.PLIC_NUM_SOURCES:
+        if not 0 < source < PLIC_NUM_SOURCES:
             raise ValueError(f"PLIC source {source} out of range")
         return IrqLine(self, source)
 
@@ -46,7 +53,7 @@ class Plic:
         self._update()
 
     def _pending(self) -> list[int]:
-        return [s for s in range(1, platform.PLIC_NUM_SOURCES)
+        return [s for s in range(1, PLIC_NUM_SOURCES)
                 if self.level[s] and not self.claimed[s]]
 
     def _best(self) -> int:
@@ -64,16 +71,16 @@ class Plic:
 
     def read(self, offset: int, size: int) -> int:
         """Return the register at `offset`; unknown offsets read 0."""
-        n = platform.PLIC_NUM_SOURCES
+        n = PLIC_NUM_SOURCES
         if offset < 4 * n and offset % 4 == 0:
             return self.priority[offset // 4]
-        if offset == platform.PLIC_PENDING:
+        if offset == PLIC_PENDING:
             return sum(1 << s for s in self._pending())
-        if offset == platform.PLIC_SENABLE:
+        if offset == PLIC_SENABLE:
             return self.enable
-        if offset == platform.PLIC_STHRESHOLD:
+        if offset == PLIC_STHRESHOLD:
             return self.threshold
-        if offset == platform.PLIC_SCLAIM:
+        if offset == PLIC_SCLAIM:
             s = self._best()
             if s:
                 self.claimed[s] = True
@@ -84,15 +91,15 @@ class Plic:
 
     def write(self, offset: int, size: int, value: int) -> None:
         """Write the register at `offset`; unknown offsets are ignored."""
-        n = platform.PLIC_NUM_SOURCES
+        n = PLIC_NUM_SOURCES
         if offset < 4 * n and offset % 4 == 0:
             if offset:
                 self.priority[offset // 4] = value & 7
-        elif offset == platform.PLIC_SENABLE:
+        elif offset == PLIC_SENABLE:
             self.enable = value & ~1 & 0xFFFF_FFFF
-        elif offset == platform.PLIC_STHRESHOLD:
+        elif offset == PLIC_STHRESHOLD:
             self.threshold = value & 7
-        elif offset == platform.PLIC_SCLAIM:
+        elif offset == PLIC_SCLAIM:
             if 0 < value < n:
                 self.claimed[value] = False
         else:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from emu import platform
-from emu.clock import Clock, Event
+from emu.core.clock import Clock, Event
+
+TIMER_MTIME = 0xBFF8    # mtime's offset, as on the CLINT of QEMU's virt
 
 
 class Timer:
     """mtime MMIO (read-only to the guest) plus the S-mode timer compare."""
 
     name = "timer"
-    base = platform.TIMER_BASE
-    size = platform.TIMER_SIZE
 
     def __init__(self, clock: Clock, now: Callable[[], int],
                  on_stip: Callable[[bool], None]) -> None:
@@ -47,9 +46,9 @@ class Timer:
     def read(self, offset: int, size: int) -> int:
         """mtime low/high words at 0xBFF8/0xBFFC; anything else reads 0."""
         t = self.now()
-        if offset == platform.TIMER_MTIME:
+        if offset == TIMER_MTIME:
             return t & (0xFFFF_FFFF if size == 4 else 0xFFFF_FFFF_FFFF_FFFF)
-        if offset == platform.TIMER_MTIME + 4:
+        if offset == TIMER_MTIME + 4:
             return (t >> 32) & 0xFFFF_FFFF
         return 0
 

@@ -1,7 +1,7 @@
 """A ns16550a UART subset: transmit to the console, receive from an input
 queue (host stdin when interactive, or bytes a test injects).
 
-Registers (byte-wide, offsets from UART_BASE; DLAB ignored): 0 RBR/THR,
+Registers (byte-wide, offsets from the UART's base; DLAB ignored): 0 RBR/THR,
 1 IER (bit 0: RX data interrupt), 2 IIR (read), 3 LCR, 4 MCR, 5 LSR
 (bit 0 DR, bit 5 THRE, bit 6 TEMT), 7 SCR.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from emu import platform
 from emu.devices.bus import IrqLine
 
 LSR_DR = 0x01
@@ -26,8 +25,6 @@ class Uart:
     """ns16550a subset; `output(bytes)` receives every transmitted byte."""
 
     name = "uart"
-    base = platform.UART_BASE
-    size = platform.UART_SIZE
 
     def __init__(self, irq: IrqLine, output: Callable[[bytes], None]) -> None:
         self.irq = irq

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# sstatus bits the walker consults (section 4.1.1.2), re-exported for it
+from emu.core.isa import SSTATUS_MXR, SSTATUS_SUM  # noqa: F401
+
 # --- Sv39 PTE (section 4.4.1, "Sv39 page table entry") ----------------------
 #  63  62-61  60-54     53-28    27-19    18-10   9-8  7 6 5 4 3 2 1 0
 #   N  PBMT   Reserved  PPN[2]   PPN[1]   PPN[0]  RSW  D A G U X W R V
@@ -58,10 +61,6 @@ SATP_MODE_SV39 = 8
 SATP_ASID_SHIFT = 44
 SATP_ASID_MASK = 0xFFFF
 SATP_PPN_MASK = (1 << 44) - 1
-
-# --- sstatus bits the walker consults, section 4.1.1.2 ----------------------
-SSTATUS_SUM = 1 << 18  # permit Supervisor User Memory access
-SSTATUS_MXR = 1 << 19  # Make eXecutable Readable
 
 _FLAG_LETTERS = (("r", R), ("w", W), ("x", X), ("u", U), ("g", G), ("a", A), ("d", D))
 

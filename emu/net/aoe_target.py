@@ -43,8 +43,8 @@ with zeros.
 As a segment endpoint (`receive(wire)`), replies go out through `port` after
 an optional service time in virtual time: one request at a time in arrival
 order (vblade is single threaded), at most `bufcnt` waiting (more are
-dropped and counted as `dropped_busy`). `serve()` runs the same protocol on a
-real Linux interface for `emu aoe-target` (emu/net/aoe_server.py).
+dropped and counted as `dropped_busy`). emu/tools/aoe_server.py runs the same protocol on a
+real Linux interface for `emu aoe-target`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.net import ata
 from emu.net.codec import build_ata, build_config, pad, parse
 from emu.net.fcs import append_fcs, strip_fcs
@@ -466,12 +466,3 @@ def _keep_reserved(reply: bytes, frame: bytes) -> bytes:
     if frame[34] or frame[35]:
         return reply[:34] + frame[34:36] + reply[36:]
     return reply
-
-
-def serve(iface: str, path: str, shelf: int, slot: int, mtu: int | None = None,
-          **kw: Any) -> int:
-    """Serve `path` as e`shelf`.`slot` on the real interface `iface` (vblade-compatible,
-    root) until interrupted; returns the exit status. See emu/net/aoe_server.py."""
-    from emu.net.aoe_server import serve as _serve
-
-    return _serve(iface, path, shelf, slot, mtu, **kw)

@@ -1,6 +1,6 @@
 """The frame codec the data path uses: the compiled twin when built, else the reference.
 
-emu.fastpath decides (EMU_PURE=1 forces the pure path). Both twins export the
+emu.core.twins decides (EMU_PURE=1 forces the pure path). Both twins export the
 same names; the exceptions and constants always come from emu.net.frames, so
 `except FrameError` works whichever twin is active.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from emu import fastpath
+from emu.core import twins
 from emu.net import frames as reference
 from emu.net.frames import FieldError, FrameError, MalformedFrame, NotAoE, TruncatedFrame
 
-_fast = fastpath.load("frames")
+_fast = twins.pick("frames")
 impl: ModuleType = _fast if _fast is not None else reference
 IS_FAST: bool = _fast is not None
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from emu.clock import Clock, Event
+from emu.core.clock import Clock, Event
 from emu.net.codec import AoEFrame, FrameError, build_ata, build_config, pad, parse
 from emu.net.fcs import append_fcs, strip_fcs
 from emu.net.frames import (

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.net.fcs import FCS_LEN
 from emu.net.netem import NetemSpec, parse_netem
 

@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from emu.clock import Clock
-from emu.config import ConfigError, parse_size
+from emu.core.clock import Clock
+from emu.core.units import ConfigError, parse_size, parse_time_ns
 from emu.net.aoe_target import AoETarget
 from emu.net.bridge import Bridge
 from emu.net.link import derive_seed
@@ -39,7 +39,6 @@ from emu.net.segment import Endpoint, Port, Segment
 from emu.net.store import SECTOR, FileStore, MemoryStore
 
 _TARGET = re.compile(r"^(mem|file|iface):(.+?)(?:@(\d+)\.(\d+))?$")
-_TIME = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s)$")
 
 
 @dataclass
@@ -68,14 +67,6 @@ def parse_target(text: str) -> TargetSpec:
     if shelf is not None and (shelf >= 0xFFFF or slot is None or slot >= 0xFF):
         raise ConfigError(f"bad --target {text!r}: shelf 0..65534, slot 0..254")
     return TargetSpec(kind, arg, shelf, slot)
-
-
-def parse_time_ns(text: str) -> int:
-    """'20us' -> 20000. Raises ConfigError."""
-    m = _TIME.match(text.strip())
-    if m is None:
-        raise ConfigError(f"bad time {text!r} (expected e.g. 0us, 20us, 1ms)")
-    return int(float(m.group(1)) * {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9}[m.group(2)])
 
 
 @dataclass

@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 import re
 
-from emu.clock import Clock, Event
+from emu.core.clock import Clock, Event
 from emu.net.fcs import append_fcs
 from emu.net.netem import RATE_UNITS
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from emu.clock import Clock
+from emu.core.clock import Clock
 from emu.net.fcs import strip_fcs
 from emu.net.link import Link, derive_seed
 from emu.net.netem import NetemSpec, parse_netem

@@ -1,4 +1,5 @@
-// Physical address map of the emu machine. Mirrors emu/platform.py;
+// Physical address map of the emu machine. Mirrors the board table
+// (emu/machine/board.py, listed by emu/machine/memlayout.py);
 // tests/test_platform.py checks that every constant here matches.
 #pragma once
 

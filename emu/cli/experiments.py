@@ -1,0 +1,103 @@
+"""`emu reserve-search` and `emu reserve-compare`: a memory-exhaustion
+scenario from the flags, handed to the reserve experiments
+(emu/tools/experiments/reserves.py).
+
+Layer: face.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emu.core.units import ConfigError
+from emu.tools import flags
+from emu.tools.experiments.reserves import (
+    DEFAULT_NET,
+    DEFAULT_NOISE,
+    DEFAULT_WORKLOAD,
+    MIN_KB_FLOOR,
+    Scenario,
+    compare_command,
+    search_command,
+)
+
+
+def _add_scenario_flags(p: Any) -> None:
+    p.add_argument("-kernel", metavar="ELF", help="kernel image (default: the built guest)")
+    p.add_argument("-m", metavar="SIZE", default="16M", help="RAM size (default 16M)")
+    p.add_argument("--workload", default=DEFAULT_WORKLOAD, metavar="CMD",
+                   help=f"the guest's init command (default: {DEFAULT_WORKLOAD!r})")
+    p.add_argument("--net", default=DEFAULT_NET, metavar="SPEC",
+                   help=f"link impairments (default: {DEFAULT_NET!r})")
+    p.add_argument("--noise", default=DEFAULT_NOISE, metavar="RATE[,SIZE]",
+                   help=f"junk frames to the guest (default {DEFAULT_NOISE}/s; 'off': none)")
+    p.add_argument("--target", default="mem:128M", metavar="SPEC", help="the AoE target")
+    p.add_argument("--target-service", default="20us", metavar="TIME",
+                   help="target service time per request")
+    p.add_argument("--deadlock", default="2s", metavar="SPAN",
+                   help="deadlock detector span (default 2s of virtual time)")
+    p.add_argument("--max-insns", type=int, default=None, metavar="N",
+                   help="instruction cap per run (exit 124 counts as a failure)")
+
+
+def _scenario(args: Any) -> Scenario:
+    return Scenario(ram=args.m, workload=args.workload, net=args.net,
+                    noise=None if args.noise == "off" else args.noise, target=args.target,
+                    target_service=args.target_service, deadlock=args.deadlock,
+                    max_insns=args.max_insns, kernel=args.kernel)
+
+
+def add_commands(sub: Any) -> None:
+    """Add `emu reserve-search` and `emu reserve-compare` to the subparsers
+    `sub`."""
+    p = sub.add_parser(
+        "reserve-search",
+        help="find the smallest min_free_kb with which a memory-exhaustion scenario "
+        "completes, and compare it with Linux's rule")
+    _add_scenario_flags(p)
+    p.add_argument("--seeds", default="1,2,3", metavar="LIST",
+                   help="seeds every candidate must complete with (default 1,2,3)")
+    p.add_argument("--lo", type=int, default=MIN_KB_FLOOR, metavar="KB",
+                   help=f"smallest min_free_kb to try (default {MIN_KB_FLOOR})")
+    p.add_argument("--hi", type=int, default=None, metavar="KB",
+                   help="largest (default: the kernel's own, Linux's rule)")
+    p.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                   help="parallel runs (default: one per core)")
+    p.add_argument("--json", metavar="FILE", help="write every probe as JSON")
+    p.set_defaults(func=cmd_reserve_search)
+    c = sub.add_parser(
+        "reserve-compare",
+        help="run a memory-exhaustion scenario with reserve=off and with reserves, "
+        "side by side: the deadlock and its diagnosis, then the run that survives")
+    _add_scenario_flags(c)
+    c.add_argument("--seed", type=int, default=1, help="seed of both runs (default 1)")
+    c.add_argument("--plot", metavar="FILE.png",
+                   help="draw free memory, reserve usage and drops over virtual time")
+    c.set_defaults(func=cmd_reserve_compare)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s, 0) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: a comma-separated list of integers") from None
+    if not seeds:
+        raise ConfigError("--seeds: at least one seed")
+    return seeds
+
+
+
+
+def cmd_reserve_search(args: Any) -> int:
+    """Run the search and print it. Returns 0 when a smallest min_free_kb
+    was found, 1 when even the largest failed."""
+    return search_command(_scenario(args), _seeds(args.seeds), args.lo, args.hi, args.jobs,
+                          args.json)
+
+
+def cmd_reserve_compare(args: Any) -> int:
+    """Run reserve=off and reserves on side by side. Returns 0 when off
+    deadlocks and on completes, else 1."""
+    scenario = _scenario(args)
+    scenario.config(args.seed, None, False)
+    return compare_command(scenario, args.seed, flags.plot_path(args.plot))

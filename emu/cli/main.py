@@ -1,0 +1,78 @@
+"""The `emu` command: the top-level parser, one subcommand per module of
+this package, and the one place errors become exit statuses.
+
+Every user error (bad flag, bad image, bad value) is one line on stderr and
+exit status 2 - never a traceback.
+
+Layer: face.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from emu import __version__
+from emu.cli import aoe_target, experiments, run
+from emu.core import twins
+from emu.core.units import ConfigError
+from emu.machine.loader import LoadError
+from emu.tools.flags import GdbFlagError
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+
+
+class UsageError(Exception):
+    """A bad command line; the message is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every subcommand."""
+    p = _Parser(prog="emu", description="An emulated RISC-V machine for studying "
+                "virtual memory, swap over a lossy network and memory reserves.")
+    p.add_argument("--version", action="store_true", help="print version and active twins")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    run.add_commands(sub)
+    aoe_target.add_command(sub)
+    experiments.add_commands(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `emu` command. Returns the process exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.version:
+            print(f"emu {__version__} ({twins.describe()})")
+            return 0
+        if not getattr(args, "func", None):
+            raise UsageError("emu: missing command (try `emu run` or `emu --help`)")
+        return args.func(args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except (ConfigError, LoadError, GdbFlagError) as exc:
+        print(f"emu: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"emu: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:   # bad values found while building devices/network
+        print(f"emu: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
+        from emu.machine.exits import MachineError
+        kind = "machine error" if isinstance(exc, MachineError) else "internal error"
+        print(f"emu: {kind}: {exc!r}", file=sys.stderr)
+        return EXIT_INTERNAL

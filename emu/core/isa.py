@@ -1,0 +1,104 @@
+"""RISC-V facts every layer shares: trap causes, interrupt numbers, status
+bits, register names, and the one decoder of the address a load, store or
+AMO accesses.
+
+Layer: core (imports nothing from emu). Numbers are the privileged spec's
+(v1.12, "Machine Cause Register" and "Supervisor Cause Register" tables,
+"Supervisor Status Register"); instruction fields the unprivileged spec's
+(section 2.6 "Load and Store Instructions"; AMOs address memory through rs1
+alone, section 8.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+MASK64 = (1 << 64) - 1
+
+# Exception causes (scause/mcause with the interrupt bit clear).
+CAUSE_MISALIGNED_FETCH = 0
+CAUSE_FETCH_ACCESS = 1
+CAUSE_ILLEGAL_INSN = 2
+CAUSE_BREAKPOINT = 3
+CAUSE_LOAD_ACCESS = 5
+CAUSE_STORE_ACCESS = 7
+CAUSE_ECALL_U = 8
+CAUSE_ECALL_S = 9
+CAUSE_FETCH_PAGE_FAULT = 12
+CAUSE_LOAD_PAGE_FAULT = 13
+CAUSE_STORE_PAGE_FAULT = 15
+INTERRUPT_BIT = 1 << 63
+# Interrupt numbers (bit positions in sip/sie; cause with INTERRUPT_BIT set).
+IRQ_S_SOFT = 1
+IRQ_S_TIMER = 5
+IRQ_S_EXT = 9
+
+CAUSE_NAMES = {
+    CAUSE_MISALIGNED_FETCH: "misaligned fetch",
+    CAUSE_FETCH_ACCESS: "fetch access fault",
+    CAUSE_ILLEGAL_INSN: "illegal instruction",
+    CAUSE_BREAKPOINT: "breakpoint",
+    CAUSE_LOAD_ACCESS: "load access fault",
+    CAUSE_STORE_ACCESS: "store access fault",
+    CAUSE_ECALL_U: "ecall from U",
+    CAUSE_ECALL_S: "ecall from S",
+    CAUSE_FETCH_PAGE_FAULT: "fetch page fault",
+    CAUSE_LOAD_PAGE_FAULT: "load page fault",
+    CAUSE_STORE_PAGE_FAULT: "store page fault",
+}
+INTERRUPT_NAMES = {IRQ_S_SOFT: "supervisor software", IRQ_S_TIMER: "supervisor timer",
+                   IRQ_S_EXT: "supervisor external"}
+
+# sstatus bits.
+SSTATUS_SIE = 1 << 1
+SSTATUS_SPIE = 1 << 5
+SSTATUS_SPP = 1 << 8
+SSTATUS_SUM = 1 << 18
+SSTATUS_MXR = 1 << 19
+# sip/sie bits.
+SIP_SSIP = 1 << IRQ_S_SOFT
+SIP_STIP = 1 << IRQ_S_TIMER
+SIP_SEIP = 1 << IRQ_S_EXT
+
+# Whole instruction words the machine and the debugger look for.
+INSN_WFI = 0x1050_0073
+INSN_EBREAK = 0x0010_0073
+INSN_SRET = 0x1020_0073
+CSR_TIME = 0xC01
+
+GPR_NAMES = ("zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1",
+             "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7",
+             "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
+             "t3", "t4", "t5", "t6")
+
+OP_LOAD, OP_LOAD_FP, OP_STORE, OP_STORE_FP, OP_AMO = 0x03, 0x07, 0x23, 0x27, 0x2F
+
+
+def sext(v: int, bits: int) -> int:
+    """Sign-extend the low `bits` bits of `v`."""
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) & 1 else v
+
+
+def access_address(word: int, reg: Callable[[int], int]) -> int | None:
+    """Return the virtual address the load, store, FP load/store or AMO
+    `word` accesses, given `reg(n)` -> the value of xN (before the
+    instruction ran); None for any other instruction."""
+    op = word & 0x7F
+    rs1 = (word >> 15) & 31
+    if op in (OP_LOAD, OP_LOAD_FP):        # I-type immediate
+        imm = sext(word >> 20, 12)
+    elif op in (OP_STORE, OP_STORE_FP):    # S-type immediate
+        imm = sext(((word >> 25) << 5) | ((word >> 7) & 31), 12)
+    elif op == OP_AMO:                     # AMO / LR / SC: the address is rs1
+        imm = 0
+    else:
+        return None
+    base = reg(rs1) if rs1 else 0
+    return (base + imm) & MASK64
+
+
+def is_amo_store(word: int) -> bool:
+    """True for an AMO or SC (everything in the AMO opcode but LR): its
+    faults are store/AMO faults even when the read half faults."""
+    return word & 0x7F == OP_AMO and word >> 27 != 0b00010

@@ -1,0 +1,99 @@
+"""Symbols as the debugger uses them: lookup without assembler noise, and
+resolution of user-typed locations (`0x...`, `name`, `name+off`, `file:line`).
+
+The loader keeps every symbol (including mapping symbols like `$d` and local
+labels like `.L0 `); a debugger showing `$d+0x10` helps nobody, so this view
+drops them. Errors are LocationError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import re
+
+from emu.guestview.dwarf import LineTable
+from emu.machine.loader import Symbols
+
+
+class LocationError(ValueError):
+    """A location or number the user typed cannot be resolved (one line)."""
+
+
+def _noise(name: str) -> bool:
+    return name.startswith("$") or name.startswith(".L") or not name.strip()
+
+
+def clean(symbols: Symbols) -> Symbols:
+    """Return a copy of `symbols` without mapping symbols and local labels."""
+    out = Symbols()
+    for addr, size, name in symbols._entries:
+        if not _noise(name):
+            out.add(name, addr, size)
+    # by_name of the original may map a name to the last duplicate; keep ours.
+    out.finish()
+    return out
+
+
+_OFF_RE = re.compile(r"^([A-Za-z_.$][\w.$]*)\s*([+-])\s*(\w+)$")
+
+
+def parse_int(text: str, what: str = "number") -> int:
+    """Parse a C-style integer (0x.., 0b.., 0o.., decimal; `_` allowed).
+
+    Returns the value. Raises LocationError naming `what` if it is not one.
+    """
+    t = text.strip().replace("_", "")
+    try:
+        return int(t, 0)
+    except ValueError:
+        raise LocationError(f"bad {what}: {text!r}") from None
+
+
+def resolve(text: str, symbols: Symbols, lines: LineTable | None = None) -> int:
+    """Resolve a location typed by the user to an address.
+
+    Accepts `*ADDR` or `ADDR` (a number), `name`, `name+off`, `name-off`
+    and `file:line` (first statement address of that line, via DWARF).
+    Returns the address. Raises LocationError.
+    """
+    t = text.strip()
+    if t.startswith("*"):
+        t = t[1:].strip()
+    if not t:
+        raise LocationError("missing location")
+    if t[0].isdigit():
+        return parse_int(t, "address")
+    if t in symbols.by_name:
+        return symbols.by_name[t]
+    m = _OFF_RE.match(t)
+    if m and m.group(1) in symbols.by_name:
+        off = parse_int(m.group(3), "offset")
+        base = symbols.by_name[m.group(1)]
+        return base + off if m.group(2) == "+" else base - off
+    if ":" in t and lines is not None:
+        fname, _, line = t.rpartition(":")
+        addrs = lines.addresses_for(fname, int(parse_int(line, "line number")))
+        if not addrs:
+            raise LocationError(f"no code for {t} in the DWARF line table")
+        return addrs[0]
+    raise LocationError(f"no symbol {t!r} in the kernel image")
+
+
+def symbol_size(symbols: Symbols, name: str) -> int:
+    """Size in bytes of symbol `name` (0 if unknown or unsized)."""
+    addr = symbols.by_name.get(name)
+    return next((sz for a, sz, n in symbols._entries if n == name and a == addr), 0)
+
+
+def extent(symbols: Symbols, addr: int) -> tuple[int, int] | None:
+    """Return [start, end) of the symbol containing `addr`; an unsized symbol
+    (an assembly label) extends to the next symbol. None if no symbol."""
+    hit = symbols.lookup(addr)
+    if hit is None:
+        return None
+    start = addr - hit[1]
+    entries = symbols._entries
+    size = next((sz for a, sz, _ in entries if a == start and sz), 0)
+    if size:
+        return start, start + size
+    later = [a for a, _, _ in entries if a > start]
+    return start, (min(later) if later else addr + 4)

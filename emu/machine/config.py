@@ -1,0 +1,65 @@
+"""MachineConfig: every knob of a run, with its default, in one dataclass.
+
+The CLI parses flags into a MachineConfig; tests build one directly. Parsing
+helpers raise ConfigError with a one-line message for bad values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from emu.core.units import ConfigError
+from emu.machine import board, bootinfo
+
+DEBUG_TOPICS = ("int", "mmu", "sbi", "exec", "guest_errors")
+
+
+@dataclass
+class MachineConfig:
+    """Everything that defines a run. Same config + same image = same run."""
+
+    kernel: str | None = None          # ELF path; None = the built default guest
+    ram_size: int = board.DEFAULT_RAM_SIZE
+    append: str = ""                   # kernel command line (-append)
+    mmu: str = "auto"                  # "python" | "fast" | "auto"
+    budget: str = "auto"               # block-budget twin: "python" | "fast" | "auto"
+    seed: int = 0
+    max_insns: int | None = None       # stop with status 124 when exhausted
+    ns_per_insn: int = 1               # virtual time per retired instruction
+    slice_insns: int = 1_000_000       # longest slice between event checks
+    debug: tuple[str, ...] = ()        # -d topics
+    debug_file: str | None = None      # -D file (stderr when None)
+    stats_json: str | None = None
+    interactive_stdin: bool = False    # feed host stdin to the UART
+    mac: bytes = bytes.fromhex("525400123456")  # the guest NIC's MAC (QEMU's prefix)
+    mtu: int = 9000                    # NIC MTU: 9000 carries a 4 KiB page per AoE frame
+    net: Any = None                    # emu.net.network.NetConfig; None = defaults
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise ConfigError if a knob is out of range."""
+        if not board.MIN_RAM_SIZE <= self.ram_size <= board.MAX_RAM_SIZE:
+            raise ConfigError(
+                f"memory size {self.ram_size >> 20}M out of range "
+                f"({board.MIN_RAM_SIZE >> 20}M..{board.MAX_RAM_SIZE >> 20}M)")
+        if self.ram_size % 4096:
+            raise ConfigError("memory size must be a multiple of 4 KiB")
+        if self.mmu not in ("python", "fast", "auto"):
+            raise ConfigError(f"bad --mmu {self.mmu!r} (python, fast or auto)")
+        if self.budget not in ("python", "fast", "auto"):
+            raise ConfigError(f"bad budget implementation {self.budget!r}")
+        if self.max_insns is not None and self.max_insns <= 0:
+            raise ConfigError("--max-insns must be positive")
+        if self.ns_per_insn <= 0:
+            raise ConfigError("instruction time must be positive")
+        if len(self.append.encode()) >= bootinfo.BOOTINFO_CMDLINE_MAX:
+            raise ConfigError(
+                f"-append string longer than {bootinfo.BOOTINFO_CMDLINE_MAX - 1} bytes")
+        if not 68 <= self.mtu <= 9000:
+            raise ConfigError(f"MTU {self.mtu} out of range (68..9000)")
+        if len(self.mac) != 6:
+            raise ConfigError("a MAC address has 6 bytes")
+        for t in self.debug:
+            if t not in DEBUG_TOPICS:
+                raise ConfigError(f"unknown -d topic {t!r} (known: {', '.join(DEBUG_TOPICS)})")

@@ -1,0 +1,158 @@
+"""The unicorn wrapper: one RV64 hart with its registers, CSRs and
+privilege, our MMU's fill hook and the instruction budget installed.
+
+Unicorn executes instructions; trap entry and delivery around them are
+emu/machine/traps.py's. The TLB is unicorn's (QEMU's), in UC_TLB_VIRTUAL
+mode, filled by our Sv39 walker (emu/mmu) through a fill hook; the fill hook
+and the budget hook are twins chosen through emu.core.twins.
+
+Unicorn checks CSR accesses made through reg_read/reg_write against the
+current privilege, so every CSR access from the host is made with PRIV
+temporarily set to M (3).
+
+Layer: machine.
+"""
+
+from __future__ import annotations
+
+import unicorn as U
+from unicorn import riscv_const as R
+
+from emu.core import isa, twins
+from emu.core.memory import PhysMem
+from emu.machine.budget import BlockBudget
+from emu.mmu import PageFault, PyFillHook, translate
+
+UNTIL = 0  # emu_start end address: 0 means "no end" (a fetch at 0 faults first)
+
+# Interrupts go to S-mode (mideleg); exceptions raised by QEMU are ours anyway.
+MIDELEG_S = isa.SIP_SSIP | isa.SIP_STIP | isa.SIP_SEIP
+
+GPR_IDS = tuple(getattr(R, f"UC_RISCV_REG_X{i}") for i in range(32))
+CSR_IDS = {
+    "sstatus": R.UC_RISCV_REG_SSTATUS, "sie": R.UC_RISCV_REG_SIE,
+    "stvec": R.UC_RISCV_REG_STVEC, "sscratch": R.UC_RISCV_REG_SSCRATCH,
+    "sepc": R.UC_RISCV_REG_SEPC, "scause": R.UC_RISCV_REG_SCAUSE,
+    "stval": R.UC_RISCV_REG_STVAL, "sip": R.UC_RISCV_REG_SIP,
+    "satp": R.UC_RISCV_REG_SATP, "scounteren": R.UC_RISCV_REG_SCOUNTEREN,
+    "mstatus": R.UC_RISCV_REG_MSTATUS, "mideleg": R.UC_RISCV_REG_MIDELEG,
+    "medeleg": R.UC_RISCV_REG_MEDELEG, "mcounteren": R.UC_RISCV_REG_MCOUNTEREN,
+    "mip": R.UC_RISCV_REG_MIP, "mie": R.UC_RISCV_REG_MIE,
+}
+
+
+class Cpu:
+    """One RV64 hart on unicorn with our MMU installed.
+
+    `mmu` is the fill hook (fills/faults counters, last fault), `budget` the
+    instruction counter. Registers are reached by name through reg()/set_reg()
+    (GPR ABI names, "pc", "priv") and csr()/set_csr().
+    """
+
+    def __init__(self, mem: PhysMem, mmu: str = "auto", budget: str = "auto") -> None:
+        self.uc = U.Uc(U.UC_ARCH_RISCV, U.UC_MODE_RISCV64)
+        self.uc.ctl_set_tlb_mode(U.UC_TLB_VIRTUAL)
+        self.uc.mem_map_ptr(mem.base, mem.size, U.UC_PROT_ALL, mem.address)
+        self.mem = mem
+        fill = twins.pick("sv39", mmu)
+        self.mmu = (PyFillHook if fill is None else fill.FillHook)(
+            self.uc, mem.buf, mem.base, mem.size)
+        self.mmu_impl = "python" if fill is None else "fast"
+        self.mmu.install()
+        counter = twins.pick("budget", budget)
+        self.budget = (BlockBudget if counter is None else counter.BlockBudget)(self.uc)
+        self.budget_impl = "python" if counter is None else "fast"
+        self.budget.install()
+        # Interrupts are delegated to S; counters stay disabled for S/U so that
+        # rdtime/rdcycle/rdinstret trap and are answered from virtual time.
+        self.set_csr("mideleg", MIDELEG_S)
+        self.set_csr("medeleg", 0xB3FF)
+        self.set_csr("mcounteren", 0)
+        self.set_csr("scounteren", 0)
+
+    # -- registers ---------------------------------------------------------
+    def reg(self, name: str) -> int:
+        """Return GPR `name` (ABI or xN), "pc" or "priv"."""
+        return self.uc.reg_read(_reg_id(name))
+
+    def set_reg(self, name: str, value: int) -> None:
+        """Set GPR `name`, "pc" or "priv". Writes to zero are ignored."""
+        rid = _reg_id(name)
+        if rid == R.UC_RISCV_REG_X0:
+            return
+        self.uc.reg_write(rid, value & 0xFFFF_FFFF_FFFF_FFFF)
+
+    def gprs(self) -> list[int]:
+        """Return x0..x31."""
+        return [self.uc.reg_read(r) for r in GPR_IDS]
+
+    @property
+    def pc(self) -> int:
+        return self.uc.reg_read(R.UC_RISCV_REG_PC)
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self.uc.reg_write(R.UC_RISCV_REG_PC, value)
+
+    @property
+    def priv(self) -> int:
+        return self.uc.reg_read(R.UC_RISCV_REG_PRIV)
+
+    @priv.setter
+    def priv(self, value: int) -> None:
+        self.uc.reg_write(R.UC_RISCV_REG_PRIV, value)
+
+    def csr(self, name: str) -> int:
+        """Return CSR `name` (read with M privilege, see module docstring)."""
+        uc = self.uc
+        p = uc.reg_read(R.UC_RISCV_REG_PRIV)
+        uc.reg_write(R.UC_RISCV_REG_PRIV, 3)
+        v = uc.reg_read(CSR_IDS[name])
+        uc.reg_write(R.UC_RISCV_REG_PRIV, p)
+        return v
+
+    def set_csr(self, name: str, value: int) -> None:
+        """Write CSR `name` (with M privilege, see module docstring)."""
+        uc = self.uc
+        p = uc.reg_read(R.UC_RISCV_REG_PRIV)
+        uc.reg_write(R.UC_RISCV_REG_PRIV, 3)
+        uc.reg_write(CSR_IDS[name], value & 0xFFFF_FFFF_FFFF_FFFF)
+        uc.reg_write(R.UC_RISCV_REG_PRIV, p)
+
+    def flush_tlb(self) -> None:
+        """Drop every cached translation (QEMU TLB and translated blocks)."""
+        self.uc.ctl(U.UC_CTL_TLB_FLUSH, U.UC_CTL_IO_WRITE)
+
+    # -- what the hart sees ------------------------------------------------
+    def fetch_insn(self, va: int) -> int | None:
+        """Return the 32-bit instruction at virtual `va` as the hart would
+        fetch it now (no A/D side effects), or None if it cannot be
+        translated or lies outside RAM."""
+        priv = self.priv
+        try:
+            pa = translate(self.mem.buf, self.mem.base, self.csr("satp") if priv < 3 else 0,
+                           va, "fetch", min(priv, 1), update_ad=False)
+        except PageFault:
+            return None
+        if not self.mem.contains(pa, 4):
+            return None
+        return self.mem.read_u32(pa)
+
+    def sum_mxr(self) -> tuple[bool, bool]:
+        """Return (SUM, MXR) from sstatus."""
+        st = self.csr("sstatus")
+        return bool(st & isa.SSTATUS_SUM), bool(st & isa.SSTATUS_MXR)
+
+
+def _reg_id(name: str) -> int:
+    if name == "pc":
+        return R.UC_RISCV_REG_PC
+    if name == "priv":
+        return R.UC_RISCV_REG_PRIV
+    if name == "fp":
+        name = "s0"
+    if name in isa.GPR_NAMES:
+        return GPR_IDS[isa.GPR_NAMES.index(name)]
+    if name.startswith("x") and name[1:].isdigit() and int(name[1:]) < 32:
+        return GPR_IDS[int(name[1:])]
+    raise KeyError(f"unknown register {name!r}")

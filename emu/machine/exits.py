@@ -1,0 +1,168 @@
+"""Why unicorn stopped, or called us back, turned into what the guest sees.
+
+- UC_HOOK_INTR (pc already past the instruction): ecall from S is an SBI
+  call, answered in the hook without stopping; `csrr rd, time` traps as an
+  illegal instruction (unicorn has no time source) and is answered from
+  virtual time, as OpenSBI emulates rdtime; anything else becomes a pending
+  trap, delivered after emu_start returns.
+- emu_start's errors (pc precise): a TLB fill our Sv39 walker refused is a
+  page fault with stval the exact address; an invalid instruction is a
+  breakpoint (ebreak) or an illegal instruction; unmapped or protected
+  accesses are access faults.
+
+Layer: machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import unicorn as U
+from unicorn import riscv_const as R
+
+from emu.core import isa
+from emu.machine.cpu import Cpu
+from emu.machine.firmware import Firmware
+from emu.machine.stats import Stats
+from emu.machine.traps import PendingTrap, Traps
+
+
+class MachineError(Exception):
+    """The emulator itself failed (a host-side bug or a hook exception)."""
+
+
+_ACCESS_FAULT = {U.UC_ERR_READ_UNMAPPED: isa.CAUSE_LOAD_ACCESS,
+                 U.UC_ERR_WRITE_UNMAPPED: isa.CAUSE_STORE_ACCESS,
+                 U.UC_ERR_FETCH_UNMAPPED: isa.CAUSE_FETCH_ACCESS,
+                 U.UC_ERR_READ_PROT: isa.CAUSE_LOAD_ACCESS,
+                 U.UC_ERR_WRITE_PROT: isa.CAUSE_STORE_ACCESS,
+                 U.UC_ERR_FETCH_PROT: isa.CAUSE_FETCH_ACCESS}
+_AMO_STORE_CAUSE = {isa.CAUSE_LOAD_PAGE_FAULT: isa.CAUSE_STORE_PAGE_FAULT,
+                    isa.CAUSE_LOAD_ACCESS: isa.CAUSE_STORE_ACCESS}
+
+
+class Exits:
+    """Interprets the CPU's exits for one machine.
+
+    `replan()` returns the instructions to the next event (an SBI timer call
+    moves it); `hook_failed(exc)` records an exception raised inside a hook
+    and stops the CPU (it must not unwind through unicorn).
+    """
+
+    def __init__(self, cpu: Cpu, traps: Traps, stats: Stats, firmware: Firmware,
+                 log: Callable[[str, str], None], now: Callable[[], int],
+                 replan: Callable[[], int],
+                 hook_failed: Callable[[BaseException], None]) -> None:
+        self.cpu = cpu
+        self.traps = traps
+        self.stats = stats
+        self.firmware = firmware
+        self.log = log
+        self.now = now
+        self.replan = replan
+        self.hook_failed = hook_failed
+        cpu.uc.hook_add(U.UC_HOOK_INTR, self._on_intr)
+
+    # -- UC_HOOK_INTR ----------------------------------------------------------
+    def _on_intr(self, uc: U.Uc, intno: int, _user: object) -> None:
+        try:
+            self._handle_intr(uc, intno)
+        except Exception as exc:  # noqa: BLE001 - surfaced after emu_start
+            self.hook_failed(exc)
+
+    def _handle_intr(self, uc: U.Uc, intno: int) -> None:
+        # Unicorn has already moved pc past the instruction that raised.
+        pc = uc.reg_read(R.UC_RISCV_REG_PC)
+        epc = pc - 4
+        self.cpu.budget.retract_after(pc)
+        if intno == isa.CAUSE_ECALL_U:
+            if uc.reg_read(R.UC_RISCV_REG_PRIV) == 1:
+                self._sbi(uc)
+                return
+            self.traps.raise_(isa.CAUSE_ECALL_U, 0, epc)
+            return
+        if intno == isa.CAUSE_ILLEGAL_INSN:
+            insn = self.cpu.fetch_insn(epc)
+            if insn is not None and self._emulate_counter(uc, insn):
+                return
+            self.traps.raise_(isa.CAUSE_ILLEGAL_INSN, insn or 0, epc)
+            return
+        self.traps.raise_(intno, 0, epc)
+
+    def _emulate_counter(self, uc: U.Uc, insn: int) -> bool:
+        """Answer `csrr rd, time` from virtual time. Returns True if `insn`
+        was such a read and has been completed.
+
+        (cycle and instret do not trap in unicorn 2.1.4: QEMU answers them
+        from the host's cycle counter - see docs/firmware.md.)"""
+        opcode, funct3, rs1, csr = insn & 0x7F, (insn >> 12) & 7, (insn >> 15) & 31, insn >> 20
+        if opcode != 0x73 or funct3 != 2 or rs1 != 0 or csr != isa.CSR_TIME:
+            return False
+        value = self.now()
+        rd = (insn >> 7) & 31
+        if rd:
+            uc.reg_write(R.UC_RISCV_REG_X0 + rd, value)
+        self.stats.emulated_csr_reads += 1
+        return True
+
+    def _sbi(self, uc: U.Uc) -> None:
+        self.stats.sbi_calls += 1
+        a = [uc.reg_read(R.UC_RISCV_REG_A0 + i) for i in range(6)]
+        eid, fid = uc.reg_read(R.UC_RISCV_REG_A7), uc.reg_read(R.UC_RISCV_REG_A6)
+        a0, a1 = self.firmware.call(eid, fid, a)
+        self.log("sbi", f"eid=0x{eid:x} fid={fid} a0=0x{a[0]:x} -> {a0:#x}")
+        uc.reg_write(R.UC_RISCV_REG_A0, a0)
+        if a1 is not None:
+            uc.reg_write(R.UC_RISCV_REG_A1, a1)
+        if eid in (0x00, 0x54494D45):   # the next event moved: re-plan the slice
+            budget = self.cpu.budget
+            budget.set_stop(min(budget.stop_at, budget.icount + self.replan()))
+
+    # -- emu_start's errors ------------------------------------------------------
+    def handle_error(self, err: U.UcError, pc: int, faults_before: int) -> None:
+        """emu_start failed with `err` at `pc`: make it the pending trap.
+        `faults_before` is the fill hook's fault count when the slice began.
+        Raises MachineError for a stop no guest trap explains."""
+        mmu = self.cpu.mmu
+        if err.errno == U.UC_ERR_EXCEPTION and mmu.faults != faults_before:
+            cause, va = self.fault_address(mmu.fault_cause, pc, mmu.fault_vaddr)
+            self.stats.page_faults[cause] = self.stats.page_faults.get(cause, 0) + 1
+            self.log("mmu", f"fault cause={cause} va=0x{va:x} pc=0x{pc:x}")
+            self.traps.pending = PendingTrap(cause, va, pc)
+            return
+        if err.errno == U.UC_ERR_INSN_INVALID:
+            insn = self.cpu.fetch_insn(pc)
+            if insn == isa.INSN_EBREAK:
+                self.traps.pending = PendingTrap(isa.CAUSE_BREAKPOINT, pc, pc)
+            else:
+                self.traps.pending = PendingTrap(isa.CAUSE_ILLEGAL_INSN, insn or 0, pc)
+            return
+        access = _ACCESS_FAULT.get(err.errno)
+        if access is not None:
+            self.traps.pending = PendingTrap(access, 0, pc)
+            return
+        raise MachineError(f"unicorn stopped at pc=0x{pc:x}: {err}")
+
+    def fault_address(self, cause: int, pc: int, page: int) -> tuple[int, int]:
+        """Return (scause, stval) for a fault the fill hook saw on page `page`.
+
+        Unicorn asks for fills by page, but the spec wants the faulting
+        address itself: pc for a fetch, rs1 + offset of the load, store or
+        AMO at pc for data accesses (its base register still holds the
+        original value: the instruction did not execute). Falls back to
+        `page` when the access straddles into it from the previous page.
+        An AMO (other than LR) that faults on its read half raises the
+        store/AMO cause, as the spec requires.
+        """
+        if cause in (isa.CAUSE_FETCH_PAGE_FAULT, isa.CAUSE_FETCH_ACCESS):
+            return cause, (pc if pc & ~0xFFF == page & ~0xFFF else page)
+        insn = self.cpu.fetch_insn(pc)
+        if insn is None:
+            return cause, page
+        if isa.is_amo_store(insn):
+            cause = _AMO_STORE_CAUSE.get(cause, cause)
+        uc = self.cpu.uc
+        addr = isa.access_address(insn, lambda n: uc.reg_read(R.UC_RISCV_REG_X0 + n))
+        if addr is None:
+            return cause, page
+        return cause, (addr if addr & ~0xFFF == page & ~0xFFF else page)

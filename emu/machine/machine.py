@@ -1,0 +1,191 @@
+"""The machine: wires RAM, the hart, the board's devices, the network and
+the firmware together, loads the kernel and boots it.
+
+What happens while it runs lives beside it, one job a module:
+runloop.py (slices, time, wfi), exits.py (why unicorn stopped), traps.py
+(trap delivery), console.py (console bytes in and out), firmware.py (SBI).
+Tools (emu/tools, emu/debug) drive a Machine through the attributes below
+and never reach into those modules' private state.
+
+Layer: machine.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+import unicorn as U
+
+from emu.core.clock import Clock
+from emu.core.memory import PhysMem
+from emu.devices.bus import Device, IrqLine
+from emu.devices.nic import Nic
+from emu.devices.plic import Plic
+from emu.devices.timer import Timer
+from emu.devices.uart import Uart
+from emu.machine import board, bootinfo
+from emu.machine.config import MachineConfig
+from emu.machine.console import ConsoleIO
+from emu.machine.cpu import Cpu
+from emu.machine.exits import Exits
+from emu.machine.firmware import Firmware
+from emu.machine.images import default_kernel
+from emu.machine.loader import Image, load_elf
+from emu.machine.runloop import RunLoop
+from emu.machine.stats import Stats
+from emu.machine.tracelog import TraceLog
+from emu.machine.traps import Traps
+from emu.net.network import NetConfig, Network
+
+
+class Machine:
+    """One emu machine built from a MachineConfig and a kernel ELF.
+
+    Parts: `mem`, `clock`, `cpu`, `traps`, `exits`, `loop`, `console_io`,
+    the board's devices by name (`plic`, `timer`, `uart`, `nic`; all in
+    `devices`), `network`, `firmware`, `image`. After run(), `exit_status`
+    holds the status for the shell (guest shutdown status, 124 when
+    --max-insns ran out, 125 when the guest waits forever), `stop_reason`
+    says why in words, `console` is everything the guest printed.
+    """
+
+    def __init__(self, config: MachineConfig, console: IO[bytes] | None = None,
+                 kernel: str | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.mem = PhysMem(board.RAM_BASE, config.ram_size)
+        self.clock = Clock()
+        self.cpu = Cpu(self.mem, config.mmu, config.budget)
+        self.stats = Stats()
+        self.exit_status: int | None = None
+        self.stop_reason = ""
+        self.idle_ns = 0
+        self.log = TraceLog(config.debug, config.debug_file, self.now)
+        self.console_io = ConsoleIO(console)
+        self.traps = Traps(self.cpu, self.stats, self.log)
+        self.loop = RunLoop(self)
+
+        self.devices: dict[str, Device] = {}
+        board.build(_Wiring(self))
+        self.plic: Plic = self.devices["plic"]   # type: ignore[assignment]
+        self.timer: Timer = self.devices["timer"]  # type: ignore[assignment]
+        self.uart: Uart = self.devices["uart"]   # type: ignore[assignment]
+        self.nic: Nic = self.devices["nic"]      # type: ignore[assignment]
+        self.console_io.uart = self.uart
+        netcfg = config.net or NetConfig(seed=config.seed, mtu=config.mtu)
+        self.network = Network(self.clock, netcfg)
+        self.nic.transmit = self.network.attach_guest(self.nic, config.mac).send
+        self.firmware = Firmware(
+            console_write=self.console_io.write, console_read=self.console_io.read,
+            set_timer=self.timer.set_timer, read_phys=self._read_phys,
+            write_phys=self._write_phys, shutdown=self._shutdown,
+            fence_i=self.loop.request_tb_flush, sfence_vma=self.loop.request_tlb_flush)
+        self.exits = Exits(self.cpu, self.traps, self.stats, self.firmware, self.log, self.now,
+                           self.loop.plan_budget, self.loop.hook_failed)
+
+        self.image: Image = load_elf(kernel or config.kernel or default_kernel(), self.mem)
+        self._boot()
+
+    # -- wiring ------------------------------------------------------------
+    def _map(self, slot: board.Slot, dev: Device) -> None:
+        """Map `dev` at its slot: MMIO callbacks that never raise into unicorn."""
+        loop = self.loop
+
+        def rd(_uc: U.Uc, offset: int, size: int, _user: object) -> int:
+            try:
+                return dev.read(offset, size)
+            except Exception as exc:  # noqa: BLE001 - surfaced after emu_start
+                loop.hook_failed(exc)
+                return 0
+
+        def wr(_uc: U.Uc, offset: int, size: int, value: int, _user: object) -> None:
+            try:
+                dev.write(offset, size, value)
+            except Exception as exc:  # noqa: BLE001 - surfaced after emu_start
+                loop.hook_failed(exc)
+
+        self.cpu.uc.mmio_map(slot.base, slot.size, rd, None, wr, None)
+
+    def _boot(self) -> None:
+        """Enter the kernel in S-mode: a0 = hart id, a1 = the boot-info block
+        (emu/machine/bootinfo.py), paging off."""
+        cfg = self.config
+        info = bootinfo.write(self.mem, cfg.append, board.TIMEBASE_HZ, cfg.seed)
+        self.cpu.set_reg("a0", 0)
+        self.cpu.set_reg("a1", info)
+        self.cpu.set_csr("satp", 0)
+        self.cpu.priv = 1
+        self.cpu.pc = self.image.entry
+
+    # -- time --------------------------------------------------------------
+    @property
+    def icount(self) -> int:
+        """Instructions retired so far."""
+        return self.cpu.budget.icount
+
+    def now(self) -> int:
+        """Current virtual time in ns (exact to the current block)."""
+        return self.cpu.budget.icount * self.config.ns_per_insn + self.idle_ns
+
+    # -- running -------------------------------------------------------------
+    def run(self) -> int:
+        """Run until shutdown, --max-insns or a hang. Returns the exit status."""
+        return self.loop.run()
+
+    def run_slice(self) -> None:
+        """Run one slice (emu/machine/runloop.py)."""
+        self.loop.run_slice()
+
+    @property
+    def after_slice(self) -> list:
+        """Slice-end observers (timeline, progress, deadlock watch)."""
+        return self.loop.after_slice
+
+    @property
+    def on_trap(self) -> list:
+        """Observers of every trap delivery: cb(cause, tval, epc, interrupt)."""
+        return self.traps.on_trap
+
+    @property
+    def console(self) -> bytearray:
+        """Everything the guest printed so far."""
+        return self.console_io.transcript
+
+    # -- firmware's side effects -----------------------------------------------
+    def _read_phys(self, pa: int, n: int) -> bytes | None:
+        return self.mem.read(pa, n) if self.mem.contains(pa, n) else None
+
+    def _write_phys(self, pa: int, data: bytes) -> bool:
+        if not self.mem.contains(pa, len(data)):
+            return False
+        self.mem.write(pa, data)
+        return True
+
+    def _shutdown(self, status: int) -> None:
+        self.exit_status = status
+        self.stop_reason = f"guest shutdown (status {status})"
+        self.loop.stop_cpu()
+
+
+class _Wiring:
+    """What the board's factories get from the machine (board.Wiring)."""
+
+    def __init__(self, m: Machine) -> None:
+        self._m = m
+        self.clock = m.clock
+        self.mem = m.mem
+        self.mac = m.config.mac
+        self.mtu = m.config.mtu
+        self.now = m.now
+        self.set_stip = m.traps.set_stip
+        self.set_seip = m.traps.set_seip
+        self.console_write = m.console_io.write
+
+    def irq(self, source: int) -> IrqLine:
+        """The PLIC line for `source`."""
+        return self._m.devices["plic"].line(source)   # type: ignore[attr-defined]
+
+    def attach(self, slot: board.Slot, dev: Device) -> None:
+        """Record `dev` under its slot's name and map it."""
+        self._m.devices[slot.name] = dev
+        self._m._map(slot, dev)

@@ -1,0 +1,188 @@
+"""The run loop: the guest runs in slices of instructions, and between
+slices time advances and events fire.
+
+One slice: arm the instruction budget up to the next event (or the slice
+length), emu_start, then look at why the CPU stopped - budget spent, an
+exit the Exits object turned into a pending trap (page fault, ecall,
+illegal instruction, breakpoint), a debugger stop, wfi, or a shutdown
+request - advance virtual time, fire due events, poll the real peers
+(stdin, bridged interfaces), deliver a pending trap or interrupt, and tell
+the slice observers.
+
+Virtual time = retired instructions x ns_per_insn + time skipped in wfi.
+Nothing reads the wall clock except the MIPS figure of the report.
+
+Layer: machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import unicorn as U
+
+from emu.core import isa
+from emu.machine.cpu import UNTIL
+from emu.machine.exits import MachineError
+
+if TYPE_CHECKING:
+    from emu.machine.machine import Machine
+
+EXIT_MAX_INSNS = 124
+EXIT_IDLE_FOREVER = 125
+
+
+class RunLoop:
+    """Runs `machine` slice by slice.
+
+    `after_slice` observers (timeline, progress, deadlock watch) are called
+    at the end of every slice that did not stop for a held trap. A hook that
+    stops the CPU for the debugger sets `stop_requested` before
+    uc.emu_stop(), so the slice is accounted as ending mid-block.
+    """
+
+    def __init__(self, machine: Machine) -> None:
+        self.m = machine
+        self.after_slice: list[Callable[[], None]] = []
+        self.stop_requested = False
+        self.running = False
+        self._hook_error: BaseException | None = None
+        self._flush_tb = self._flush_tlb = False
+
+    # -- requests from hooks ---------------------------------------------------
+    def hook_failed(self, exc: BaseException) -> None:
+        """A hook raised: keep the first exception, stop, re-raise it as a
+        MachineError after emu_start returns."""
+        if self._hook_error is None:
+            self._hook_error = exc
+        self.m.cpu.uc.emu_stop()
+
+    def stop_cpu(self) -> None:
+        """Stop the CPU if it is running (shutdown)."""
+        if self.running:
+            self.m.cpu.uc.emu_stop()
+
+    def request_tb_flush(self) -> None:
+        """SBI remote_fence_i: unicorn does not always notice code the guest
+        rewrote through another mapping, so drop all translated code. Done
+        after emu_start returns: never flush under a running block."""
+        self._flush_tb = True
+        self.stop_cpu()
+
+    def request_tlb_flush(self) -> None:
+        """SBI remote_sfence_vma: flush the TLB once the slice ends."""
+        self._flush_tlb = True
+        self.stop_cpu()
+
+    # -- planning ------------------------------------------------------------------
+    def plan_budget(self) -> int:
+        """Instructions the next slice may run: up to the next event, the
+        slice length, or what --max-insns leaves."""
+        m = self.m
+        cfg = m.config
+        ns = cfg.ns_per_insn
+        n = cfg.slice_insns
+        nxt = m.clock.next_time()
+        if nxt is not None:
+            n = min(n, max(1, -(-(nxt - m.now()) // ns)))
+        if cfg.max_insns is not None:
+            n = min(n, max(1, cfg.max_insns - m.icount))
+        return n
+
+    # -- one slice -------------------------------------------------------------------
+    def run_slice(self) -> None:
+        """Run one slice and handle why it ended (see module docstring).
+
+        (Single-stepping is the debugger's business - emu/debug/stepping.py -
+        with a code hook: emu_start's `count` is unreliable in unicorn 2.1.4,
+        blocks translated earlier ignore it.)
+        """
+        m = self.m
+        cpu = m.cpu
+        budget = cpu.budget
+        traps = m.traps
+        if traps.held_trap is not None:
+            traps.deliver_held()
+        budget.set_stop(budget.icount + self.plan_budget())
+        traps.pending = None
+        faults_before = cpu.mmu.faults
+        self.stop_requested = False
+        self.running = True
+        err: U.UcError | None = None
+        try:
+            cpu.uc.emu_start(cpu.pc, UNTIL)
+        except U.UcError as exc:
+            err = exc
+        finally:
+            self.running = False
+        m.stats.slices += 1
+        if cpu.priv == 0:
+            m.stats.user_slices += 1
+        if self._flush_tb:
+            self._flush_tb = False
+            cpu.uc.ctl_flush_tb()
+        if self._flush_tlb:
+            self._flush_tlb = False
+            cpu.flush_tlb()
+        if self._hook_error is not None:
+            exc, self._hook_error = self._hook_error, None
+            raise MachineError(f"hook failed: {exc!r}") from exc
+        pc = cpu.pc
+        if err is not None:
+            budget.retract_after(pc)
+            m.exits.handle_error(err, pc, faults_before)
+        elif self.stop_requested:
+            # a debugger stop (before its instruction) may end mid-block
+            budget.retract_after(pc)
+        elif (traps.pending is None and not budget.stopped and m.exit_status is None
+              and cpu.fetch_insn(pc - 4) == isa.INSN_WFI):
+            self._wfi()
+        m.clock.advance(m.now())
+        m.clock.run_due()
+        if m.console_io.stdin_fd is not None:
+            m.console_io.poll_stdin(0.0)
+        if m.network.bridges:
+            m.network.poll()
+        if traps.take_pending(running=m.exit_status is None):
+            return
+        for observer in self.after_slice:
+            observer()
+
+    def _wfi(self) -> None:
+        """The hart executed wfi: skip virtual time to the next event."""
+        m = self.m
+        m.stats.wfi += 1
+        if m.traps.sip & m.cpu.csr("sie"):
+            return
+        nxt = m.clock.next_time()
+        if nxt is None and m.console_io.stdin_fd is not None:
+            m.console_io.poll_stdin(None)   # only the user can wake the guest: wait for a key
+            return
+        if nxt is None:
+            m.exit_status = EXIT_IDLE_FOREVER
+            m.stop_reason = "guest idle forever (wfi with no timer armed and nothing pending)"
+            return
+        skip = nxt - m.now()
+        if skip > 0:
+            m.idle_ns += skip
+            m.stats.idle_ns += skip
+
+    # -- a whole run -------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until shutdown, --max-insns or a hang. Returns the exit status."""
+        m = self.m
+        t0 = time.perf_counter()
+        try:
+            while m.exit_status is None:
+                self.run_slice()
+                if (m.exit_status is None and m.config.max_insns is not None
+                        and m.icount >= m.config.max_insns):
+                    m.exit_status = EXIT_MAX_INSNS
+                    m.stop_reason = f"--max-insns {m.config.max_insns} reached"
+        finally:
+            m.stats.wall_s += time.perf_counter() - t0
+            m.network.close()
+            m.log.close()
+        return m.exit_status

@@ -1,0 +1,186 @@
+"""Trap delivery: the one routine that enters a trap handler, and the
+bookkeeping around it - exceptions noticed inside a slice wait here until
+emu_start returns, pending interrupts are chosen by priority, observers
+(the debugger, tests) see every delivery.
+
+Unicorn executes instructions; what the privileged spec says happens
+*around* them when a trap is taken is done here, because unicorn hands
+exceptions to us instead of taking them. `enter_trap` is written once,
+driven by a TrapMode that names the target mode's CSRs and status bits, so
+that M-mode joins as a second TrapMode rather than as a copy (privileged
+spec v1.12, sections 3.1.6 "mstatus" and 4.1.1 "sstatus": xPP <- previous
+privilege, xPIE <- xIE, xIE <- 0, xcause/xtval/xepc, pc <- xtvec; vectored
+mode adds 4 x cause for interrupts only).
+
+Layer: machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import unicorn as U
+from unicorn import riscv_const as R
+
+from emu.core import isa
+from emu.machine.cpu import Cpu
+from emu.machine.stats import Stats
+
+
+@dataclass(frozen=True)
+class TrapMode:
+    """The registers and status bits a privilege level's traps use."""
+
+    priv: int          # the privilege the handler runs in
+    status: int        # unicorn register ids
+    cause: int
+    tval: int
+    epc: int
+    tvec: int
+    ie: int            # xIE bit of the status register
+    pie: int           # xPIE bit
+    pp_shift: int      # xPP field: previous privilege
+    pp_bits: int
+
+
+S_MODE = TrapMode(priv=1, status=R.UC_RISCV_REG_SSTATUS, cause=R.UC_RISCV_REG_SCAUSE,
+                  tval=R.UC_RISCV_REG_STVAL, epc=R.UC_RISCV_REG_SEPC,
+                  tvec=R.UC_RISCV_REG_STVEC, ie=isa.SSTATUS_SIE, pie=isa.SSTATUS_SPIE,
+                  pp_shift=8, pp_bits=1)
+
+
+def enter_trap(uc: U.Uc, mode: TrapMode, cause: int, tval: int, epc: int,
+               interrupt: bool = False) -> int:
+    """Take a trap into `mode` as the privileged spec describes and return
+    the new pc. CSRs are written with PRIV temporarily M (unicorn checks
+    host CSR accesses against the current privilege)."""
+    prev = uc.reg_read(R.UC_RISCV_REG_PRIV)
+    uc.reg_write(R.UC_RISCV_REG_PRIV, 3)
+    st = uc.reg_read(mode.status)
+    pp_max = (1 << mode.pp_bits) - 1
+    st = (st & ~(pp_max << mode.pp_shift)) | (min(prev, pp_max) << mode.pp_shift)
+    st = (st & ~mode.pie) | (mode.pie if st & mode.ie else 0)
+    st &= ~mode.ie
+    uc.reg_write(mode.status, st)
+    uc.reg_write(mode.cause, (isa.INTERRUPT_BIT if interrupt else 0) | cause)
+    uc.reg_write(mode.tval, tval & isa.MASK64)
+    uc.reg_write(mode.epc, epc)
+    tvec = uc.reg_read(mode.tvec)
+    uc.reg_write(R.UC_RISCV_REG_PRIV, mode.priv)
+    base = tvec & ~3
+    pc = base + 4 * cause if (interrupt and tvec & 3 == 1) else base
+    uc.reg_write(R.UC_RISCV_REG_PC, pc)
+    return pc
+
+
+@dataclass
+class PendingTrap:
+    """An exception noticed inside a hook, delivered after emu_start returns."""
+
+    cause: int
+    tval: int
+    epc: int
+
+
+# Highest priority first (privileged spec: SEI > SSI > STI).
+S_IRQ_PRIORITY = (isa.IRQ_S_EXT, isa.IRQ_S_SOFT, isa.IRQ_S_TIMER)
+
+
+class Traps:
+    """Pending exceptions and interrupts of one hart, and their delivery.
+
+    `sip` holds the pending interrupt bits the devices drive. `on_trap`
+    observers are called (cause, tval, epc, interrupt) after each delivery.
+    `hold_trap(cause, tval, epc)`, if set, is asked about every exception
+    before delivery; True keeps it in `held_trap` with pc still on the
+    faulting instruction (the debugger's fault breakpoints).
+    """
+
+    def __init__(self, cpu: Cpu, stats: Stats, log: Callable[[str, str], None]) -> None:
+        self.cpu = cpu
+        self.stats = stats
+        self.log = log
+        self.sip = 0
+        self.pending: PendingTrap | None = None
+        self.on_trap: list[Callable[[int, int, int, bool], None]] = []
+        self.hold_trap: Callable[[int, int, int], bool] | None = None
+        self.held_trap: PendingTrap | None = None
+
+    # -- interrupt lines -----------------------------------------------------
+    def set_stip(self, level: bool) -> None:
+        """The timer drives STIP."""
+        self._set_sip((self.sip | isa.SIP_STIP) if level else (self.sip & ~isa.SIP_STIP))
+
+    def set_seip(self, level: bool) -> None:
+        """The PLIC drives SEIP."""
+        self._set_sip((self.sip | isa.SIP_SEIP) if level else (self.sip & ~isa.SIP_SEIP))
+
+    def _set_sip(self, sip: int) -> None:
+        """Record the pending interrupts; the budget hook stops the CPU at the
+        first block boundary where one is deliverable."""
+        if sip != self.sip:
+            self.sip = sip
+            self.cpu.budget.set_sip(sip, self.cpu.csr("sie") if sip else 0)
+
+    def deliverable_irq(self) -> int | None:
+        """Return the highest-priority pending-and-enabled interrupt, or None."""
+        if not self.sip:
+            return None
+        pending = self.sip & self.cpu.csr("sie")
+        if not pending:
+            return None
+        if self.cpu.priv == 1 and not self.cpu.csr("sstatus") & isa.SSTATUS_SIE:
+            return None
+        for irq in S_IRQ_PRIORITY:
+            if pending >> irq & 1:
+                return irq
+        return None
+
+    # -- exceptions ----------------------------------------------------------
+    def raise_(self, cause: int, tval: int, epc: int) -> None:
+        """An exception noticed inside a hook: stop the CPU, deliver it after
+        emu_start returns."""
+        self.pending = PendingTrap(cause, tval, epc)
+        self.cpu.uc.emu_stop()
+
+    def deliver(self, cause: int, tval: int, epc: int, interrupt: bool = False) -> None:
+        """Enter the guest's trap handler for `cause` and count it."""
+        if interrupt:
+            self.stats.interrupts[cause] = self.stats.interrupts.get(cause, 0) + 1
+        else:
+            self.stats.traps[cause] = self.stats.traps.get(cause, 0) + 1
+        prev = self.cpu.priv
+        if prev == 0:
+            self.stats.user_traps += 1
+        newpc = enter_trap(self.cpu.uc, S_MODE, cause, tval, epc, interrupt)
+        names = isa.INTERRUPT_NAMES if interrupt else isa.CAUSE_NAMES
+        self.log("int", f"{'interrupt' if interrupt else 'exception'} cause={cause} "
+                 f"({names.get(cause, '?')}) "
+                 f"epc=0x{epc:x} tval=0x{tval:x} priv={prev} -> pc=0x{newpc:x}")
+        for cb in self.on_trap:
+            cb(cause, tval, epc, interrupt)
+
+    def deliver_held(self) -> bool:
+        """Deliver the exception hold_trap kept back (a debugger stepping into
+        the handler). Returns False if no trap was held."""
+        t, self.held_trap = self.held_trap, None
+        if t is None:
+            return False
+        self.deliver(t.cause, t.tval, t.epc)
+        return True
+
+    def take_pending(self, running: bool) -> bool:
+        """At a slice end: deliver the pending exception, then a deliverable
+        interrupt if the guest is still `running`. Returns True, delivering
+        nothing, when hold_trap kept the exception back."""
+        if self.pending is not None:
+            t, self.pending = self.pending, None
+            if self.hold_trap is not None and self.hold_trap(t.cause, t.tval, t.epc):
+                self.held_trap = t   # delivered by deliver_held() or the next slice
+                return True
+            self.deliver(t.cause, t.tval, t.epc)
+        irq = self.deliverable_irq()
+        if irq is not None and running:
+            self.deliver(irq, 0, self.cpu.pc, interrupt=True)
+        return False

@@ -1,0 +1,159 @@
+"""The flags `emu run` and `emu debug` share - machine, network and gdb -
+and their parsing into typed values (MachineConfig, NetConfig, a gdb
+address). The face (emu/cli) and the debugger both import this, downwards.
+
+Bad values raise ConfigError (or GdbFlagError) with one line; the face
+turns them into exit status 2.
+
+Layer: tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from emu.core.units import ConfigError, parse_size, parse_time_ns
+from emu.machine.config import MachineConfig
+from emu.net.network import NetConfig
+
+
+class GdbFlagError(ValueError):
+    """A bad -s/-S/-gdb combination or address (one line)."""
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def add_machine_flags(p: argparse.ArgumentParser) -> None:
+    """Add the flags shared by `emu run` and `emu debug`."""
+    p.add_argument("-kernel", metavar="ELF", help="kernel image (default: the built guest)")
+    p.add_argument("-m", metavar="SIZE", default="16M", help="RAM size, e.g. 16M (default 16M)")
+    p.add_argument("-append", metavar="STR", default=None, help="kernel command line")
+    p.add_argument("--mmu", choices=("python", "fast", "auto"), default="auto",
+                   help="Sv39 walker: pure-Python reference or the compiled twin")
+    p.add_argument("-d", metavar="TOPICS", default="",
+                   help="log topics, comma separated: int,mmu,sbi")
+    p.add_argument("-D", metavar="FILE", help="write the -d log to FILE (default stderr)")
+    p.add_argument("--seed", type=_int, default=0, help="seed for every random choice")
+    p.add_argument("--max-insns", type=_int, metavar="N",
+                   help="stop after N instructions (exit status 124)")
+    p.add_argument("--insn-ns", type=_int, default=1, metavar="NS",
+                   help="virtual nanoseconds per instruction (default 1)")
+    p.add_argument("--stats-json", metavar="FILE", help="write the run's figures as JSON")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw page faults, swap rates and retransmits over virtual time")
+    p.add_argument("--deadlock", metavar="SPAN", default="2s",
+                   help="stop with status 3 and a diagnosis after SPAN of virtual time with "
+                   "no user progress and no swap I/O while work is pending (e.g. 500ms, "
+                   "2s; off disables)")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                   help="live status line (auto: when stdout is a terminal)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
+    add_net_flags(p)
+    p.add_argument("--stdin", choices=("auto", "on", "off"), default="auto",
+                   help="feed host stdin to the UART (auto: when stdin is a terminal); "
+                   "makes the run depend on input timing")
+
+
+def add_net_flags(p: argparse.ArgumentParser) -> None:
+    """Add the network flags of `emu run` / `emu debug`."""
+    g = p.add_argument_group("network")
+    g.add_argument("--net", metavar="SPEC", default=None,
+                   help='netem impairments of the guest\'s link, both directions, e.g. '
+                   '"loss 5%% delay 200us 50us duplicate 1%% reorder 10%% corrupt 0.1%%" '
+                   "(reproducible with --seed)")
+    g.add_argument("--noise", metavar="RATE[,SIZE]",
+                   help="send junk frames to the guest: RATE frames/s (2000, 20kpps) or a "
+                   "bit rate (5mbit); SIZE bytes, default 60")
+    g.add_argument("--pcap", metavar="FILE", help="capture the segment (classic pcap, "
+                   "virtual-time stamps)")
+    g.add_argument("--target", metavar="SPEC", action="append",
+                   help="AoE target: mem:SIZE[@S.N], file:PATH[@S.N] (embedded) or "
+                   "iface:NAME (bridge to a real interface, not deterministic); repeatable; "
+                   "default mem:64M")
+    g.add_argument("--target-service", metavar="TIME", default=None,
+                   help="embedded targets' service time per request, e.g. 20us (default 0us)")
+
+
+def add_gdb_flags(p: argparse.ArgumentParser) -> None:
+    """Add -s, -S and -gdb to a subcommand parser (QEMU's meanings: -s is
+    `-gdb tcp::1234`, -S holds the CPU at reset until gdb says so)."""
+    g = p.add_argument_group("gdb")
+    g.add_argument("-s", dest="gdb_s", action="store_true",
+                   help="GDB stub on tcp::1234 (shorthand for -gdb tcp::1234)")
+    g.add_argument("-S", dest="gdb_wait", action="store_true",
+                   help="do not start the CPU: wait at reset for gdb")
+    g.add_argument("-gdb", dest="gdb", metavar="DEV",
+                   help="GDB stub on DEV: tcp::PORT (localhost) or tcp:HOST:PORT")
+
+
+def net_config_from_args(args: argparse.Namespace, *, seed: int, mtu: int) -> NetConfig:
+    """Build and validate a NetConfig from the flags. Raises ConfigError (one line)."""
+    cfg = NetConfig(net=args.net or "", noise=args.noise, pcap=args.pcap,
+                    targets=tuple(args.target) if args.target else ("mem:64M",),
+                    target_service=args.target_service or "0us", seed=seed, mtu=mtu)
+    cfg.validate()
+    return cfg
+
+
+def config_from_args(args: argparse.Namespace) -> MachineConfig:
+    """Build and validate a MachineConfig (network included). Raises ConfigError."""
+    topics = tuple(t for t in args.d.split(",") if t) if args.d else ()
+    cfg = MachineConfig(
+        kernel=args.kernel, ram_size=parse_size(args.m), append=args.append or "", mmu=args.mmu,
+        seed=args.seed, max_insns=args.max_insns, ns_per_insn=args.insn_ns, debug=topics,
+        debug_file=args.D, stats_json=args.stats_json)
+    cfg.validate()
+    cfg.net = net_config_from_args(args, seed=cfg.seed, mtu=cfg.mtu)
+    return cfg
+
+
+def deadlock_span(text: str) -> int | None:
+    """--deadlock SPAN in ns, or None for "off". Raises ConfigError."""
+    if text == "off":
+        return None
+    try:
+        return parse_time_ns(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--deadlock: {exc}") from None
+
+
+def plot_path(path: str | None) -> str | None:
+    """--plot FILE.png, checked. Raises ConfigError for another extension."""
+    if path and not path.lower().endswith(".png"):
+        raise ConfigError(f"--plot {path!r}: the plot is a PNG file (FILE.png)")
+    return path
+
+
+def parse_gdb_addr(spec: str) -> tuple[str, int]:
+    """Parse QEMU's `-gdb tcp::PORT` / `tcp:HOST:PORT` (or a bare PORT).
+
+    Returns (host, port); an empty host means localhost (127.0.0.1) - the
+    stub is a debugging back door and does not listen on other interfaces
+    unless asked. Raises ValueError with a one-line message.
+    """
+    s = spec.strip()
+    if s.isdigit():
+        s = "tcp::" + s
+    host, _, port_s = s[4:].rpartition(":") if s.startswith("tcp:") else ("", "", "")
+    if not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise ValueError(f"bad -gdb address {spec!r} (expected tcp::PORT or tcp:HOST:PORT)")
+    return (host or "127.0.0.1"), int(port_s)
+
+
+def gdb_address(args: argparse.Namespace) -> tuple[str, int] | None:
+    """Return (host, port) for the stub, or None without -s/-gdb.
+    Raises GdbFlagError for a bad address or -S without a stub."""
+    spec = getattr(args, "gdb", None) or ("tcp::1234" if getattr(args, "gdb_s", False) else None)
+    if spec is None:
+        if getattr(args, "gdb_wait", False):
+            raise GdbFlagError("-S waits for gdb: it needs -s or -gdb tcp::PORT")
+        return None
+    try:
+        return parse_gdb_addr(spec)
+    except ValueError as exc:
+        raise GdbFlagError(str(exc)) from None

@@ -1,0 +1,126 @@
+"""One run of the machine with its observers, assembled in one place for
+every tool that runs a guest: `emu run`, the experiments and the gdb-served
+run. A RunSession builds the Machine, attaches the deadlock watch, the
+timeline and the live progress line as slice observers (in that order),
+runs it, and ends with the figures: the deadlock diagnosis, the report,
+--stats-json and --plot.
+
+Layer: tools.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+from emu.machine.config import MachineConfig
+from emu.machine.machine import Machine
+from emu.tools import report
+from emu.tools.deadlock import DeadlockWatch
+from emu.tools.timeline import Timeline
+
+EXIT_INTERRUPTED = 130
+
+
+class _Writer:
+    """A file-like console sink that hands bytes to a callable."""
+
+    def __init__(self, fn) -> None:
+        self.write = fn
+
+
+class RunSession:
+    """A Machine and its observers.
+
+    `deadlock_ns`: stop a stalled run after that much virtual time (None:
+    no watch). `sample_ns`: sample a Timeline that often (None: only when
+    the progress line needs one). `progress`: a text stream to draw the
+    live line on (the guest console is then printed above it). `stdin`:
+    feed host stdin to the UART.
+    """
+
+    def __init__(self, cfg: MachineConfig, console: IO[bytes] | None = None, *,
+                 deadlock_ns: int | None = None, sample_ns: int | None = None,
+                 progress: IO[str] | None = None, stdin: bool = False) -> None:
+        self.machine = m = Machine(cfg, console=console)
+        if stdin:
+            m.console_io.stdin_fd = sys.stdin.fileno()
+        self.watch: DeadlockWatch | None = None
+        if deadlock_ns is not None:
+            self.watch = DeadlockWatch(m, deadlock_ns)
+            m.after_slice.append(self.watch)
+        self.timeline: Timeline | None = None
+        if sample_ns is not None or progress is not None:
+            self.timeline = Timeline(m) if sample_ns is None else Timeline(m, period_ns=sample_ns)
+            m.after_slice.append(self.timeline)
+        self.progress = None
+        if progress is not None:
+            from emu.tools.progress import ProgressLine
+            assert self.timeline is not None
+            self.progress = ProgressLine(m, self.timeline, progress)
+            m.console_io.sink = _Writer(self.progress.console_write)   # type: ignore[assignment]
+            m.after_slice.append(self.progress)
+
+    def run(self, interruptible: bool = False) -> int:
+        """Run to the end; returns the exit status. With `interruptible`,
+        Ctrl-C ends the run with status 130 instead of raising."""
+        m = self.machine
+        if self.progress is not None:
+            self.progress.__enter__()
+        try:
+            status = m.run()
+        except KeyboardInterrupt:
+            if not interruptible:
+                raise
+            m.stop_reason = "interrupted"
+            status = m.exit_status = EXIT_INTERRUPTED
+        finally:
+            if self.progress is not None:
+                self.progress.__exit__(None, None, None)
+        if self.timeline is not None:
+            self.timeline.sample()
+        return status
+
+    @property
+    def diagnosis(self) -> str | None:
+        """The deadlock watch's explanation, if it stopped the run."""
+        return self.watch.diagnosis if self.watch is not None else None
+
+    def figures(self) -> dict[str, Any]:
+        """The run's figures (emu/tools/report.py) with the deadlock diagnosis."""
+        return figures(self.machine, self.diagnosis)
+
+    def finish(self, *, stats_json: str | None = None, quiet: bool = False,
+               plot: str | None = None, plot_title: str = "",
+               err: IO[str] | None = None) -> dict[str, Any]:
+        """After run(): draw --plot, then end_of_run(). Returns the figures."""
+        if plot:
+            from emu.tools.plot import plot_timeline
+            assert self.timeline is not None, "plot needs sample_ns"
+            plot_timeline(self.timeline, plot, title=plot_title)
+        return end_of_run(self.machine, self.diagnosis, stats_json=stats_json, quiet=quiet,
+                          err=err)
+
+
+def figures(machine: Machine, diagnosis: str | None = None) -> dict[str, Any]:
+    """The figures of `machine`'s run (emu/tools/report.py), with the deadlock
+    diagnosis (None when no watch stopped it)."""
+    stats = report.collect(machine)
+    stats["deadlock"] = diagnosis
+    return stats
+
+
+def end_of_run(machine: Machine, diagnosis: str | None = None, *,
+               stats_json: str | None = None, quiet: bool = False,
+               err: IO[str] | None = None) -> dict[str, Any]:
+    """What every run ends with: the diagnosis and the report on `err`
+    (stderr), --stats-json written. Returns the figures."""
+    err = err if err is not None else sys.stderr
+    stats = figures(machine, diagnosis)
+    if diagnosis:
+        print(diagnosis, file=err)
+    if stats_json:
+        report.write_json(stats, stats_json)
+    if not quiet:
+        report.print_report(stats, err)
+    return stats
