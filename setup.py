@@ -4,7 +4,7 @@ Each fast/NAME.pyx becomes emu._fast.NAME, so the import names cannot collide
 with other packages in site-packages. Twins that call libunicorn directly link
 against the libunicorn.so.2 shipped inside the unicorn wheel, with an rpath to
 that folder. A twin that fails to build is skipped with a warning: the package
-then runs on the pure-Python path (see emu/fastpath.py).
+then runs on the pure-Python path (see emu/core/twins.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Compiled twin of emu/budget.py: the block-budget and interrupt-window hook
+"""Compiled twin of emu/machine/budget.py: the block-budget and interrupt-window hook
 as a C callback registered directly with libunicorn (no Python on the
 per-block path). Same names and contract as the reference."""
 

@@ -1,7 +1,7 @@
 """The guest kernel: its in-kernel tests (one pytest result per kernel test,
 on each MMU), the default demo, memtouch, segfault containment, boot
 parameters, determinism, and the host's reading of the kernel's counters
-(emu/kstats.py) against the headers and the machine's own figures.
+(emu/guestview/kstats.py) against the headers and the machine's own figures.
 """
 
 from __future__ import annotations

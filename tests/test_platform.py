@@ -35,3 +35,22 @@ def test_devices_do_not_overlap_ram_or_each_other():
         assert a + asz <= b
     for base, size in regions:
         assert base % 4096 == 0 and size % 4096 == 0
+
+
+def test_architecture_md_shows_the_board_table():
+    """ARCHITECTURE.md's board table is the table: every slot with its base,
+    size and PLIC source, in the same words."""
+    text = (REPO / "ARCHITECTURE.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1].startswith("0x"):
+            rows[cells[0].split()[0].lower()] = cells
+    for s in board.SLOTS:
+        row = rows.get(s.name)
+        assert row is not None, f"ARCHITECTURE.md has no row for {s.name}"
+        assert int(row[1].replace("_", ""), 16) == s.base
+        size = s.size >> 20 if s.size >= 1 << 20 else s.size >> 10
+        unit = "MiB" if s.size >= 1 << 20 else "KiB"
+        assert row[2] == f"{size} {unit}", (s.name, row[2])
+        assert row[3] == (str(s.irq) if s.irq is not None else "-"), (s.name, row[3])

@@ -1,10 +1,12 @@
 """Virtual time and the event queue: the machine's only notion of time.
 
 Time is an integer count of virtual nanoseconds derived from retired
-instructions (see emu/machine.py) and from jumps to the next event while the
+instructions (see emu/machine/machine.py) and from jumps to the next event while the
 hart waits (wfi). Nothing here reads the wall clock, so the same run always
 sees the same times. Events that fall due at the same instant fire in the
 order they were scheduled.
+
+Layer: core (imports nothing from emu).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ bounds-checked accessor for devices, tools and the loader.
 Devices never see unicorn: they get a PhysMem, whose every access is checked
 against RAM, so a hostile guest cannot make a device touch host memory or
 MMIO through DMA.
+
+Layer: core (imports nothing from emu).
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ Layout, one job per module:
 - dwarf.py     DWARF line table (pyelftools)
 - disasm.py    capstone disassembly with symbols
 - frames.py    frame-pointer backtrace across trap boundaries
-- main.py      `emu debug` and the -s/-S/-gdb flags (registered by emu/cli.py)
+- main.py      `emu debug` and `emu run -s`: the debugger and the gdb-served run
 
 See docs/debugging.md for a walk-through.
+
+Layer: debug (above the tools it uses: flags, session, report).
 """

@@ -9,6 +9,8 @@ SessionEnd (`quit`).
 
 `moves` marks commands that run the machine; over gdb the stub adds a note
 that gdb's own register cache is stale afterwards.
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ the kernel's view of that page.
 Output is plain text; on a terminal, headers and changed registers get ANSI
 colours, otherwise changed registers are marked with `*` (so scripted
 sessions and gdb's `monitor` can see them too).
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ and jump targets shown as absolute addresses `<name+off>`.
 Capstone prints B/J-type immediates relative to the instruction; students
 read absolute targets, so the few control-transfer encodings are decoded
 here (RISC-V unprivileged spec, chapter 2, "Control Transfer Instructions").
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ At the trap vector the chain is cut by hardware: the controller records, at
 every trap delivery, the interrupted pc (sepc), privilege and ra/sp/s0 (still
 the interrupted values at that moment), so the backtrace continues into the
 interrupted code. A trap from U-mode ends the chain with a user frame.
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations

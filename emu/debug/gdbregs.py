@@ -6,6 +6,8 @@ Numbering follows gdb's own RISC-V numbering (gdb/riscv-tdep.h): x0..x31 are
 (65 + 4096). The `g` packet carries only x0..x31 and pc, as QEMU's does;
 gdb fetches CSRs and priv one by one with `p`. There is no FPU (the guest
 is RV64IMA), so the org.gnu.gdb.riscv.fpu feature is absent.
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations

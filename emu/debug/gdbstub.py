@@ -20,6 +20,8 @@ unknown packets get the empty reply; a client that disconnects (even in
 the middle of a packet) just ends that session and the stub waits for the
 next one. An internal failure while handling a packet is logged in one
 line and answered E7f.
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations
@@ -96,23 +98,20 @@ class GdbStub:
         return how
 
 
-class _Client:
-    """Protocol state of one connection."""
+class _Link:
+    """The transport of one connection: RSP framing, acks, retransmission
+    of the last packet on `-`, and a queue of decoded events."""
 
-    def __init__(self, stub: GdbStub, conn: socket.socket) -> None:
-        self.stub = stub
-        self.ctl = stub.ctl
+    def __init__(self, conn: socket.socket, stub: GdbStub) -> None:
         self.conn = conn
+        self.stub = stub
         self.dec = rsp.Decoder()
         self.noack = False
-        self.swbreak = False
-        self.hwbreak = False
         self.last_sent = b""
         self.queue: list[rsp.Event] = []
         self.gone = False
 
-    # -- transport -----------------------------------------------------------
-    def _recv(self, timeout: float | None) -> bool:
+    def recv(self, timeout: float | None) -> bool:
         """Read what is available into the event queue. Returns False if
         nothing arrived within `timeout`. Raises ClientGone on EOF."""
         try:
@@ -128,6 +127,12 @@ class _Client:
         self.queue.extend(self.dec.feed(data))
         return True
 
+    def next_event(self) -> rsp.Event:
+        """Wait for the next event. Raises ClientGone."""
+        while not self.queue:
+            self.recv(None)
+        return self.queue.pop(0)
+
     def send(self, payload: bytes) -> None:
         """Send one packet (kept for a `-` retransmission)."""
         pkt = rsp.frame(payload)
@@ -140,7 +145,13 @@ class _Client:
             self.gone = True
             raise ClientGone() from None
 
-    def _ack(self, good: bool) -> None:
+    def resend(self) -> None:
+        """The client asked (`-`) for the last packet again."""
+        if self.last_sent:
+            self.conn.sendall(self.last_sent)
+
+    def ack(self, good: bool) -> None:
+        """`+` or `-` for a received packet (nothing in no-ack mode)."""
         if not self.noack:
             try:
                 self.conn.sendall(b"+" if good else b"-")
@@ -148,10 +159,10 @@ class _Client:
                 self.gone = True
                 raise ClientGone() from None
 
-    def _poll_interrupt(self) -> bool:
+    def poll_interrupt(self) -> bool:
         """Controller.poll while running: True on Ctrl-C or a vanished client."""
         try:
-            while self._recv(0):
+            while self.recv(0):
                 pass
         except ClientGone:
             return True
@@ -159,24 +170,38 @@ class _Client:
         self.queue = [e for e in self.queue if e.kind != "interrupt"]
         return hit
 
+
+class _Client:
+    """Protocol state of one connection: packets answered through the
+    PACKETS table (first byte of the payload -> handler)."""
+
+    def __init__(self, stub: GdbStub, conn: socket.socket) -> None:
+        self.stub = stub
+        self.ctl = stub.ctl
+        self.link = _Link(conn, stub)
+        self.swbreak = False
+        self.hwbreak = False
+
+    def send(self, payload: bytes) -> None:
+        """Send one packet."""
+        self.link.send(payload)
+
     # -- main loop -----------------------------------------------------------
     def serve(self) -> str:
         """Handle packets until the client leaves. Returns detach|disconnect|kill."""
+        link = self.link
         try:
             while True:
-                while not self.queue:
-                    self._recv(None)
-                ev = self.queue.pop(0)
+                ev = link.next_event()
                 if ev.kind == "nack":
-                    if self.last_sent:
-                        self.conn.sendall(self.last_sent)
+                    link.resend()
                     continue
                 if ev.kind in ("ack", "interrupt"):
                     continue   # Ctrl-C while stopped: nothing is running
                 if ev.kind == "bad_checksum":
-                    self._ack(False)
+                    link.ack(False)
                     continue
-                self._ack(True)
+                link.ack(True)
                 if ev.kind == "oversized":
                     self.send(E_TOO_LONG)
                     continue
@@ -212,33 +237,6 @@ class _Client:
     def _handle(self, p: bytes) -> bytes | None:
         if not p:
             return b""
-        c = p[:1]
-        if c == b"?":
-            return self._stop_reply(self.ctl.last_stop)
-        if c == b"q" or c == b"Q":
-            return self._query(p)
-        if c == b"g":
-            return rsp.rle_compress(b"".join(rsp.le_hex(v)
-                                             for v in gdbregs.g_values(self.ctl.machine.cpu)))
-        if c == b"G":
-            return self._write_g(p[1:])
-        if c == b"p":
-            v = gdbregs.read_reg(self.ctl.machine.cpu, rsp.hexint(p[1:], "register"))
-            return E_INVALID if v is None else rsp.le_hex(v)
-        if c == b"P":
-            return self._write_p(p[1:])
-        if c == b"m":
-            return self._read_mem(p[1:])
-        if c == b"M":
-            return self._write_mem(p[1:], binary=False)
-        if c == b"X":
-            return self._write_mem(p[1:], binary=True)
-        if c in (b"c", b"C", b"s", b"S"):
-            return self._resume(p)
-        if c in (b"Z", b"z"):
-            return self._breakpoint(p)
-        if c == b"H" or c == b"T":
-            return b"OK"
         if p == b"vCont?":
             # Advertising s makes gdb step with the stub instead of planting
             # its own breakpoint after the instruction (software single-step),
@@ -246,11 +244,31 @@ class _Client:
             return b"vCont;c;C;s;S"
         if p.startswith(b"vCont;"):
             return self._vcont(p[len(b"vCont;"):])
-        if c == b"D":
-            raise _End("detach", b"OK")
-        if c == b"k":
-            raise _End("kill", None)
-        return b""   # unsupported (v*, !, R, ...): the empty reply
+        handler = PACKETS.get(p[:1])
+        if handler is None:
+            return b""   # unsupported (v*, !, R, ...): the empty reply
+        return handler(self, p)
+
+    # One handler per packet letter (gdb manual, "Packets").
+    def _p_status(self, p: bytes) -> bytes:
+        return self._stop_reply(self.ctl.last_stop)
+
+    def _p_read_g(self, p: bytes) -> bytes:
+        return rsp.rle_compress(b"".join(rsp.le_hex(v)
+                                         for v in gdbregs.g_values(self.ctl.machine.cpu)))
+
+    def _p_read_reg(self, p: bytes) -> bytes:
+        v = gdbregs.read_reg(self.ctl.machine.cpu, rsp.hexint(p[1:], "register"))
+        return E_INVALID if v is None else rsp.le_hex(v)
+
+    def _p_thread(self, p: bytes) -> bytes:
+        return b"OK"
+
+    def _p_detach(self, p: bytes) -> bytes:
+        raise _End("detach", b"OK")
+
+    def _p_kill(self, p: bytes) -> bytes:
+        raise _End("kill", None)
 
     def _query(self, p: bytes) -> bytes:
         name, _, arg = p.partition(b":")
@@ -262,7 +280,7 @@ class _Client:
                     "QStartNoAckMode+").encode()
         if p == b"QStartNoAckMode":
             self.send(b"OK")   # still acknowledged; gdb acks this reply too
-            self.noack = True
+            self.link.noack = True
             return None  # type: ignore[return-value]
         if name == b"qXfer" and arg.startswith(b"features:read:"):
             return self._xfer(arg[len(b"features:read:"):])
@@ -309,8 +327,8 @@ class _Client:
             self.send(b"O" + rsp.hexenc(text[i:i + step]))
         return b"OK"
 
-    def _write_g(self, data: bytes) -> bytes:
-        raw = rsp.hexdec(data)
+    def _write_g(self, p: bytes) -> bytes:
+        raw = rsp.hexdec(p[1:])
         if len(raw) < 8 or len(raw) % 8:
             return E_MALFORMED
         cpu = self.ctl.machine.cpu
@@ -318,8 +336,8 @@ class _Client:
             gdbregs.write_reg(cpu, i, int.from_bytes(raw[8 * i:8 * i + 8], "little"))
         return b"OK"
 
-    def _write_p(self, data: bytes) -> bytes:
-        reg_s, eq, val_s = data.partition(b"=")
+    def _write_p(self, p: bytes) -> bytes:
+        reg_s, eq, val_s = p[1:].partition(b"=")
         if not eq:
             return E_MALFORMED
         raw = rsp.hexdec(val_s)
@@ -329,8 +347,8 @@ class _Client:
                                int.from_bytes(raw, "little"))
         return b"OK" if ok else E_INVALID
 
-    def _read_mem(self, data: bytes) -> bytes:
-        a_s, comma, n_s = data.partition(b",")
+    def _read_mem(self, p: bytes) -> bytes:
+        a_s, comma, n_s = p[1:].partition(b",")
         if not comma:
             return E_MALFORMED
         addr, n = rsp.hexint(a_s, "address"), rsp.hexint(n_s, "length")
@@ -340,8 +358,9 @@ class _Client:
             return E_FAULT
         return rsp.rle_compress(rsp.hexenc(got))
 
-    def _write_mem(self, data: bytes, binary: bool) -> bytes:
-        head, colon, body = data.partition(b":")
+    def _write_mem(self, p: bytes) -> bytes:
+        binary = p[:1] == b"X"
+        head, colon, body = p[1:].partition(b":")
         a_s, comma, n_s = head.partition(b",")
         if not colon or not comma:
             return E_MALFORMED
@@ -403,7 +422,7 @@ class _Client:
         cpu = self.ctl.machine.cpu
         if arg:
             cpu.pc = rsp.hexint(arg, "address")
-        self.ctl.poll = self._poll_interrupt
+        self.ctl.poll = self.link.poll_interrupt
         try:
             st = self.ctl.stepi(1) if c in (b"s", b"S") else self.ctl.cont()
         except DebugError as exc:
@@ -411,7 +430,7 @@ class _Client:
             st = self.ctl.last_stop
         finally:
             self.ctl.poll = None
-        if self.gone:
+        if self.link.gone:
             raise ClientGone()
         # Keep the monitor's view in step with gdb's: the fault in focus and
         # the registers that later `monitor` context views compare against.
@@ -442,6 +461,18 @@ class _Client:
         parts.append(f"thread:1;{gdbregs.PC_REGNUM:02x}:{rsp.le_hex(cpu.pc).decode()};"
                      f"02:{rsp.le_hex(cpu.reg('sp')).decode()};")
         return "".join(parts).encode()
+
+
+PACKETS = {
+    b"?": _Client._p_status, b"q": _Client._query, b"Q": _Client._query,
+    b"g": _Client._p_read_g, b"G": _Client._write_g,
+    b"p": _Client._p_read_reg, b"P": _Client._write_p,
+    b"m": _Client._read_mem, b"M": _Client._write_mem, b"X": _Client._write_mem,
+    b"c": _Client._resume, b"C": _Client._resume, b"s": _Client._resume, b"S": _Client._resume,
+    b"Z": _Client._breakpoint, b"z": _Client._breakpoint,
+    b"H": _Client._p_thread, b"T": _Client._p_thread,
+    b"D": _Client._p_detach, b"k": _Client._p_kill,
+}
 
 
 class _End(Exception):

@@ -15,6 +15,8 @@ virtual addresses), which can print one range across a virtual hole; here a
 range also has to continue virtually.
 
 The page table is read straight from RAM: no A/D updates, no device reads.
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations

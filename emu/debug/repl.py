@@ -10,6 +10,8 @@ command is echoed after the prompt so the transcript reads like a session.
 With a GDB stub listening (`emu debug -s`), the loop also watches the
 listening socket: a gdb that connects takes over the session until it
 detaches, then the prompt returns with the machine where gdb left it.
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations

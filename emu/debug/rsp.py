@@ -14,6 +14,8 @@ Wire format (gdb manual, "Remote Protocol" > "Overview"):
 Decoder.feed() is a byte-at-a-time state machine that never raises on bad
 input: it reports bad checksums, oversized packets and junk as events so
 the stub can answer `-` or an error reply and carry on.
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ Which view: the translation uses satp with S-mode privilege and SUM=MXR=1,
 the widest view the kernel itself could have, so user pages, kernel pages
 and execute-only pages are all readable - like QEMU's debug accesses, which
 ignore the current privilege for reads from the gdbstub and monitor.
+
+Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations

@@ -1,1 +1,5 @@
-"""Devices: small objects with read/write/tick, wired by emu/machine.py."""
+"""Devices: small objects with read/write/tick, placed by the board table
+(emu/machine/board.py).
+
+Layer: devices (imports emu.core and emu.net).
+"""

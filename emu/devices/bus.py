@@ -5,6 +5,8 @@ are at most 32 bits wide (unicorn's mmio_map splits a 64-bit access into two
 32-bit callbacks). Devices that raise interrupts get an IrqLine from the PLIC;
 devices that do DMA get the machine's PhysMem; devices that need time get the
 Clock.
+
+Layer: devices (imports emu.core and emu.net).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ a reset - the virtio DEVICE_NEEDS_RESET idea (virtio 1.1, 2.1.2). Nothing the
 guest writes can make this module raise or touch memory outside RAM, and the
 work per doorbell or per received frame is at most one ring's worth of
 descriptors (rings are indexed, never linked, so descriptors cannot loop).
+
+Layer: devices (imports emu.core and emu.net).
 """
 
 from __future__ import annotations
@@ -214,6 +216,11 @@ class Nic:
 
     `transmit(wire)` is set by the machine to the segment port's send; it
     gets each frame with its FCS appended. The segment calls `receive(wire)`.
+
+    Why this class is long: it is one device's register file and its two
+    DMA engines. Every register write and every descriptor step reads the
+    same latched ring state and error latch (docs/nic.md), as a real NIC's
+    one state machine does; TX and RX objects apart would share all of it.
     """
 
     name = "nic"

@@ -6,6 +6,8 @@ Sources are level-triggered: a source is pending while its line is high and
 it is not claimed; the claim returns the highest-priority enabled pending
 source above the threshold (ties: lowest id). SEIP follows "some source is
 deliverable".
+
+Layer: devices (imports emu.core and emu.net).
 """
 
 from __future__ import annotations

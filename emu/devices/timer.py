@@ -3,6 +3,8 @@ supervisor timer compare that the firmware's SBI set_timer programs.
 
 When virtual time reaches the compare value, STIP rises; a new set_timer
 clears it (SBI spec, TIME extension).
+
+Layer: devices (imports emu.core and emu.net).
 """
 
 from __future__ import annotations

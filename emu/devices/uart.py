@@ -4,6 +4,8 @@ queue (host stdin when interactive, or bytes a test injects).
 Registers (byte-wide, offsets from the UART's base; DLAB ignored): 0 RBR/THR,
 1 IER (bit 0: RX data interrupt), 2 IIR (read), 3 LCR, 4 MCR, 5 LSR
 (bit 0 DR, bit 5 THRE, bit 6 TEMT), 7 SCR.
+
+Layer: devices (imports emu.core and emu.net).
 """
 
 from __future__ import annotations

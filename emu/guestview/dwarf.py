@@ -4,6 +4,8 @@ file:line -> addresses, and the text of a source line.
 Only the line program is used (no types, no locations): that is all the
 context view and source-line stepping need. An image without DWARF gives an
 empty table - every lookup answers None - never an error.
+
+Layer: guestview (reads the machine; below the tools and the debugger).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ The classification mirrors guest/kernel/vm.c vmfault(): no region -> killed
 valid -> spurious; otherwise the page is filled - from the program image
 where the region's file bytes overlap it (FAULT_IMAGE), else with zeros
 (FAULT_ZERO, demand-zero).
+
+Layer: guestview (reads the machine; below the tools and the debugger).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ tests/test_kernel.py checks that they agree with the headers.
 
 Gauges (free pages, pages by use) are the values at the moment the run
 stopped; counters count from boot.
+
+Layer: guestview (reads the machine; below the tools and the debugger).
 """
 
 from __future__ import annotations

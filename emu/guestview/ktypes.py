@@ -5,6 +5,8 @@ structures (the process table, regions) without hard-coding their layout.
 Only what reading plain C structs needs: structs, members, base types,
 pointers, enums, typedefs/qualifiers and one-dimensional arrays. A kernel
 without DWARF, or without a given struct, simply yields no layout.
+
+Layer: guestview (reads the machine; below the tools and the debugger).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ returns a description or None; the first answer wins and the generic probe
 (pure PTE reading) is the fallback. A swap-aware kernel registers a probe
 that decodes its swap entries ("swapped out to slot N") with
 register_probe().
+
+Layer: guestview (reads the machine; below the tools and the debugger).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """`info net`: the NIC's rings and counters, the segment's links, the AoE
-targets - what a frame's journey looks like right now."""
+targets - what a frame's journey looks like right now.
+
+Layer: guestview (reads the machine; below the tools and the debugger).
+"""
 
 from __future__ import annotations
 

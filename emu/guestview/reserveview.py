@@ -15,6 +15,8 @@ The kernel keeps no peak for the tree as a whole; the total row's peak is
 the sum of the reserves' peaks, an upper bound (they need not have peaked
 at the same moment). Kernels without readable counters get one line saying
 so.
+
+Layer: guestview (reads the machine; below the tools and the debugger).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ the swap map is one byte per slot - the count of PTEs holding it, plus
 SWP_CACHE (0x80) while a swap-cache page is bound to it - kept in pages
 pointed to by the static array `mapp`; a slot covers sectors [8s, 8s+8) of
 the AoE device. Kernels without these symbols get no swap view.
+
+Layer: guestview (reads the machine; below the tools and the debugger).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ resolution of user-typed locations (`0x...`, `name`, `name+off`, `file:line`).
 The loader keeps every symbol (including mapping symbols like `$d` and local
 labels like `.L0 `); a debugger showing `$d+0x10` helps nobody, so this view
 drops them. Errors are LocationError with a one-line message.
+
+Layer: guestview (reads the machine; below the tools and the debugger).
 """
 
 from __future__ import annotations

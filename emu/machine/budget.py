@@ -15,6 +15,8 @@ has its bit and the hart is in U-mode or has sstatus.SIE set - and stops so
 the machine can take it. CSR writes end a translated block, so an interrupt
 is taken right after the instruction that enables it. The compiled twin in
 fast/budget.pyx has the same names and registers a C hook with libunicorn.
+
+Layer: machine.
 """
 
 from __future__ import annotations

@@ -2,15 +2,17 @@
 
 The CLI parses flags into a MachineConfig; tests build one directly. Parsing
 helpers raise ConfigError with a one-line message for bad values.
+
+Layer: machine.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from emu.core.units import ConfigError
 from emu.machine import board, bootinfo
+from emu.net.network import NetConfig
 
 DEBUG_TOPICS = ("int", "mmu", "sbi", "exec", "guest_errors")
 
@@ -31,11 +33,9 @@ class MachineConfig:
     debug: tuple[str, ...] = ()        # -d topics
     debug_file: str | None = None      # -D file (stderr when None)
     stats_json: str | None = None
-    interactive_stdin: bool = False    # feed host stdin to the UART
     mac: bytes = bytes.fromhex("525400123456")  # the guest NIC's MAC (QEMU's prefix)
     mtu: int = 9000                    # NIC MTU: 9000 carries a 4 KiB page per AoE frame
-    net: Any = None                    # emu.net.network.NetConfig; None = defaults
-    extra: dict = field(default_factory=dict)
+    net: NetConfig | None = None       # None = defaults (a perfect link, mem:64M)
 
     def validate(self) -> None:
         """Raise ConfigError if a knob is out of range."""

@@ -12,6 +12,8 @@ return only a0).
 SRST shutdown: reason 0 (no reason) -> exit status 0, 1 (system failure) ->
 1, vendor-specific reasons 0xF0000000..0xFFFFFFFF -> the low 8 bits (the
 kernel's test runner reports its failure count this way).
+
+Layer: machine.
 """
 
 from __future__ import annotations

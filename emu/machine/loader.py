@@ -2,6 +2,8 @@
 
 Errors are LoadError with one line for the user (the CLI exits 2): not an
 ELF, not RISC-V, not 64-bit, not little-endian, or a segment outside RAM.
+
+Layer: machine.
 """
 
 from __future__ import annotations

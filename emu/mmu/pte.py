@@ -8,6 +8,8 @@ debugger and the tests import from here.
 Reference: RISC-V Privileged Architecture, version 20211203, section 4.4.1
 ("Addressing and Memory Protection", Sv39) for the PTE and virtual/physical
 address formats, section 4.1.11 for satp, section 4.1.1 for sstatus.
+
+Layer: mmu (imports only emu.core).
 """
 
 from __future__ import annotations

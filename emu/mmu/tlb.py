@@ -20,6 +20,8 @@ reference on random page tables.
 Flush policy is unicorn's (QEMU's): entries are kept per privilege level,
 flushed by sfence.vma, by satp writes that change the ASID and by sstatus
 writes that change SUM/MXR. See docs/mmu.md.
+
+Layer: mmu (imports only emu.core).
 """
 
 from __future__ import annotations

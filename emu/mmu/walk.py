@@ -22,6 +22,8 @@ Deliberate choices where the spec leaves room (see docs/mmu.md):
   (1/5/7), not page fault. QEMU raises a page fault there.
 - A/D (step 7): with update_ad=True we set them as hardware would (A on any
   access, D on a store); with update_ad=False nothing is written.
+
+Layer: mmu (imports only emu.core).
 """
 
 from __future__ import annotations

@@ -8,12 +8,14 @@
     noise            the --noise traffic generator
     store / ata      backing stores and the ATA identify block
     aoe_target       the vblade-compatible AoE target (embedded endpoint)
-    aoe_server       the same target on a real interface (`emu aoe-target`)
     bridge / rawsock the segment joined to a real interface (AF_PACKET)
     pcap             --pcap captures
     initiator        a minimal AoE initiator for tests and benchmarks
     network          everything assembled from a NetConfig for the machine
-    options          argparse wiring for emu/cli.py
 
+The same target on a real interface (`emu aoe-target`) is a tool:
+emu/tools/aoe_server.py; the network flags live in emu/tools/flags.py.
 See docs/network.md.
+
+Layer: net (imports only emu.core).
 """

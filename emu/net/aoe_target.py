@@ -45,6 +45,8 @@ an optional service time in virtual time: one request at a time in arrival
 order (vblade is single threaded), at most `bufcnt` waiting (more are
 dropped and counted as `dropped_busy`). emu/tools/aoe_server.py runs the same protocol on a
 real Linux interface for `emu aoe-target`.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations
@@ -142,7 +144,13 @@ def default_mac(shelf: int, slot: int) -> bytes:
 
 
 class AoETarget:
-    """An AoE target (shelf, slot) serving `store`; see the module docstring."""
+    """An AoE target (shelf, slot) serving `store`; see the module docstring.
+
+    Why this class is long: it answers the whole AoE r11 command set
+    (ATA, config, MAC mask, reserve/release) with vblade's checks in vblade's
+    order, as vblade's aoe.c does in one file; the checks share the target's
+    state (config string, mask and reserve lists, busy queue).
+    """
 
     def __init__(self, store: BlockStore, *, shelf: int, slot: int, mac: bytes | None = None,
                  mtu: int = 9000, bufcnt: int = DEFAULT_BUFCNT, fwver: int = VBLADE_FWVER,

@@ -9,6 +9,8 @@ word, first character in the high byte, space padded): serial number words
 sector count in words 60-61 (capped at 0x0FFFFFFF, the 28-bit maximum) and
 the LBA48 count in words 100-103. A Linux initiator (drivers/block/aoe)
 reads the capacity from exactly these words.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ bridges everything.
 Bridged runs are NOT deterministic: what arrives, and when in virtual time it
 is injected, depends on the real peer and the wall clock. Needs root
 (CAP_NET_RAW).
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 emu.core.twins decides (EMU_PURE=1 forces the pure path). Both twins export the
 same names; the exceptions and constants always come from emu.net.frames, so
 `except FrameError` works whichever twin is active.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

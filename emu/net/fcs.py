@@ -3,6 +3,8 @@
 Frames travel between ports with their 4-byte FCS appended (little-endian, as
 the CRC register is shifted out); a receiver checks it and drops a frame whose
 FCS does not match, exactly as a NIC discards a frame a bit flip damaged.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

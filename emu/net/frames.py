@@ -30,6 +30,8 @@ on the wire, so only the receiver knows what it expected (see aoe_target).
 
 Zero copy: `parse` keeps a reference to the frame and hands out `data` as a
 memoryview slice of it.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ without one it is sent again with a *new* tag (as aoecmd.c does, so a late
 reply to an old tag is recognised and dropped as unknown), up to `max_tries`.
 Replies with unknown tags, duplicates of answered ones, and frames with a bad
 FCS are counted and dropped.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ that `Ether(frame)` dissects with these layers.
 The module also converts between scapy packets and the codec's flat field
 dictionaries (`model_parse`, `model_build`), which is what the differential
 tests compare.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

@@ -33,6 +33,8 @@ Statistics (LinkStats): sent, delivered, bytes_sent, bytes_delivered,
 duplicated, reordered, corrupted, dropped_loss, dropped_limit, queued,
 queue_max. Always sent + duplicated == delivered + dropped_loss +
 dropped_limit + queued.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

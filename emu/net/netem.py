@@ -22,6 +22,8 @@ as percent); rates `bit` (or bare), `kbit`, `mbit`, `gbit`, `tbit`,
 `kibps`..`tibps`. As in tc, an optional argument is taken only if the next
 word starts with a digit. Bad specs raise ValueError with one line naming
 the offending word.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ impaired link. Targets, noise and bridges sit on perfect links.
 Embedded targets are numbered e0.0, e0.1, ... in order unless `@S.N` is given.
 The machine calls `attach_guest(nic, mac)` once, `poll()` at every slice
 boundary (bridges only), `stats()` for the report and `close()` at the end.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from emu.core.units import ConfigError, parse_size, parse_time_ns
 from emu.net.aoe_target import AoETarget
 from emu.net.bridge import Bridge
 from emu.net.link import derive_seed
-from emu.net.netem import parse_netem
+from emu.net.netem import NetemSpec, parse_netem
 from emu.net.noise import NoiseGenerator, parse_noise
 from emu.net.pcap import PcapTap
 from emu.net.segment import Endpoint, Port, Segment
@@ -70,8 +72,19 @@ def parse_target(text: str) -> TargetSpec:
 
 
 @dataclass
+class Parsed:
+    """A NetConfig's values parsed once, at validation: what Network builds from."""
+
+    netem: NetemSpec
+    noise: tuple[float, int] | None       # (frames per second, frame size)
+    targets: tuple[TargetSpec, ...]
+    service_ns: int
+
+
+@dataclass
 class NetConfig:
-    """The network knobs of a run (the CLI's --net, --noise, --pcap, --target...)."""
+    """The network knobs of a run (the CLI's --net, --noise, --pcap, --target...),
+    kept as the user spelled them; `parsed()` is what the network is built from."""
 
     net: str = ""
     noise: str | None = None
@@ -81,17 +94,19 @@ class NetConfig:
     seed: int = 0
     mtu: int = 9000
 
-    def validate(self) -> None:
-        """Raise ConfigError (one line) if any value is bad."""
+    def parsed(self) -> Parsed:
+        """Parse every value once. Raises ConfigError (one line) if any is bad."""
         try:
-            parse_netem(self.net)
-            if self.noise is not None:
-                parse_noise(self.noise)
+            netem = parse_netem(self.net)
+            noise = parse_noise(self.noise) if self.noise is not None else None
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        for t in self.targets:
-            parse_target(t)
-        parse_time_ns(self.target_service)
+        return Parsed(netem, noise, tuple(parse_target(t) for t in self.targets),
+                      parse_time_ns(self.target_service))
+
+    def validate(self) -> None:
+        """Raise ConfigError (one line) if any value is bad."""
+        self.parsed()
 
     @property
     def deterministic(self) -> bool:
@@ -105,18 +120,16 @@ class Network:
     def __init__(self, clock: Clock, cfg: NetConfig) -> None:
         """Build everything but the guest's port. Raises ConfigError for bad
         values, OSError/ValueError/PermissionError for files and interfaces."""
-        cfg.validate()
         self.clock, self.cfg = clock, cfg
+        self.parsed = parsed = cfg.parsed()
         self.segment = Segment(clock, seed=cfg.seed)
         self.targets: list[AoETarget] = []
         self.bridges: list[Bridge] = []
         self._files: list[FileStore] = []
         self.noise: NoiseGenerator | None = None
         self.guest: Port | None = None
-        service = parse_time_ns(cfg.target_service)
         slot = 0
-        for text in cfg.targets:
-            spec = parse_target(text)
+        for spec in parsed.targets:
             if spec.kind == "iface":
                 bridge = Bridge(spec.arg)
                 bridge.port = self.segment.attach(bridge, f"bridge-{spec.arg}")
@@ -130,7 +143,7 @@ class Network:
             shelf, sl = (spec.shelf, spec.slot) if spec.shelf is not None else (0, slot)
             slot += 1
             target = AoETarget(store, shelf=shelf, slot=sl, mtu=cfg.mtu, clock=clock,  # type: ignore[arg-type]
-                               service_ns=service)
+                               service_ns=parsed.service_ns)
             target.attach(self.segment, f"e{shelf}.{sl}")
             self.targets.append(target)
         self.pcap = PcapTap(cfg.pcap) if cfg.pcap else None
@@ -141,9 +154,9 @@ class Network:
         """Attach the guest NIC (with the --net impairments) and start the noise
         generator and the targets' start-up announcements. Returns the port whose
         send(wire) the NIC's transmit path calls."""
-        self.guest = self.segment.attach(nic, "guest", net=self.cfg.net)
-        if self.cfg.noise is not None:
-            fps, size = parse_noise(self.cfg.noise)
+        self.guest = self.segment.attach(nic, "guest", net=self.parsed.netem)
+        if self.parsed.noise is not None:
+            fps, size = self.parsed.noise
             self.noise = NoiseGenerator(self.clock, mac, fps, size,
                                         seed=derive_seed(self.cfg.seed, "noise"))
             self.noise.port = self.segment.attach(self.noise, "noise")

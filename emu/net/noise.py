@@ -20,6 +20,8 @@ data): a 4-byte sequence number, then seeded random bytes. Arrivals are a
 Poisson process (exponential gaps) in virtual time from the generator's own
 random.Random(seed): the same seed gives the same frames at the same times.
 Frames sent to the generator are counted and discarded.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

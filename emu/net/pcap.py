@@ -16,6 +16,8 @@ the receiving endpoint counts them.
 
 The number of frames written equals the segment's accepted frames (the sum
 of the ports' rx_frames) while the tap is attached; `stats()` reports them.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

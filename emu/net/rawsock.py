@@ -6,6 +6,8 @@ Linux delivers frames without their FCS and pads short frames itself; it also
 shows a packet socket the frames the host sends (PACKET_OUTGOING), which the
 callers skip, and frames for other unicast MACs (PACKET_OTHERHOST), which a
 real NIC would have filtered.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

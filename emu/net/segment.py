@@ -22,6 +22,8 @@ such a tap.
 
 Seeds: each link's generator is seeded with derive_seed(seed, port name,
 "up"|"down") so that the run's --seed fixes every random choice.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ A store has `nsectors`, `read(lba, count) -> bytes`, `write(lba, data)` and
 vblade does before its pread/pwrite; the stores check again and raise
 ValueError, so a bad range can never touch memory or a file outside the
 device.
+
+Layer: net (imports only emu.core).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ After `span_ns` of virtual time without progress while pending, the run
 stops with exit status 3 and `diagnosis` holds the explanation: free pages
 against the watermarks, the reserves, every task and what it waits on, AoE
 requests in flight, the NIC's rings and drop counters.
+
+Layer: tools.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """`--plot FILE.png`: page faults, swap-out/in rates and retransmits over
 virtual time, from a Timeline (matplotlib, Agg backend: no display needed).
+
+Layer: tools.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def plot_reserve_compare(runs: list[tuple[str, list[tuple[int, dict[str, int]]]]
                          path: str, title: str = "",
                          stalls: dict[str, int] | None = None) -> None:
     """Draw, one column per (label, samples) run - samples as
-    emu.reserves.Outcome.samples - free memory against the watermarks,
+    emu.tools.experiments.reserves.Outcome.samples - free memory against the watermarks,
     reserve usage and cumulative drops over virtual time, to `path` (PNG).
     `stalls` maps a label to the virtual time (ns) its stall began, marked
     on its column. Raises ValueError with one line if a run has fewer than

@@ -1,6 +1,8 @@
 """The progress line of long runs (rich): virtual time, MIPS, faults/s, swap
 I/O and retransmits, redrawn a few times a wall second. Only when stdout is a
 terminal; the guest's console lines are printed above it.
+
+Layer: tools.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from rich.text import Text
 
 from emu.tools.timeline import Timeline
 
-# Timeline keys (emu/kstats.py, flattened) shown when the kernel swaps.
+# Timeline keys (emu/guestview/kstats.py, flattened) shown when the kernel swaps.
 SWAP_OUT_KEYS = ("kernel.swap.swap_outs",)
 SWAP_IN_KEYS = ("kernel.swap.swap_ins",)
 RETRANSMIT_KEYS = ("kernel.aoe.retransmits",)

@@ -1,5 +1,7 @@
 """Figures of a run: the stats dictionary (stable keys, see docs/stats.md),
 the short human report printed at exit, and the --stats-json file.
+
+Layer: tools.
 """
 
 from __future__ import annotations

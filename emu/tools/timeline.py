@@ -6,6 +6,8 @@ next sampling point (no clock events: sampling must never keep an idle
 guest awake or change when anything happens). Each sample flattens the
 counters into "dotted.keys" -> int, so any counter the kernel adds to
 kstats appears here without changes.
+
+Layer: tools.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-// The boot-info block the firmware leaves at a1 (see emu/machine.py).
+// The boot-info block the firmware leaves at a1 (see emu/machine/bootinfo.py).
 #include "types.h"
 #include "memlayout.h"
 #include "defs.h"

@@ -1,4 +1,4 @@
-// Counters the host reads from guest memory after a run (emu/kstats.py,
+// Counters the host reads from guest memory after a run (emu/guestview/kstats.py,
 // through the symbol `kstats`). The layout is a flat array of u64s; the host
 // mirrors it field by field, so append fields at the end and bump
 // KSTATS_VERSION when changing it.
@@ -91,6 +91,6 @@ struct kstats {
 _Static_assert(sizeof(struct kstats) ==
                    8 * (11 + NSYSCALL + NFAULTKIND + NFRAMEUSE + 3 + KSTATS_V2_FIELDS +
                         KSTATS_V3_FIELDS + KSTATS_V4_FIELDS),
-               "struct kstats must stay a flat u64 array (emu/kstats.py reads it)");
+               "struct kstats must stay a flat u64 array (emu/guestview/kstats.py reads it)");
 
 extern struct kstats kstats;

@@ -7,7 +7,7 @@
 #include "mm.h"
 #include "defs.h"
 
-struct kstats kstats;  // read by the host after the run (emu/kstats.py)
+struct kstats kstats;  // read by the host after the run (emu/guestview/kstats.py)
 extern char end[];
 
 static void sbi_puts(const char *s) {

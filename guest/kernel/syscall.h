@@ -4,7 +4,7 @@
 #pragma once
 
 // System call numbers (a7); arguments in a0..a5, result in a0, -1 = error.
-// emu/kstats.py names them; tests/test_kernel.py checks the two agree.
+// emu/guestview/kstats.py names them; tests/test_kernel.py checks the two agree.
 #define SYS_write   1   // write(fd 1|2, buf, n) -> n
 #define SYS_exit    2   // exit(status) -> no return
 #define SYS_wait    3   // wait(int *status or 0) -> pid of a reaped child
