@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYX := $(wildcard fast/*.pyx)
 EXT_STAMP := emu/_fast/.built
 
-.PHONY: all setup run test test-pure bench lint guest clean
+.PHONY: all setup run test test-pure bench lint guest clean docs
 
 all: setup
 
@@ -30,7 +30,7 @@ guest: $(STAMP)
 setup: $(STAMP) $(EXT_STAMP) guest
 
 run: setup
-	$(VENV)/bin/emu run
+	$(VENV)/bin/emu demo
 
 test: setup
 	$(VENV)/bin/pytest -q
@@ -41,6 +41,11 @@ test-pure: setup
 
 bench: setup
 	$(VENV)/bin/pytest -q bench --benchmark-only --benchmark-group-by=group
+
+# Regenerate the figures and transcripts in README.md and docs/ (docs/generate.py);
+# tests/test_docs.py fails when a page no longer matches what this prints.
+docs: setup
+	$(PY) docs/generate.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -80,7 +80,8 @@ def test_run_prints_console_report_and_json(kernel, tmp_path):
     assert st["exit_status"] == 0 and st["page_faults_total"] >= 1
     assert st["traps"].get("load_page_fault", 0) + st["traps"].get("store_page_fault", 0) >= 1
     text = log.read_text()
-    assert "interrupt cause=5" in text and "fault cause=1" in text
+    assert "riscv_cpu_do_interrupt: hart:0, async:1, cause:0000000000000005" in text
+    assert "desc=s_timer" in text and "fault cause=1" in text
     assert r.stdout.count("\n") >= 5          # the guest console reached stdout
 
 
@@ -127,11 +128,11 @@ def test_missing_twin_warns_once_and_runs_pure(kernel):
     assert len(warnings) == 1 and "pure-Python path" in warnings[0]
 
 
-def test_run_with_no_arguments_is_the_swap_demo(kernel, tmp_path):
-    """`emu run` alone: 64 MiB of memhog on 16 MiB of RAM over a lossy link,
-    swapping to the embedded AoE target, 0 mismatches."""
+def test_demo_is_the_swap_demo(kernel, tmp_path):
+    """`emu demo` (what `make run` runs): 64 MiB of memhog on 16 MiB of RAM
+    over a lossy link, swapping to the embedded AoE target, 0 mismatches."""
     out = tmp_path / "demo.json"
-    r = emu("run", "--stats-json", str(out))
+    r = emu("demo", "--stats-json", str(out))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
     assert "mismatches=0" in r.stdout and "init: swap demo done" in r.stdout
     st = json.loads(out.read_text())
@@ -139,3 +140,172 @@ def test_run_with_no_arguments_is_the_swap_demo(kernel, tmp_path):
     assert st["ram_bytes"] == 16 << 20
     assert st["swap"]["swap_outs"] * 4096 >= 48 << 20     # the working set went out
     assert st["swap"]["swap_ins"] > 0 and st["link"]["dropped_loss"] > 0
+    assert st["network"]["targets"]["e0.0"]["nsectors"] * 512 == 128 << 20
+
+
+def test_run_alone_is_plain_and_says_so(kernel, tmp_path):
+    """`emu run` with no flags boots the kernel with an empty command line
+    on a perfect link: the process and paging demo, nothing implicit."""
+    out = tmp_path / "run.json"
+    r = emu("run", "--stats-json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "cmdline: ''" in r.stdout and "init: demo done" in r.stdout
+    assert "swap demo" not in r.stdout
+    st = json.loads(out.read_text())
+    assert st["link"] == {} or not any(st["link"].values())
+    assert st["network"]["targets"]["e0.0"]["nsectors"] * 512 == 64 << 20
+    assert st["clock"]["mode"] == "virtual" and st["deterministic"]
+
+
+def _subcommands() -> dict:
+    import argparse
+
+    from emu.cli.main import build_parser
+    p = build_parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_help_of_every_subcommand_and_its_stated_defaults(name):
+    """`emu X --help` exits 0, and every default its help states is the real
+    one: stated through %(default)s, or - for an option whose default is
+    computed (None) - in words that name no value."""
+    r = emu(name, "--help")
+    assert r.returncode == 0 and "usage: emu " + name in r.stdout, r.stderr
+    parser = _subcommands()[name]
+    for action in parser._actions:
+        text = action.help or ""
+        if "default" not in text.lower():
+            continue
+        if action.default is not None and action.default is not False:
+            assert "%(default)" in text, f"{name} {action.option_strings}: states its " \
+                f"default by hand: {text!r}"
+        else:
+            assert "%(default)" not in text, (name, action.option_strings)
+
+
+def test_run_defaults_in_help_are_what_runs():
+    from emu.cli.main import build_parser
+    from emu.tools import flags
+    args = build_parser().parse_args(["run"])
+    cfg = flags.config_from_args(args)
+    assert (cfg.ram_size, cfg.append, cfg.seed, cfg.clock) == (16 << 20, "", 0, "auto")
+    assert cfg.net.net == "" and cfg.net.targets == ("mem:64M",)
+    assert cfg.net.target_service == "0us" and cfg.net.noise is None
+    demo = flags.config_from_args(build_parser().parse_args(["demo"]))
+    assert demo.append == "init=swapdemo" and demo.net.targets == ("mem:128M",)
+    assert demo.net.net == "loss 1% delay 50us 20us" and demo.net.target_service == "20us"
+    one = flags.config_from_args(build_parser().parse_args(["demo", "--target", "mem:32M"]))
+    assert one.net.targets == ("mem:32M",)        # replaces the default, not beside it
+
+
+def test_log_topics_help_and_every_topic_logs(asm, tmp_path):
+    """`-d help` lists the topics and exits 0; each listed topic logs what
+    QEMU's does (tested on a guest that does each thing once)."""
+    from emu.machine.tracelog import TOPICS
+    r = emu("run", "-d", "help")
+    assert r.returncode == 0 and r.stdout.startswith("Log items (comma separated):")
+    for topic in TOPICS:
+        assert topic in r.stdout
+    src = r"""
+.globl _start
+_start:
+    li t0, 0x10000006       # UART register 6 (MSR): not implemented here
+    lb t1, 0(t0)
+    li a7, 0x123456         # an SBI extension nobody has
+    ecall
+    li t0, 0x4000           # no RAM and no device there: an access fault
+    la t1, handler
+    csrw stvec, t1
+    ld t2, 0(t0)
+handler:
+    li a7, 0x53525354       # SRST: shutdown, status 0
+    li a6, 0
+    li a0, 0
+    li a1, 0
+    ecall
+"""
+    elf = asm(src)
+    log = tmp_path / "d.log"
+    r = emu("run", "-q", "-kernel", elf, "-D", str(log), "-d", ",".join(TOPICS))
+    assert r.returncode == 0, r.stderr
+    text = log.read_text()
+    want = {"in_asm": "IN: _start", "exec": "Trace 0: ", "cpu": " pc       ",
+            "int": "desc=fault_load", "mmu": "mmu: ", "sbi": "eid=0x123456",
+            "unimp": "eid=0x123456 fid=0 is not implemented",
+            "guest_errors": "uart: read of unknown register +0x6"}
+    assert set(want) == set(TOPICS)
+    for topic, needle in want.items():
+        assert needle in text, f"-d {topic}: no {needle!r} in the log"
+    assert "no RAM and no device there" in text
+
+
+def test_debug_rejects_what_only_a_run_has_and_writes_stats(kernel, tmp_path):
+    for flag in (["--plot", "x.png"], ["--progress", "on"], ["--deadlock", "1s"], ["-q"]):
+        r = emu("debug", *flag)
+        assert r.returncode == 2 and "unrecognized arguments" in r.stderr, flag
+        assert len(r.stderr.strip().splitlines()) == 1
+    out = tmp_path / "d.json"
+    r = subprocess.run([sys.executable, "-m", "emu", "debug", "--stats-json", str(out)],
+                       input="continue\n", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(out.read_text())
+    assert st["exit_status"] == 0 and st["instructions"] > 1_000_000
+
+
+def test_closed_pipe_ends_the_run_quietly(kernel, tmp_path):
+    """`emu run | head`: no error line, status 141 as SIGPIPE gives, and
+    --stats-json still written."""
+    out = tmp_path / "s.json"
+    p = subprocess.Popen([sys.executable, "-m", "emu", "run", "-append", "test",
+                          "--stats-json", str(out)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141
+    assert err == "", err
+    st = json.loads(out.read_text())
+    assert st["exit_status"] == 141 and st["stop_reason"] == "console pipe closed"
+
+
+@pytest.mark.parametrize("sig, status", [(2, 130), (15, 143)])
+def test_signal_ends_the_run_with_everything_written(kernel, tmp_path, sig, status):
+    """Ctrl-C / SIGTERM mid-run: exit 130 / 143, the report printed, the
+    pcap complete (tshark reads it), --stats-json written, the disk image
+    flushed."""
+    import shutil
+    import signal
+    import time
+    pcap, js, disk = tmp_path / "r.pcap", tmp_path / "r.json", tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    p = subprocess.Popen([sys.executable, "-m", "emu", "demo", "--pcap", str(pcap),
+                          "--stats-json", str(js), "--target", f"file:{disk}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    for line in p.stdout:                   # swapping has begun: frames and writes
+        if line.startswith("memhog:"):
+            break
+    time.sleep(1.5)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == status, err
+    name = signal.Signals(sig).name
+    assert f"emu: {'interrupted' if sig == 2 else 'terminated'} ({name})" in err
+    assert "instructions" in err                       # the report
+    st = json.loads(js.read_text())
+    assert st["exit_status"] == status and st["network"]["pcap"]["frames"] > 0
+    if shutil.which("tshark"):
+        r = subprocess.run(["tshark", "-r", str(pcap)], capture_output=True, text=True)
+        assert r.returncode == 0 and "cut short" not in r.stderr, r.stderr
+        assert len(r.stdout.splitlines()) == st["network"]["pcap"]["frames"]
+    elif os.environ.get("CI") == "true":
+        pytest.fail("tshark missing in CI")
+    written = st["kernel"]["swap"]["bytes_out"]
+    assert written > 0
+    with open(disk, "rb") as f:
+        data = f.read()
+    assert data.count(b"\0") < len(data)      # the swapped-out pages reached the file

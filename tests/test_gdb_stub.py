@@ -5,6 +5,7 @@ still works. Everything runs on localhost sockets, against
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -32,11 +33,11 @@ def free_port() -> int:
 class Stub:
     """`emu run -S -gdb tcp::PORT` in a subprocess, ready to accept."""
 
-    def __init__(self, kernel: str) -> None:
+    def __init__(self, kernel: str, *extra: str) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "emu", "run", "-q", "-S", "-gdb", f"tcp::{self.port}",
-             "-kernel", kernel],
+            [sys.executable, "-m", "emu", "run", "-S", "-gdb", f"tcp::{self.port}",
+             "-kernel", kernel, *(extra or ("-q",))],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = self._stderr_line(20)
         assert "listening on 127.0.0.1" in line, line
@@ -332,3 +333,24 @@ def _symbol(kernel: str, name: str) -> int:
     from emu.core.memory import PhysMem
     from emu.machine.loader import load_elf
     return load_elf(kernel, PhysMem(0x8000_0000, 16 << 20)).symbols.by_name[name]
+
+
+def test_kill_from_gdb_ends_with_137_in_the_report_and_json(kernel, tmp_path):
+    """gdb's `k`: exit 137, and the report and --stats-json say so (not
+    `exit status None`)."""
+    out = tmp_path / "k.json"
+    s = Stub(kernel, "--stats-json", str(out))
+    try:
+        c = Client(s.port)
+        c.request(b"?")
+        c.sock.sendall(rsp.frame(b"k"))
+        assert c.ack() == b"+"
+        code, _, err = s.finish(30)
+    finally:
+        s.kill()
+    assert code == 137, err[-2000:]
+    assert "emu: killed by gdb" in err and "None" not in err, err[-2000:]
+    assert re.search(r"exit status\s+137", err), err[-2000:]
+    st = json.loads(out.read_text())
+    assert st["exit_status"] == 137 and st["stop_reason"] == "killed by gdb"
+    assert st["clock"]["peers"] == ["gdb"] and not st["deterministic"]

@@ -20,7 +20,8 @@ def add_command(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--slot", type=int, required=True, help="AoE slot (minor), 0..254")
     p.add_argument("--mtu", type=int, help="MTU for the sectors per frame "
                    "(default: the interface's)")
-    p.add_argument("--bufcnt", type=int, default=16, help="advertised queue depth (default 16)")
+    p.add_argument("--bufcnt", type=int, default=16,
+                   help="advertised queue depth (default: %(default)s)")
     p.add_argument("-r", "--readonly", action="store_true", help="export read-only")
     p.set_defaults(func=cmd_aoe_target)
     return p

@@ -23,21 +23,25 @@ from emu.tools.experiments.reserves import (
 
 
 def _add_scenario_flags(p: Any) -> None:
-    p.add_argument("-kernel", metavar="ELF", help="kernel image (default: the built guest)")
-    p.add_argument("-m", metavar="SIZE", default="16M", help="RAM size (default 16M)")
+    p.add_argument("-kernel", metavar="ELF",
+                   help="kernel image (default: the built guest, or $EMU_KERNEL)")
+    p.add_argument("-m", metavar="SIZE", default="16M", help="RAM size (default: %(default)s)")
     p.add_argument("--workload", default=DEFAULT_WORKLOAD, metavar="CMD",
-                   help=f"the guest's init command (default: {DEFAULT_WORKLOAD!r})")
+                   help="the guest's init command (default: %(default)r)")
     p.add_argument("--net", default=DEFAULT_NET, metavar="SPEC",
-                   help=f"link impairments (default: {DEFAULT_NET!r})")
+                   help="link impairments (default: %(default)r)")
     p.add_argument("--noise", default=DEFAULT_NOISE, metavar="RATE[,SIZE]",
-                   help=f"junk frames to the guest (default {DEFAULT_NOISE}/s; 'off': none)")
-    p.add_argument("--target", default="mem:128M", metavar="SPEC", help="the AoE target")
+                   help="junk frames per second to the guest, 'off' for none "
+                   "(default: %(default)s)")
+    p.add_argument("--target", default="mem:128M", metavar="SPEC",
+                   help="the AoE target (default: %(default)s)")
     p.add_argument("--target-service", default="20us", metavar="TIME",
-                   help="target service time per request")
+                   help="target service time per request (default: %(default)s)")
     p.add_argument("--deadlock", default="2s", metavar="SPAN",
-                   help="deadlock detector span (default 2s of virtual time)")
+                   help="deadlock detector span in virtual time (default: %(default)s)")
     p.add_argument("--max-insns", type=int, default=None, metavar="N",
-                   help="instruction cap per run (exit 124 counts as a failure)")
+                   help="instruction cap per run, exit 124 counts as a failure "
+                   "(default: no cap)")
 
 
 def _scenario(args: Any) -> Scenario:
@@ -56,13 +60,13 @@ def add_commands(sub: Any) -> None:
         "completes, and compare it with Linux's rule")
     _add_scenario_flags(p)
     p.add_argument("--seeds", default="1,2,3", metavar="LIST",
-                   help="seeds every candidate must complete with (default 1,2,3)")
+                   help="seeds every candidate must complete with (default: %(default)s)")
     p.add_argument("--lo", type=int, default=MIN_KB_FLOOR, metavar="KB",
-                   help=f"smallest min_free_kb to try (default {MIN_KB_FLOOR})")
+                   help="smallest min_free_kb to try (default: %(default)s)")
     p.add_argument("--hi", type=int, default=None, metavar="KB",
                    help="largest (default: the kernel's own, Linux's rule)")
     p.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
-                   help="parallel runs (default: one per core)")
+                   help="parallel runs, 0 for one per core (default: %(default)s)")
     p.add_argument("--json", metavar="FILE", help="write every probe as JSON")
     p.set_defaults(func=cmd_reserve_search)
     c = sub.add_parser(
@@ -70,7 +74,7 @@ def add_commands(sub: Any) -> None:
         help="run a memory-exhaustion scenario with reserve=off and with reserves, "
         "side by side: the deadlock and its diagnosis, then the run that survives")
     _add_scenario_flags(c)
-    c.add_argument("--seed", type=int, default=1, help="seed of both runs (default 1)")
+    c.add_argument("--seed", type=int, default=1, help="seed of both runs (default: %(default)s)")
     c.add_argument("--plot", metavar="FILE.png",
                    help="draw free memory, reserve usage and drops over virtual time")
     c.set_defaults(func=cmd_reserve_compare)

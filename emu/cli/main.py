@@ -10,6 +10,8 @@ Layer: face.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +24,7 @@ from emu.tools.flags import GdbFlagError
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
+EXIT_PIPE = 128 + signal.SIGPIPE
 
 
 class UsageError(Exception):
@@ -33,6 +36,17 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush does
+    not complain about a pipe whose reader has gone."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if not getattr(args, "func", None):
             raise UsageError("emu: missing command (try `emu run` or `emu --help`)")
-        return args.func(args)
+        status = args.func(args)
+        if status == EXIT_PIPE:
+            _silence_stdout()
+        return status
+    except BrokenPipeError:      # `emu ... | head`: the reader left; end quietly
+        _silence_stdout()
+        return EXIT_PIPE
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE

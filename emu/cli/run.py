@@ -1,5 +1,9 @@
-"""`emu run` and `emu debug`: the machine's flags parsed into a
+"""`emu run`, `emu demo` and `emu debug`: the machine's flags parsed into a
 MachineConfig, then a RunSession, the gdb-served run, or the debugger.
+
+`emu demo` is `emu run` with the swap demo's settings as its defaults:
+memhog's 64 MiB working set on 16 MiB of RAM, swapping over the embedded
+AoE target through a lossy link (docs/swap.md). `make run` runs it.
 
 Layer: face.
 """
@@ -12,48 +16,35 @@ from typing import Any
 
 from emu.tools import flags
 
-# `emu run` with no kernel and no -append is the demo: memhog's 64 MiB working
-# set on 16 MiB of RAM, swapping over the embedded AoE target through a lossy
-# link (docs/swap.md). Flags given explicitly always win.
-DEMO_APPEND = "init=swapdemo"
-DEMO_NET = "loss 1% delay 50us 20us"
-DEMO_TARGET = "mem:128M"
-DEMO_TARGET_SERVICE = "20us"
+DEMO_DEFAULTS = {"m": "16M", "append": "init=swapdemo", "net": "loss 1% delay 50us 20us",
+                 "target": ["mem:128M"], "target_service": "20us"}
 
 
 def add_commands(sub: Any) -> None:
-    """Add `emu run` and `emu debug` to the subparsers `sub`."""
+    """Add `emu run`, `emu demo` and `emu debug` to the subparsers `sub`."""
     run = sub.add_parser("run", help="boot a kernel and run it to the end")
     flags.add_machine_flags(run)
     flags.add_gdb_flags(run)
     run.set_defaults(func=cmd_run)
+    demo = sub.add_parser("demo", help="the swap demo: 64 MiB of memhog on 16 MiB of RAM, "
+                          "swapping over AoE through a lossy link (emu run with the demo's "
+                          "defaults)")
+    flags.add_machine_flags(demo)
+    flags.add_gdb_flags(demo)
+    demo.set_defaults(func=cmd_run, **DEMO_DEFAULTS)
     debug = sub.add_parser("debug", help="step-debug page faults: the fault debugger "
-                           "(same flags as run, plus -s/-S/-gdb)")
-    flags.add_machine_flags(debug)
+                           "(the flags of run, plus -s/-S/-gdb)")
+    flags.add_machine_flags(debug, debugger=True)
     flags.add_gdb_flags(debug)
     debug.set_defaults(func=cmd_debug)
 
 
-def apply_demo_defaults(args: argparse.Namespace) -> bool:
-    """Fill in the demo's flags when `emu run` got neither -kernel nor
-    -append. Returns True if it did."""
-    if args.kernel is not None or args.append is not None:
-        return False
-    args.append = DEMO_APPEND
-    if args.net is None:
-        args.net = DEMO_NET
-    if args.target is None:
-        args.target = [DEMO_TARGET]
-    if args.target_service is None:
-        args.target_service = DEMO_TARGET_SERVICE
-    return True
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Boot the kernel, run to the end, print the report. Returns the exit status."""
-    from emu.tools.session import RunSession
+    from emu.tools.session import EXIT_PIPE, RunSession
 
-    apply_demo_defaults(args)
+    if flags.wants_log_help(args):
+        return 0
     cfg = flags.config_from_args(args)
     addr = flags.gdb_address(args)
     if addr is not None:      # -s / -gdb: run under the GDB stub
@@ -68,9 +59,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=sys.stdout if show_progress else None,
         stdin=args.stdin == "on" or (args.stdin == "auto" and sys.stdin.isatty()))
     status = session.run(interruptible=True)
-    sys.stdout.flush()
-    session.finish(stats_json=cfg.stats_json, quiet=args.quiet, plot=plot,
-                   plot_title="emu " + " ".join(sys.argv[1:]))
+    if status != EXIT_PIPE:
+        sys.stdout.flush()
+    # A closed console pipe ends the run as SIGPIPE ends a Unix tool: quietly
+    # (no report), but with --stats-json and the capture still written whole.
+    session.finish(stats_json=cfg.stats_json, quiet=args.quiet or status == EXIT_PIPE,
+                   plot=plot, plot_title="emu " + " ".join(sys.argv[1:]))
     return status
 
 
@@ -79,5 +73,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     asked). Returns the exit status."""
     from emu.debug.main import run_debugger
 
+    if flags.wants_log_help(args):
+        return 0
     cfg = flags.config_from_args(args)
     return run_debugger(cfg, flags.gdb_address(args), wait=args.gdb_wait)

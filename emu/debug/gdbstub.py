@@ -38,6 +38,7 @@ from emu.debug.control import Controller, DebugError, Stop
 from emu.debug.vmem import MemError
 
 SIGINT, SIGTRAP = 2, 5
+EXIT_KILLED = 137     # what a shell shows for SIGKILL: gdb's `kill` ended the run
 E_MALFORMED, E_TOO_LONG, E_FAULT, E_INVALID, E_INTERNAL = (b"E01", b"E02", b"E14", b"E22",
                                                             b"E7f")
 
@@ -87,10 +88,12 @@ class GdbStub:
         conn, peer = self.listener.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.say(f"client connected from {peer[0]}:{peer[1]}")
+        self.ctl.machine.peers.add("gdb", conn.fileno())     # a real peer from now on
         client = _Client(self, conn)
         try:
             how = client.serve()
         finally:
+            self.ctl.machine.peers.remove("gdb")
             conn.close()
             self.ctl.poll = None
         self.say({"detach": "client detached", "kill": "client killed the machine",
@@ -423,6 +426,8 @@ class _Client:
         if arg:
             cpu.pc = rsp.hexint(arg, "address")
         self.ctl.poll = self.link.poll_interrupt
+        peers = self.ctl.machine.peers
+        peers.add("gdb", self.link.conn.fileno())   # Ctrl-C from gdb ends a host wait
         try:
             st = self.ctl.stepi(1) if c in (b"s", b"S") else self.ctl.cont()
         except DebugError as exc:
@@ -430,6 +435,7 @@ class _Client:
             st = self.ctl.last_stop
         finally:
             self.ctl.poll = None
+            peers.remove("gdb")
         if self.link.gone:
             raise ClientGone()
         # Keep the monitor's view in step with gdb's: the fault in focus and
@@ -489,7 +495,6 @@ def run_with_stub(ctl: Controller, stub: GdbStub, wait: bool) -> int:
     machine waits for gdb at reset; otherwise it runs and stops when a gdb
     connects (as QEMU does). Returns the exit status for the shell: the
     guest's, or 137 after gdb's `kill`."""
-    m = ctl.machine
     if wait:
         stub.say(f"listening on {stub.address[0]}:{stub.address[1]}; waiting for gdb at reset")
     else:
@@ -497,17 +502,24 @@ def run_with_stub(ctl: Controller, stub: GdbStub, wait: bool) -> int:
     need_client = wait
     while True:
         if not need_client:
-            # Run freely until the guest ends, a stop needs a client, or one connects.
+            # Run freely until the guest ends, a stop needs a client, or one
+            # connects; a gdb is a real peer, so a connection ends a host wait.
             ctl.poll = stub.client_waiting
+            ctl.machine.peers.add("gdb", stub.listener.fileno())
             try:
                 st = ctl.cont()
             finally:
                 ctl.poll = None
+                ctl.machine.peers.remove("gdb")
             if st.kind == "exited" and not stub.client_waiting():
+                m = ctl.machine
                 return m.exit_status if m.exit_status is not None else 0
         how = stub.serve_one()
+        m = ctl.machine            # gdb may have booted a fresh one (run-to, restart)
         if how == "kill":
-            return 137
+            m.exit_status = EXIT_KILLED
+            m.stop_reason = "killed by gdb"
+            return EXIT_KILLED
         if m.exit_status is not None:
             return m.exit_status
         need_client = how == "disconnect"

@@ -11,7 +11,7 @@ import sys
 
 from emu.machine.config import MachineConfig
 from emu.tools.flags import GdbFlagError
-from emu.tools.session import EXIT_INTERRUPTED, end_of_run
+from emu.tools.session import EXIT_INTERRUPTED, end_of_run, figures
 
 
 def _stub(ctl, addr: tuple[str, int]):
@@ -48,7 +48,8 @@ def run_with_gdb(cfg: MachineConfig, addr: tuple[str, int], *, wait: bool = Fals
 def run_debugger(cfg: MachineConfig, addr: tuple[str, int] | None, *,
                  wait: bool = False) -> int:
     """`emu debug`: the fault debugger's command loop, with a GDB stub on
-    `addr` when given. Returns the exit status."""
+    `addr` when given; --stats-json is written when the session ends.
+    Returns the exit status."""
     from emu.debug.control import Controller
     from emu.debug.repl import ConsoleWriter, Repl
 
@@ -63,7 +64,11 @@ def run_debugger(cfg: MachineConfig, addr: tuple[str, int] | None, *,
                 stub.say("waiting for gdb at reset")
                 if stub.serve_one() == "kill":
                     ctl.restart()
-        return repl.run()
+        status = repl.run()
     finally:
         if stub is not None:
             stub.close()
+    if cfg.stats_json:      # the figures of the machine as the session left it
+        from emu.tools import report
+        report.write_json(figures(ctl.machine), cfg.stats_json)
+    return status

@@ -11,14 +11,23 @@ Layer: devices (imports emu.core and emu.net).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
+
+
+def no_log(topic: str, msg: str) -> None:
+    """A device's log before the machine wires it: says nothing."""
 
 
 class Device(Protocol):
     """What the bus needs from a device. Where it is mapped (base, size) and
-    its interrupt line are the board's business (emu/machine/board.py)."""
+    its interrupt line are the board's business (emu/machine/board.py).
+    `log(topic, msg)` is the machine's -d log (topics "guest_errors" for an
+    access the device rejects, "unimp" for a feature it does not have);
+    devices start with no_log."""
 
     name: str
+    log: Callable[[str, str], None]
 
     def read(self, offset: int, size: int) -> int:
         """Return the value of the register at `offset` (1, 2 or 4 bytes)."""

@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 from emu.core.clock import Clock
 from emu.core.memory import DmaError, PhysMem
-from emu.devices.bus import IrqLine
+from emu.devices.bus import IrqLine, no_log
 from emu.net.fcs import append_fcs, strip_fcs
 
 # --- identity ---------------------------------------------------------------
@@ -238,6 +238,7 @@ class Nic:
             raise ValueError(f"NIC MTU must be in [{MTU_MIN}, {MTU_MAX}], got {mtu}")
         self.mem = mem
         self.irq = irq
+        self.log = no_log
         # Held for interrupt moderation / serialisation should they be needed;
         # today every frame is handled synchronously at clock.now.
         self.clock = clock
@@ -298,9 +299,15 @@ class Nic:
         self.rx.cache.clear()
         self._stats["errors"] += 1
         self._stats[_ERR_STAT[code]] += 1
+        self.log("guest_errors", f"nic: error {ERR_NAMES[code]}"
+                 + (f" at descriptor {index}" if index != NO_INDEX else "") + ": device halted")
         self._cause(INT_ERROR)
 
     # -- MMIO -----------------------------------------------------------------
+    def _bad_mmio(self, what: str) -> None:
+        self._stats["bad_mmio"] += 1
+        self.log("guest_errors", f"nic: {what}")
+
     def _reg(self, off: int) -> int | None:
         """Return the 32-bit register at aligned `off`, or None if undefined."""
         if off >= REG_STATS:
@@ -330,11 +337,11 @@ class Nic:
         """
         shift = offset & 3
         if size not in (1, 2, 4) or shift + size > 4:
-            self._stats["bad_mmio"] += 1
+            self._bad_mmio(f"read of {size} bytes at +0x{offset:x}")
             return 0
         value = self._reg(offset - shift)
         if value is None:
-            self._stats["bad_mmio"] += 1
+            self._bad_mmio(f"read of unknown register +0x{offset:x}")
             return 0
         return (value >> (8 * shift)) & ((1 << (8 * size)) - 1)
 
@@ -344,7 +351,7 @@ class Nic:
         counted in bad_mmio. Guest mistakes in ring programming enter the
         error state (see _fail). Never raises."""
         if size != 4 or offset & 3:
-            self._stats["bad_mmio"] += 1
+            self._bad_mmio(f"write of {size} bytes at +0x{offset:x} ignored")
             return
         value &= 0xFFFF_FFFF
         if offset == REG_TX_TAIL:
@@ -368,7 +375,7 @@ class Nic:
         elif offset in _RING_CONFIG:
             self._write_ring_config(offset, value)
         else:
-            self._stats["bad_mmio"] += 1
+            self._bad_mmio(f"write of 0x{value:x} to register +0x{offset:x} ignored")
 
     def _write_ctrl(self, value: int) -> None:
         """CTRL: RESET wins over everything; ENABLE edges start/stop the rings."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from emu.devices.bus import IrqLine
+from emu.devices.bus import IrqLine, no_log
 
 # Register offsets, hart 0's supervisor context (QEMU virt's context 1; PLIC
 # spec: priorities at 0, pending bits at 0x1000, enables at 0x2000 + 0x80 per
@@ -42,6 +42,7 @@ class Plic:
         self.threshold = 0
         self.claims = 0
         self.seip = False
+        self.log = no_log
 
     def line(self, source: int) -> IrqLine:
         """Return the IrqLine for source id `source` (1..31)."""
@@ -89,6 +90,7 @@ class Plic:
                 self.claims += 1
                 self._update()
             return s
+        self.log("guest_errors", f"plic: read of unknown register +0x{offset:x}")
         return 0
 
     def write(self, offset: int, size: int, value: int) -> None:
@@ -104,6 +106,10 @@ class Plic:
         elif offset == PLIC_SCLAIM:
             if 0 < value < n:
                 self.claimed[value] = False
+            else:
+                self.log("guest_errors", f"plic: completion of invalid source {value}")
         else:
+            self.log("guest_errors", f"plic: write of 0x{value:x} to unknown register "
+                     f"+0x{offset:x} ignored")
             return
         self._update()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from emu.core.clock import Clock, Event
+from emu.devices.bus import no_log
 
 TIMER_MTIME = 0xBFF8    # mtime's offset, as on the CLINT of QEMU's virt
 
@@ -27,6 +28,7 @@ class Timer:
         self.now = now
         self.on_stip = on_stip
         self.stimecmp = 0xFFFF_FFFF_FFFF_FFFF
+        self.log = no_log
         self._event: Event | None = None
         self.fired = 0
 
@@ -56,3 +58,5 @@ class Timer:
 
     def write(self, offset: int, size: int, value: int) -> None:
         """mtime is read-only from S-mode: writes are ignored."""
+        self.log("guest_errors", f"timer: write of 0x{value:x} to +0x{offset:x} ignored "
+                 "(read-only from S-mode)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from emu.devices.bus import IrqLine
+from emu.devices.bus import IrqLine, no_log
 
 LSR_DR = 0x01
 LSR_THRE = 0x20
@@ -31,6 +31,7 @@ class Uart:
     def __init__(self, irq: IrqLine, output: Callable[[bytes], None]) -> None:
         self.irq = irq
         self.output = output
+        self.log = no_log
         self.rx: deque[int] = deque()
         self.ier = 0
         self.lcr = 0
@@ -64,11 +65,14 @@ class Uart:
             return LSR_THRE | LSR_TEMT | (LSR_DR if self.rx else 0)
         if offset == 7:
             return self.scr
+        self.log("guest_errors", f"uart: read of unknown register +0x{offset:x}")
         return 0
 
     def write(self, offset: int, size: int, value: int) -> None:
         """Write the register at `offset`; unknown offsets are ignored."""
         value &= 0xFF
+        if self.lcr & 0x80 and offset in (0, 1):
+            self.log("unimp", f"uart: divisor latch write (DLAB) of 0x{value:x} ignored")
         if offset == 0:
             self.tx_bytes += 1
             self.output(bytes((value,)))
@@ -81,3 +85,6 @@ class Uart:
             self.mcr = value
         elif offset == 7:
             self.scr = value
+        else:
+            self.log("guest_errors", f"uart: write of 0x{value:x} to register +0x{offset:x} "
+                     "ignored")

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from emu.core.units import ConfigError
 from emu.machine import board, bootinfo
+from emu.machine.peers import CLOCK_MODES
+from emu.machine.tracelog import TOPICS
 from emu.net.network import NetConfig
 
-DEBUG_TOPICS = ("int", "mmu", "sbi", "exec", "guest_errors")
+DEBUG_TOPICS = tuple(TOPICS)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class MachineConfig:
     mac: bytes = bytes.fromhex("525400123456")  # the guest NIC's MAC (QEMU's prefix)
     mtu: int = 9000                    # NIC MTU: 9000 carries a 4 KiB page per AoE frame
     net: NetConfig | None = None       # None = defaults (a perfect link, mem:64M)
+    clock: str = "auto"                # virtual | wall | auto (emu/machine/peers.py)
 
     def validate(self) -> None:
         """Raise ConfigError if a knob is out of range."""
@@ -45,6 +48,8 @@ class MachineConfig:
                 f"({board.MIN_RAM_SIZE >> 20}M..{board.MAX_RAM_SIZE >> 20}M)")
         if self.ram_size % 4096:
             raise ConfigError("memory size must be a multiple of 4 KiB")
+        if self.clock not in CLOCK_MODES:
+            raise ConfigError(f"bad --clock {self.clock!r} ({', '.join(CLOCK_MODES)})")
         if self.mmu not in ("python", "fast", "auto"):
             raise ConfigError(f"bad --mmu {self.mmu!r} (python, fast or auto)")
         if self.budget not in ("python", "fast", "auto"):
@@ -62,4 +67,5 @@ class MachineConfig:
             raise ConfigError("a MAC address has 6 bytes")
         for t in self.debug:
             if t not in DEBUG_TOPICS:
-                raise ConfigError(f"unknown -d topic {t!r} (known: {', '.join(DEBUG_TOPICS)})")
+                raise ConfigError(f"unknown -d topic {t!r} (known: {', '.join(DEBUG_TOPICS)}; "
+                                  "-d help explains them)")

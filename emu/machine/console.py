@@ -12,27 +12,43 @@ from __future__ import annotations
 
 import os
 import select
+from collections.abc import Callable
 from typing import IO
 
 from emu.devices.uart import Uart
+from emu.machine.peers import RealPeers
 
 
 class ConsoleIO:
     """Routes console bytes. `transcript` holds everything printed; `sink`
     (file-like with write(bytes), or None) gets a copy as it is printed;
-    `stdin_fd`, when set, feeds the UART."""
+    `stdin_fd`, when set (attach_stdin), feeds the UART. `on_sink_closed`
+    is called once when the sink's reader went away (a closed pipe)."""
 
-    def __init__(self, sink: IO[bytes] | None) -> None:
+    def __init__(self, sink: IO[bytes] | None, peers: RealPeers | None = None) -> None:
         self.transcript = bytearray()
         self.sink = sink
         self.uart: Uart | None = None          # set by the machine once wired
         self.stdin_fd: int | None = None
+        self.peers = peers
+        self.on_sink_closed: Callable[[], None] | None = None
+
+    def attach_stdin(self, fd: int) -> None:
+        """Feed host stdin (`fd`) to the UART: a real peer."""
+        self.stdin_fd = fd
+        if self.peers is not None:
+            self.peers.add("stdin", fd)
 
     def write(self, data: bytes) -> None:
         """The guest printed `data` (UART THR or SBI console)."""
         self.transcript += data
         if self.sink is not None:
-            self.sink.write(data)
+            try:
+                self.sink.write(data)
+            except BrokenPipeError:         # `emu run | head`: the reader left
+                self.sink = None
+                if self.on_sink_closed is not None:
+                    self.on_sink_closed()
 
     def read(self) -> int | None:
         """One byte for SBI getchar, or None when nothing is queued."""
@@ -51,4 +67,6 @@ class ConsoleIO:
             if data:
                 self.uart.feed(data)
             else:
-                self.stdin_fd = None    # EOF
+                self.stdin_fd = None    # EOF: a pipe that ended is not an error
+                if self.peers is not None:
+                    self.peers.remove("stdin")

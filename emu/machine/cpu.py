@@ -124,17 +124,22 @@ class Cpu:
         self.uc.ctl(U.UC_CTL_TLB_FLUSH, U.UC_CTL_IO_WRITE)
 
     # -- what the hart sees ------------------------------------------------
+    def translate_fetch(self, va: int) -> int | None:
+        """The physical address the hart would fetch virtual `va` from now
+        (no A/D side effects), or None if it cannot be translated."""
+        priv = self.priv
+        try:
+            return translate(self.mem.buf, self.mem.base, self.csr("satp") if priv < 3 else 0,
+                             va, "fetch", min(priv, 1), update_ad=False)
+        except PageFault:
+            return None
+
     def fetch_insn(self, va: int) -> int | None:
         """Return the 32-bit instruction at virtual `va` as the hart would
         fetch it now (no A/D side effects), or None if it cannot be
         translated or lies outside RAM."""
-        priv = self.priv
-        try:
-            pa = translate(self.mem.buf, self.mem.base, self.csr("satp") if priv < 3 else 0,
-                           va, "fetch", min(priv, 1), update_ad=False)
-        except PageFault:
-            return None
-        if not self.mem.contains(pa, 4):
+        pa = self.translate_fetch(va)
+        if pa is None or not self.mem.contains(pa, 4):
             return None
         return self.mem.read_u32(pa)
 

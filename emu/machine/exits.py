@@ -22,8 +22,9 @@ from unicorn import riscv_const as R
 
 from emu.core import isa
 from emu.machine.cpu import Cpu
-from emu.machine.firmware import Firmware
+from emu.machine.firmware import SBI_ERR_NOT_SUPPORTED, Firmware
 from emu.machine.stats import Stats
+from emu.machine.tracelog import TraceLog
 from emu.machine.traps import PendingTrap, Traps
 
 
@@ -37,6 +38,7 @@ _ACCESS_FAULT = {U.UC_ERR_READ_UNMAPPED: isa.CAUSE_LOAD_ACCESS,
                  U.UC_ERR_READ_PROT: isa.CAUSE_LOAD_ACCESS,
                  U.UC_ERR_WRITE_PROT: isa.CAUSE_STORE_ACCESS,
                  U.UC_ERR_FETCH_PROT: isa.CAUSE_FETCH_ACCESS}
+SBI_NOT_SUPPORTED = SBI_ERR_NOT_SUPPORTED & isa.MASK64
 _AMO_STORE_CAUSE = {isa.CAUSE_LOAD_PAGE_FAULT: isa.CAUSE_STORE_PAGE_FAULT,
                     isa.CAUSE_LOAD_ACCESS: isa.CAUSE_STORE_ACCESS}
 
@@ -50,7 +52,7 @@ class Exits:
     """
 
     def __init__(self, cpu: Cpu, traps: Traps, stats: Stats, firmware: Firmware,
-                 log: Callable[[str, str], None], now: Callable[[], int],
+                 log: TraceLog, now: Callable[[], int],
                  replan: Callable[[], int],
                  hook_failed: Callable[[BaseException], None]) -> None:
         self.cpu = cpu
@@ -111,6 +113,9 @@ class Exits:
         eid, fid = uc.reg_read(R.UC_RISCV_REG_A7), uc.reg_read(R.UC_RISCV_REG_A6)
         a0, a1 = self.firmware.call(eid, fid, a)
         self.log("sbi", f"eid=0x{eid:x} fid={fid} a0=0x{a[0]:x} -> {a0:#x}")
+        if a0 == SBI_NOT_SUPPORTED:
+            self.log("unimp", f"SBI call eid=0x{eid:x} fid={fid} is not implemented "
+                     f"(SBI_ERR_NOT_SUPPORTED)")
         uc.reg_write(R.UC_RISCV_REG_A0, a0)
         if a1 is not None:
             uc.reg_write(R.UC_RISCV_REG_A1, a1)
@@ -139,6 +144,10 @@ class Exits:
             return
         access = _ACCESS_FAULT.get(err.errno)
         if access is not None:
+            self.log("mmu", f"fault cause={access} pc=0x{pc:x}: the physical address has "
+                     "no RAM and no device")
+            self.log("guest_errors", f"{isa.CAUSE_NAMES[access]} at pc 0x{pc:x}: "
+                     "no RAM and no device there")
             self.traps.pending = PendingTrap(access, 0, pc)
             return
         raise MachineError(f"unicorn stopped at pc=0x{pc:x}: {err}")

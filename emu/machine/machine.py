@@ -16,6 +16,7 @@ from typing import IO
 
 import unicorn as U
 
+from emu.core import isa
 from emu.core.clock import Clock
 from emu.core.memory import PhysMem
 from emu.devices.bus import Device, IrqLine
@@ -31,6 +32,7 @@ from emu.machine.exits import Exits
 from emu.machine.firmware import Firmware
 from emu.machine.images import default_kernel
 from emu.machine.loader import Image, load_elf
+from emu.machine.peers import RealPeers
 from emu.machine.runloop import RunLoop
 from emu.machine.stats import Stats
 from emu.machine.tracelog import TraceLog
@@ -42,6 +44,7 @@ class Machine:
     """One emu machine built from a MachineConfig and a kernel ELF.
 
     Parts: `mem`, `clock`, `cpu`, `traps`, `exits`, `loop`, `console_io`,
+    `peers` (real peers and the clock mode),
     the board's devices by name (`plic`, `timer`, `uart`, `nic`; all in
     `devices`), `network`, `firmware`, `image`. After run(), `exit_status`
     holds the status for the shell (guest shutdown status, 124 when
@@ -61,7 +64,8 @@ class Machine:
         self.stop_reason = ""
         self.idle_ns = 0
         self.log = TraceLog(config.debug, config.debug_file, self.now)
-        self.console_io = ConsoleIO(console)
+        self.peers = RealPeers(config.clock)
+        self.console_io = ConsoleIO(console, self.peers)
         self.traps = Traps(self.cpu, self.stats, self.log)
         self.loop = RunLoop(self)
 
@@ -75,6 +79,8 @@ class Machine:
         netcfg = config.net or NetConfig(seed=config.seed, mtu=config.mtu)
         self.network = Network(self.clock, netcfg)
         self.nic.transmit = self.network.attach_guest(self.nic, config.mac).send
+        for bridge in self.network.bridges:
+            self.peers.add(f"bridge {bridge.iface}", bridge.sock.fileno())
         self.firmware = Firmware(
             console_write=self.console_io.write, console_read=self.console_io.read,
             set_timer=self.timer.set_timer, read_phys=self._read_phys,
@@ -84,6 +90,7 @@ class Machine:
                            self.loop.plan_budget, self.loop.hook_failed)
 
         self.image: Image = load_elf(kernel or config.kernel or default_kernel(), self.mem)
+        self.log.install(self.cpu.uc, self._read_code, self._symbol, self._registers)
         self._boot()
 
     # -- wiring ------------------------------------------------------------
@@ -151,6 +158,26 @@ class Machine:
         """Everything the guest printed so far."""
         return self.console_io.transcript
 
+    # -- what the -d log shows ---------------------------------------------------
+    def _read_code(self, va: int, size: int) -> bytes | None:
+        """The bytes of a block about to run at virtual `va` (no side effects)."""
+        pa = self.cpu.translate_fetch(va)
+        return self.mem.read(pa, size) if pa is not None and self.mem.contains(pa, size) \
+            else None
+
+    def _symbol(self, va: int) -> str:
+        hit = self.image.symbols.lookup(va)
+        return f"{hit[0]}+{hit[1]}" if hit else f"0x{va:x}"
+
+    def _registers(self) -> str:
+        cpu = self.cpu
+        regs = cpu.gprs()
+        lines = [f" pc       {cpu.pc:016x}  priv {'USHM'[cpu.priv]}"]
+        for i in range(0, 32, 4):
+            lines.append(" " + " ".join(f"x{j:<2}/{isa.GPR_NAMES[j]:<4} {regs[j]:016x}"
+                                        for j in range(i, i + 4)))
+        return "\n".join(lines)
+
     # -- firmware's side effects -----------------------------------------------
     def _read_phys(self, pa: int, n: int) -> bytes | None:
         return self.mem.read(pa, n) if self.mem.contains(pa, n) else None
@@ -186,6 +213,7 @@ class _Wiring:
         return self._m.devices["plic"].line(source)   # type: ignore[attr-defined]
 
     def attach(self, slot: board.Slot, dev: Device) -> None:
-        """Record `dev` under its slot's name and map it."""
+        """Record `dev` under its slot's name, give it the -d log, map it."""
         self._m.devices[slot.name] = dev
+        dev.log = self._m.log
         self._m._map(slot, dev)

@@ -50,6 +50,7 @@ class RunLoop:
         self.running = False
         self._hook_error: BaseException | None = None
         self._flush_tb = self._flush_tlb = False
+        self._end: tuple[int, str] | None = None    # set by end(): status, reason
 
     # -- requests from hooks ---------------------------------------------------
     def hook_failed(self, exc: BaseException) -> None:
@@ -63,6 +64,15 @@ class RunLoop:
         """Stop the CPU if it is running (shutdown)."""
         if self.running:
             self.m.cpu.uc.emu_stop()
+
+    def end(self, status: int, reason: str) -> None:
+        """End the run at the next slice boundary with `status` (a signal, a
+        closed console pipe). Safe from a signal handler: it only records,
+        stops the CPU and wakes a host wait."""
+        if self._end is None:
+            self._end = (status, reason)
+        self.m.cpu.uc.emu_stop()
+        self.m.peers.wake()
 
     def request_tb_flush(self) -> None:
         """SBI remote_fence_i: unicorn does not always notice code the guest
@@ -123,6 +133,7 @@ class RunLoop:
         if self._flush_tb:
             self._flush_tb = False
             cpu.uc.ctl_flush_tb()
+            m.log.translations_dropped()
         if self._flush_tlb:
             self._flush_tlb = False
             cpu.flush_tlb()
@@ -145,20 +156,28 @@ class RunLoop:
             m.console_io.poll_stdin(0.0)
         if m.network.bridges:
             m.network.poll()
+        if self._end is not None and m.exit_status is None:
+            m.exit_status, m.stop_reason = self._end
         if traps.take_pending(running=m.exit_status is None):
             return
         for observer in self.after_slice:
             observer()
 
     def _wfi(self) -> None:
-        """The hart executed wfi: skip virtual time to the next event."""
+        """The hart executed wfi: skip virtual time to the next event - or,
+        coupled to a real peer's wall clock (emu/machine/peers.py), wait on
+        the host for at most that long and advance by what really passed."""
         m = self.m
         m.stats.wfi += 1
         if m.traps.sip & m.cpu.csr("sie"):
             return
+        peers = m.peers
         nxt = m.clock.next_time()
-        if nxt is None and m.console_io.stdin_fd is not None:
-            m.console_io.poll_stdin(None)   # only the user can wake the guest: wait for a key
+        if nxt is None and peers.names:
+            # Only a real peer (a key, a frame, gdb) can wake the guest.
+            waited = peers.wait(None)
+            if peers.coupled:
+                self._idle(waited)
             return
         if nxt is None:
             m.exit_status = EXIT_IDLE_FOREVER
@@ -166,8 +185,14 @@ class RunLoop:
             return
         skip = nxt - m.now()
         if skip > 0:
-            m.idle_ns += skip
-            m.stats.idle_ns += skip
+            if peers.coupled:
+                skip = peers.wait(skip)
+            self._idle(skip)
+
+    def _idle(self, ns: int) -> None:
+        """Virtual time passes `ns` with the hart asleep."""
+        self.m.idle_ns += ns
+        self.m.stats.idle_ns += ns
 
     # -- a whole run -------------------------------------------------------------------
     def run(self) -> int:
@@ -184,5 +209,6 @@ class RunLoop:
         finally:
             m.stats.wall_s += time.perf_counter() - t0
             m.network.close()
+            m.peers.close()
             m.log.close()
         return m.exit_status

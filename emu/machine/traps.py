@@ -26,6 +26,7 @@ from unicorn import riscv_const as R
 from emu.core import isa
 from emu.machine.cpu import Cpu
 from emu.machine.stats import Stats
+from emu.machine.tracelog import TraceLog
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class Traps:
     faulting instruction (the debugger's fault breakpoints).
     """
 
-    def __init__(self, cpu: Cpu, stats: Stats, log: Callable[[str, str], None]) -> None:
+    def __init__(self, cpu: Cpu, stats: Stats, log: TraceLog) -> None:
         self.cpu = cpu
         self.stats = stats
         self.log = log
@@ -153,11 +154,8 @@ class Traps:
         prev = self.cpu.priv
         if prev == 0:
             self.stats.user_traps += 1
-        newpc = enter_trap(self.cpu.uc, S_MODE, cause, tval, epc, interrupt)
-        names = isa.INTERRUPT_NAMES if interrupt else isa.CAUSE_NAMES
-        self.log("int", f"{'interrupt' if interrupt else 'exception'} cause={cause} "
-                 f"({names.get(cause, '?')}) "
-                 f"epc=0x{epc:x} tval=0x{tval:x} priv={prev} -> pc=0x{newpc:x}")
+        self.log.trap(cause, interrupt, epc, tval)
+        enter_trap(self.cpu.uc, S_MODE, cause, tval, epc, interrupt)
         for cb in self.on_trap:
             cb(cause, tval, epc, interrupt)
 

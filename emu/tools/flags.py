@@ -11,9 +11,12 @@ Layer: tools.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from emu.core.units import ConfigError, parse_size, parse_time_ns
 from emu.machine.config import MachineConfig
+from emu.machine.peers import CLOCK_MODES
+from emu.machine.tracelog import help_text
 from emu.net.network import NetConfig
 
 
@@ -28,55 +31,83 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
-def add_machine_flags(p: argparse.ArgumentParser) -> None:
-    """Add the flags shared by `emu run` and `emu debug`."""
-    p.add_argument("-kernel", metavar="ELF", help="kernel image (default: the built guest)")
-    p.add_argument("-m", metavar="SIZE", default="16M", help="RAM size, e.g. 16M (default 16M)")
-    p.add_argument("-append", metavar="STR", default=None, help="kernel command line")
+class _AppendOverDefault(argparse._AppendAction):
+    """A repeatable option whose default list is replaced, not extended, by
+    the first value given (so that `--target X` means only X)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is self.default:
+            setattr(namespace, self.dest, [])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> None:
+    """Add the flags shared by `emu run`, `emu demo` and `emu debug`. Every
+    stated default is the real one (`%(default)s`). With `debugger`, leave
+    out what only a plain run has (--plot, --progress, --deadlock, -q)."""
+    p.add_argument("-kernel", metavar="ELF",
+                   help="kernel image (default: the built guest, guest/build/kernel.elf, "
+                   "or $EMU_KERNEL)")
+    p.add_argument("-m", metavar="SIZE", default="16M",
+                   help="RAM size, e.g. 16M (default: %(default)s)")
+    p.add_argument("-append", metavar="STR", default="",
+                   help="kernel command line (default: %(default)r; without init=, our "
+                   "kernel runs its process and paging demo)")
     p.add_argument("--mmu", choices=("python", "fast", "auto"), default="auto",
-                   help="Sv39 walker: pure-Python reference or the compiled twin")
+                   help="Sv39 walker: pure-Python reference, the compiled twin, or the "
+                   "compiled one when built (default: %(default)s)")
     p.add_argument("-d", metavar="TOPICS", default="",
-                   help="log topics, comma separated: int,mmu,sbi")
-    p.add_argument("-D", metavar="FILE", help="write the -d log to FILE (default stderr)")
-    p.add_argument("--seed", type=_int, default=0, help="seed for every random choice")
+                   help="log topics, comma separated (as QEMU's -d; `-d help` lists them)")
+    p.add_argument("-D", metavar="FILE", help="write the -d log to FILE (default: stderr)")
+    p.add_argument("--seed", type=_int, default=0,
+                   help="seed for every random choice (default: %(default)s)")
     p.add_argument("--max-insns", type=_int, metavar="N",
-                   help="stop after N instructions (exit status 124)")
+                   help="stop after N instructions (exit status 124; default: no limit)")
     p.add_argument("--insn-ns", type=_int, default=1, metavar="NS",
-                   help="virtual nanoseconds per instruction (default 1)")
+                   help="virtual nanoseconds per instruction (default: %(default)s)")
     p.add_argument("--stats-json", metavar="FILE", help="write the run's figures as JSON")
-    p.add_argument("--plot", metavar="FILE.png",
-                   help="draw page faults, swap rates and retransmits over virtual time")
-    p.add_argument("--deadlock", metavar="SPAN", default="2s",
-                   help="stop with status 3 and a diagnosis after SPAN of virtual time with "
-                   "no user progress and no swap I/O while work is pending (e.g. 500ms, "
-                   "2s; off disables)")
-    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
-                   help="live status line (auto: when stdout is a terminal)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
+    if not debugger:
+        p.add_argument("--plot", metavar="FILE.png",
+                       help="draw page faults, swap rates and retransmits over virtual time")
+        p.add_argument("--deadlock", metavar="SPAN", default="2s",
+                       help="stop with status 3 and a diagnosis after SPAN of virtual time "
+                       "with no user progress and no swap I/O while work is pending (e.g. "
+                       "500ms; off disables; default: %(default)s)")
+        p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                       help="live status line (auto: when stdout is a terminal; "
+                       "default: %(default)s)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
     add_net_flags(p)
+    p.add_argument("--clock", choices=CLOCK_MODES, default="auto",
+                   help="virtual: time jumps to the next event while the guest waits "
+                   "(deterministic); wall: waits follow the wall clock, as QEMU without "
+                   "-icount; auto: wall once a real peer (a bridged interface, stdin, "
+                   "gdb) is attached, else virtual (default: %(default)s)")
     p.add_argument("--stdin", choices=("auto", "on", "off"), default="auto",
-                   help="feed host stdin to the UART (auto: when stdin is a terminal); "
-                   "makes the run depend on input timing")
+                   help="feed host stdin to the UART (auto: when stdin is a terminal; "
+                   "default: %(default)s); makes the run depend on input timing")
 
 
 def add_net_flags(p: argparse.ArgumentParser) -> None:
     """Add the network flags of `emu run` / `emu debug`."""
     g = p.add_argument_group("network")
-    g.add_argument("--net", metavar="SPEC", default=None,
+    g.add_argument("--net", metavar="SPEC", default="",
                    help='netem impairments of the guest\'s link, both directions, e.g. '
                    '"loss 5%% delay 200us 50us duplicate 1%% reorder 10%% corrupt 0.1%%" '
-                   "(reproducible with --seed)")
+                   "(reproducible with --seed; default: %(default)r, a perfect link)")
     g.add_argument("--noise", metavar="RATE[,SIZE]",
                    help="send junk frames to the guest: RATE frames/s (2000, 20kpps) or a "
-                   "bit rate (5mbit); SIZE bytes, default 60")
+                   "bit rate (5mbit); SIZE bytes, 60 when not given (default: none)")
     g.add_argument("--pcap", metavar="FILE", help="capture the segment (classic pcap, "
                    "virtual-time stamps)")
-    g.add_argument("--target", metavar="SPEC", action="append",
+    g.add_argument("--target", metavar="SPEC", action=_AppendOverDefault, default=["mem:64M"],
                    help="AoE target: mem:SIZE[@S.N], file:PATH[@S.N] (embedded) or "
-                   "iface:NAME (bridge to a real interface, not deterministic); repeatable; "
-                   "default mem:64M")
-    g.add_argument("--target-service", metavar="TIME", default=None,
-                   help="embedded targets' service time per request, e.g. 20us (default 0us)")
+                   "iface:NAME (bridge to a real interface, not deterministic); repeatable "
+                   "(default: %(default)s)")
+    g.add_argument("--target-service", metavar="TIME", default="0us",
+                   help="embedded targets' service time per request, e.g. 20us "
+                   "(default: %(default)s)")
 
 
 def add_gdb_flags(p: argparse.ArgumentParser) -> None:
@@ -93,9 +124,9 @@ def add_gdb_flags(p: argparse.ArgumentParser) -> None:
 
 def net_config_from_args(args: argparse.Namespace, *, seed: int, mtu: int) -> NetConfig:
     """Build and validate a NetConfig from the flags. Raises ConfigError (one line)."""
-    cfg = NetConfig(net=args.net or "", noise=args.noise, pcap=args.pcap,
-                    targets=tuple(args.target) if args.target else ("mem:64M",),
-                    target_service=args.target_service or "0us", seed=seed, mtu=mtu)
+    cfg = NetConfig(net=args.net, noise=args.noise, pcap=args.pcap,
+                    targets=tuple(args.target), target_service=args.target_service,
+                    seed=seed, mtu=mtu)
     cfg.validate()
     return cfg
 
@@ -104,12 +135,20 @@ def config_from_args(args: argparse.Namespace) -> MachineConfig:
     """Build and validate a MachineConfig (network included). Raises ConfigError."""
     topics = tuple(t for t in args.d.split(",") if t) if args.d else ()
     cfg = MachineConfig(
-        kernel=args.kernel, ram_size=parse_size(args.m), append=args.append or "", mmu=args.mmu,
+        kernel=args.kernel, ram_size=parse_size(args.m), append=args.append, mmu=args.mmu,
         seed=args.seed, max_insns=args.max_insns, ns_per_insn=args.insn_ns, debug=topics,
-        debug_file=args.D, stats_json=args.stats_json)
+        debug_file=args.D, stats_json=args.stats_json, clock=args.clock)
     cfg.validate()
     cfg.net = net_config_from_args(args, seed=cfg.seed, mtu=cfg.mtu)
     return cfg
+
+
+def wants_log_help(args: argparse.Namespace) -> bool:
+    """`-d help`: print the log topics (as QEMU does) and return True."""
+    if "help" not in (args.d or "").split(","):
+        return False
+    print(help_text(), end="")
+    return True
 
 
 def deadlock_span(text: str) -> int | None:

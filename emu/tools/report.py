@@ -74,7 +74,10 @@ def collect(machine: Any) -> dict[str, Any]:
         "plic_claims": machine.plic.claims,
         "uart_tx_bytes": machine.uart.tx_bytes,
         "nic": machine.nic.stats(),
-        "deterministic": machine.network.deterministic and machine.console_io.stdin_fd is None,
+        "deterministic": not machine.peers.ever,
+        "clock": {"mode": "wall" if machine.peers.coupled else "virtual",
+                  "peers": list(machine.peers.ever), "host_waits": machine.peers.waits,
+                  "host_wait_ns": machine.peers.waited_ns},
         "network": machine.network.stats(),
         "kernel": kstats.collect(machine),
     }
@@ -164,8 +167,16 @@ def print_report(stats: dict[str, Any], out: IO[str]) -> None:
                                                                     "rx_descs"))
         t.add_row("NIC frames", f"{nic['tx_frames']:,} tx {nic['rx_frames']:,} rx",
                   drops or "no drops")
+    clock = stats["clock"]
+    if clock["mode"] == "wall":
+        waited = f"; waited {clock['host_wait_ns'] / 1e6:,.1f} ms on the host" \
+            if clock["host_waits"] else ""
+        t.add_row("clock", "wall-coupled", f"real peers: {', '.join(clock['peers']) or '-'}: "
+                  f"virtual time never ran ahead of the wall clock in waits{waited}")
+    else:
+        t.add_row("clock", "virtual", "time jumps to the next event while the guest waits")
     if not stats["deterministic"]:
-        t.add_row("determinism", "off", "bridged to a real interface or reading stdin: "
+        t.add_row("determinism", "off", f"real peers ({', '.join(clock['peers'])}): "
                   "this run cannot be replayed")
     for row in kstats.rows(stats.get("kernel") or {}):
         t.add_row(*row)

@@ -10,7 +10,11 @@ Layer: tools.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import IO, Any
 
 from emu.machine.config import MachineConfig
@@ -19,7 +23,31 @@ from emu.tools import report
 from emu.tools.deadlock import DeadlockWatch
 from emu.tools.timeline import Timeline
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_PIPE = 128 + signal.SIGPIPE
+SIGNAL_ENDS = {signal.SIGINT: (EXIT_INTERRUPTED, "interrupted (SIGINT)"),
+               signal.SIGTERM: (EXIT_TERMINATED, "terminated (SIGTERM)")}
+
+
+@contextmanager
+def ending_signals(machine: Machine) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM end `machine`'s run at the
+    next slice boundary (status 128 + signal) instead of raising inside it.
+    Only the main thread may install handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        machine.loop.end(*SIGNAL_ENDS[signal.Signals(signum)])
+
+    old = {s: signal.signal(s, handler) for s in SIGNAL_ENDS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 class _Writer:
@@ -44,7 +72,7 @@ class RunSession:
                  progress: IO[str] | None = None, stdin: bool = False) -> None:
         self.machine = m = Machine(cfg, console=console)
         if stdin:
-            m.console_io.stdin_fd = sys.stdin.fileno()
+            m.console_io.attach_stdin(sys.stdin.fileno())
         self.watch: DeadlockWatch | None = None
         if deadlock_ns is not None:
             self.watch = DeadlockWatch(m, deadlock_ns)
@@ -63,17 +91,18 @@ class RunSession:
 
     def run(self, interruptible: bool = False) -> int:
         """Run to the end; returns the exit status. With `interruptible`,
-        Ctrl-C ends the run with status 130 instead of raising."""
+        SIGINT and SIGTERM end the run at the next slice boundary with
+        status 130 / 143 (the report, pcap and --stats-json then come out
+        whole), and a console pipe whose reader left (`emu run | head`)
+        ends it with 141, quietly, as SIGPIPE ends a Unix tool."""
         m = self.machine
+        if interruptible:
+            m.console_io.on_sink_closed = lambda: m.loop.end(EXIT_PIPE, "console pipe closed")
         if self.progress is not None:
             self.progress.__enter__()
         try:
-            status = m.run()
-        except KeyboardInterrupt:
-            if not interruptible:
-                raise
-            m.stop_reason = "interrupted"
-            status = m.exit_status = EXIT_INTERRUPTED
+            with ending_signals(m) if interruptible else nullcontext():
+                status = m.run()
         finally:
             if self.progress is not None:
                 self.progress.__exit__(None, None, None)

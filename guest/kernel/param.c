@@ -3,14 +3,16 @@
 //   test               run the in-kernel tests and power off with the failures
 //   test=A,B           run only the named tests
 //   tick_us=N          round-robin quantum in microseconds of virtual time
-//   min_free_kb=N      min watermark in KiB, 128..65536 (default: Linux's rule)
+//                      (default 1000)
+//   min_free_kb=N      min watermark in KiB (default: Linux's rule; the one
+//                      spelling - min_free_kbytes= is not accepted)
 //   reserve=off        no memory reserves: nobody allocates below min, RX
 //                      buffers are ordinary, no pfmemalloc drop rule
-//   panic              panic at boot (tests the failure path)
+//   panic              panic at boot (tests the failure path: emu exits 1)
 //   swap=off           no swap (the NIC still comes up)
 //   swap_slots=N       use at most N slots of the AoE device
 //   swap_msl_ms=N      a slot is reused only N ms after its last write was sent
-//   swap_readahead=N   pages per swap-in read, 1..16 (1: no read-ahead; default 16)
+//   swap_readahead=N   pages per swap-in read (1: no read-ahead; default 16)
 //   aoe_deadtime_ms=N  a target silent this long fails its I/O (default 180000)
 //   aoe_minrto_us=N    floor of the AoE retransmit timeout (default 1000)
 // Anything else is reported on the console and otherwise ignored.
