@@ -21,7 +21,7 @@ import os
 import sys
 from types import ModuleType
 
-TWINS = ("budget", "sv39", "frames")
+TWINS = ("budget", "sv39", "frames", "traps")
 _warned = False
 
 

@@ -21,9 +21,8 @@ from unicorn import riscv_const as R
 from emu.core import isa, twins
 from emu.core.memory import PhysMem
 from emu.machine.budget import BlockBudget
+from emu.machine.traps import TrapCore
 from emu.mmu import PageFault, PyFillHook, translate
-
-UNTIL = 0  # emu_start end address: 0 means "no end" (a fetch at 0 faults first)
 
 # Interrupts go to S-mode (mideleg); exceptions raised by QEMU are ours anyway.
 MIDELEG_S = isa.SIP_SSIP | isa.SIP_STIP | isa.SIP_SEIP
@@ -49,7 +48,8 @@ class Cpu:
     (GPR ABI names, "pc", "priv") and csr()/set_csr().
     """
 
-    def __init__(self, mem: PhysMem, mmu: str = "auto", budget: str = "auto") -> None:
+    def __init__(self, mem: PhysMem, mmu: str = "auto", budget: str = "auto",
+                 traps: str = "auto") -> None:
         self.uc = U.Uc(U.UC_ARCH_RISCV, U.UC_MODE_RISCV64)
         self.uc.ctl_set_tlb_mode(U.UC_TLB_VIRTUAL)
         self.uc.mem_map_ptr(mem.base, mem.size, U.UC_PROT_ALL, mem.address)
@@ -63,6 +63,10 @@ class Cpu:
         self.budget = (BlockBudget if counter is None else counter.BlockBudget)(self.uc)
         self.budget_impl = "python" if counter is None else "fast"
         self.budget.install()
+        # The trap path's register work (emu/machine/traps.py TrapCore, twin fast/traps.pyx).
+        core = twins.pick("traps", traps)
+        self.core: TrapCore = (TrapCore if core is None else core.TrapCore)(self.uc)
+        self.traps_impl = "python" if core is None else "fast"
         # Interrupts are delegated to S; counters stay disabled for S/U so that
         # rdtime/rdcycle/rdinstret trap and are answered from virtual time.
         self.set_csr("mideleg", MIDELEG_S)
@@ -104,20 +108,11 @@ class Cpu:
 
     def csr(self, name: str) -> int:
         """Return CSR `name` (read with M privilege, see module docstring)."""
-        uc = self.uc
-        p = uc.reg_read(R.UC_RISCV_REG_PRIV)
-        uc.reg_write(R.UC_RISCV_REG_PRIV, 3)
-        v = uc.reg_read(CSR_IDS[name])
-        uc.reg_write(R.UC_RISCV_REG_PRIV, p)
-        return v
+        return self.core.csr(CSR_IDS[name])
 
     def set_csr(self, name: str, value: int) -> None:
         """Write CSR `name` (with M privilege, see module docstring)."""
-        uc = self.uc
-        p = uc.reg_read(R.UC_RISCV_REG_PRIV)
-        uc.reg_write(R.UC_RISCV_REG_PRIV, 3)
-        uc.reg_write(CSR_IDS[name], value & 0xFFFF_FFFF_FFFF_FFFF)
-        uc.reg_write(R.UC_RISCV_REG_PRIV, p)
+        self.core.set_csr(CSR_IDS[name], value)
 
     def flush_tlb(self) -> None:
         """Drop every cached translation (QEMU TLB and translated blocks)."""

@@ -85,64 +85,50 @@ class Exits:
             return
         if intno == isa.CAUSE_ILLEGAL_INSN:
             insn = self.cpu.fetch_insn(epc)
-            if insn is not None and self._emulate_counter(uc, insn):
+            if insn is not None and self.cpu.core.emulate_counter(insn, self.now()):
+                # (cycle and instret do not trap in unicorn 2.1.4: QEMU answers
+                # them from the host's cycle counter - see docs/firmware.md.)
+                self.stats.emulated_csr_reads += 1
                 return
             self.traps.raise_(isa.CAUSE_ILLEGAL_INSN, insn or 0, epc)
             return
         self.traps.raise_(intno, 0, epc)
 
-    def _emulate_counter(self, uc: U.Uc, insn: int) -> bool:
-        """Answer `csrr rd, time` from virtual time. Returns True if `insn`
-        was such a read and has been completed.
-
-        (cycle and instret do not trap in unicorn 2.1.4: QEMU answers them
-        from the host's cycle counter - see docs/firmware.md.)"""
-        opcode, funct3, rs1, csr = insn & 0x7F, (insn >> 12) & 7, (insn >> 15) & 31, insn >> 20
-        if opcode != 0x73 or funct3 != 2 or rs1 != 0 or csr != isa.CSR_TIME:
-            return False
-        value = self.now()
-        rd = (insn >> 7) & 31
-        if rd:
-            uc.reg_write(R.UC_RISCV_REG_X0 + rd, value)
-        self.stats.emulated_csr_reads += 1
-        return True
-
     def _sbi(self, uc: U.Uc) -> None:
         self.stats.sbi_calls += 1
-        a = [uc.reg_read(R.UC_RISCV_REG_A0 + i) for i in range(6)]
-        eid, fid = uc.reg_read(R.UC_RISCV_REG_A7), uc.reg_read(R.UC_RISCV_REG_A6)
+        core = self.cpu.core
+        *a, fid, eid = core.sbi_args()
         a0, a1 = self.firmware.call(eid, fid, a)
         self.log("sbi", f"eid=0x{eid:x} fid={fid} a0=0x{a[0]:x} -> {a0:#x}")
         if a0 == SBI_NOT_SUPPORTED:
             self.log("unimp", f"SBI call eid=0x{eid:x} fid={fid} is not implemented "
                      f"(SBI_ERR_NOT_SUPPORTED)")
-        uc.reg_write(R.UC_RISCV_REG_A0, a0)
-        if a1 is not None:
-            uc.reg_write(R.UC_RISCV_REG_A1, a1)
+        core.sbi_return(a0, a1)
         if eid in (0x00, 0x54494D45):   # the next event moved: re-plan the slice
             budget = self.cpu.budget
             budget.set_stop(min(budget.stop_at, budget.icount + self.replan()))
 
     # -- emu_start's errors ------------------------------------------------------
-    def handle_error(self, err: U.UcError, pc: int, faults_before: int) -> None:
-        """emu_start failed with `err` at `pc`: make it the pending trap.
+    def handle_error(self, err: int, pc: int, faults_before: int) -> None:
+        """emu_start failed with unicorn error code `err` at `pc`: make it the
+        pending trap.
         `faults_before` is the fill hook's fault count when the slice began.
         Raises MachineError for a stop no guest trap explains."""
         mmu = self.cpu.mmu
-        if err.errno == U.UC_ERR_EXCEPTION and mmu.faults != faults_before:
+        if err == U.UC_ERR_EXCEPTION and mmu.faults != faults_before:
             cause, va = self.fault_address(mmu.fault_cause, pc, mmu.fault_vaddr)
             self.stats.page_faults[cause] = self.stats.page_faults.get(cause, 0) + 1
             self.log("mmu", f"fault cause={cause} va=0x{va:x} pc=0x{pc:x}")
             self.traps.pending = PendingTrap(cause, va, pc)
             return
-        if err.errno == U.UC_ERR_INSN_INVALID:
+        if err == U.UC_ERR_INSN_INVALID:
             insn = self.cpu.fetch_insn(pc)
             if insn == isa.INSN_EBREAK:
                 self.traps.pending = PendingTrap(isa.CAUSE_BREAKPOINT, pc, pc)
             else:
                 self.traps.pending = PendingTrap(isa.CAUSE_ILLEGAL_INSN, insn or 0, pc)
             return
-        access = _ACCESS_FAULT.get(err.errno)
+        access = _ACCESS_FAULT.get(err)
         if access is not None:
             self.log("mmu", f"fault cause={access} pc=0x{pc:x}: the physical address has "
                      "no RAM and no device")
@@ -150,7 +136,7 @@ class Exits:
                      "no RAM and no device there")
             self.traps.pending = PendingTrap(access, 0, pc)
             return
-        raise MachineError(f"unicorn stopped at pc=0x{pc:x}: {err}")
+        raise MachineError(f"unicorn stopped at pc=0x{pc:x}: {U.UcError(err)}")
 
     def fault_address(self, cause: int, pc: int, page: int) -> tuple[int, int]:
         """Return (scause, stval) for a fault the fill hook saw on page `page`.

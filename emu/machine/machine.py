@@ -58,7 +58,7 @@ class Machine:
         self.config = config
         self.mem = PhysMem(board.RAM_BASE, config.ram_size)
         self.clock = Clock()
-        self.cpu = Cpu(self.mem, config.mmu, config.budget)
+        self.cpu = Cpu(self.mem, config.mmu, config.budget, config.traps)
         self.stats = Stats()
         self.exit_status: int | None = None
         self.stop_reason = ""

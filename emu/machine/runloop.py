@@ -21,10 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import unicorn as U
-
 from emu.core import isa
-from emu.machine.cpu import UNTIL
 from emu.machine.exits import MachineError
 
 if TYPE_CHECKING:
@@ -119,16 +116,15 @@ class RunLoop:
         traps.pending = None
         faults_before = cpu.mmu.faults
         self.stop_requested = False
+        core = cpu.core
         self.running = True
-        err: U.UcError | None = None
         try:
-            cpu.uc.emu_start(cpu.pc, UNTIL)
-        except U.UcError as exc:
-            err = exc
+            err = core.run(core.pc_priv()[0])
         finally:
             self.running = False
+        pc, priv = core.pc_priv()
         m.stats.slices += 1
-        if cpu.priv == 0:
+        if priv == 0:
             m.stats.user_slices += 1
         if self._flush_tb:
             self._flush_tb = False
@@ -140,8 +136,7 @@ class RunLoop:
         if self._hook_error is not None:
             exc, self._hook_error = self._hook_error, None
             raise MachineError(f"hook failed: {exc!r}") from exc
-        pc = cpu.pc
-        if err is not None:
+        if err:
             budget.retract_after(pc)
             m.exits.handle_error(err, pc, faults_before)
         elif self.stop_requested:

@@ -19,19 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import unicorn as U
 from unicorn import riscv_const as R
 
 from emu.core import isa
-from emu.machine.cpu import Cpu
 from emu.machine.stats import Stats
 from emu.machine.tracelog import TraceLog
 
+if TYPE_CHECKING:
+    from emu.machine.cpu import Cpu
 
-@dataclass(frozen=True)
-class TrapMode:
-    """The registers and status bits a privilege level's traps use."""
+
+class TrapMode(NamedTuple):
+    """The registers and status bits a privilege level's traps use (a plain
+    tuple, so that the compiled twin unpacks it in one step)."""
 
     priv: int          # the privilege the handler runs in
     status: int        # unicorn register ids
@@ -49,30 +52,114 @@ S_MODE = TrapMode(priv=1, status=R.UC_RISCV_REG_SSTATUS, cause=R.UC_RISCV_REG_SC
                   tval=R.UC_RISCV_REG_STVAL, epc=R.UC_RISCV_REG_SEPC,
                   tvec=R.UC_RISCV_REG_STVEC, ie=isa.SSTATUS_SIE, pie=isa.SSTATUS_SPIE,
                   pp_shift=8, pp_bits=1)
+NO_IRQ = -1
+SBI_REGS = tuple(R.UC_RISCV_REG_A0 + i for i in range(8))   # a0..a7
 
 
-def enter_trap(uc: U.Uc, mode: TrapMode, cause: int, tval: int, epc: int,
-               interrupt: bool = False) -> int:
-    """Take a trap into `mode` as the privileged spec describes and return
-    the new pc. CSRs are written with PRIV temporarily M (unicorn checks
-    host CSR accesses against the current privilege)."""
-    prev = uc.reg_read(R.UC_RISCV_REG_PRIV)
-    uc.reg_write(R.UC_RISCV_REG_PRIV, 3)
-    st = uc.reg_read(mode.status)
-    pp_max = (1 << mode.pp_bits) - 1
-    st = (st & ~(pp_max << mode.pp_shift)) | (min(prev, pp_max) << mode.pp_shift)
-    st = (st & ~mode.pie) | (mode.pie if st & mode.ie else 0)
-    st &= ~mode.ie
-    uc.reg_write(mode.status, st)
-    uc.reg_write(mode.cause, (isa.INTERRUPT_BIT if interrupt else 0) | cause)
-    uc.reg_write(mode.tval, tval & isa.MASK64)
-    uc.reg_write(mode.epc, epc)
-    tvec = uc.reg_read(mode.tvec)
-    uc.reg_write(R.UC_RISCV_REG_PRIV, mode.priv)
-    base = tvec & ~3
-    pc = base + 4 * cause if (interrupt and tvec & 3 == 1) else base
-    uc.reg_write(R.UC_RISCV_REG_PC, pc)
-    return pc
+class TrapCore:
+    """The register work of the trap path, written as the spec reads
+    (pure-Python reference; fast/traps.pyx is its twin with the same names,
+    which batches the register accesses through libunicorn's C API).
+
+    Unicorn checks host CSR accesses against the current privilege, so every
+    CSR access here is made with PRIV temporarily M (3).
+    """
+
+    def __init__(self, uc: U.Uc) -> None:
+        self.uc = uc
+
+    def csr(self, regid: int) -> int:
+        """Read CSR `regid` (a unicorn register id)."""
+        uc = self.uc
+        p = uc.reg_read(R.UC_RISCV_REG_PRIV)
+        uc.reg_write(R.UC_RISCV_REG_PRIV, 3)
+        v = uc.reg_read(regid)
+        uc.reg_write(R.UC_RISCV_REG_PRIV, p)
+        return v
+
+    def set_csr(self, regid: int, value: int) -> None:
+        """Write CSR `regid`."""
+        uc = self.uc
+        p = uc.reg_read(R.UC_RISCV_REG_PRIV)
+        uc.reg_write(R.UC_RISCV_REG_PRIV, 3)
+        uc.reg_write(regid, value & isa.MASK64)
+        uc.reg_write(R.UC_RISCV_REG_PRIV, p)
+
+    def enter_trap(self, mode: TrapMode, cause: int, tval: int, epc: int,
+                   interrupt: bool = False) -> int:
+        """Take a trap into `mode` as the privileged spec describes; returns
+        the new pc."""
+        uc = self.uc
+        prev = uc.reg_read(R.UC_RISCV_REG_PRIV)
+        uc.reg_write(R.UC_RISCV_REG_PRIV, 3)
+        st = uc.reg_read(mode.status)
+        pp_max = (1 << mode.pp_bits) - 1
+        st = (st & ~(pp_max << mode.pp_shift)) | (min(prev, pp_max) << mode.pp_shift)
+        st = (st & ~mode.pie) | (mode.pie if st & mode.ie else 0)
+        st &= ~mode.ie
+        uc.reg_write(mode.status, st)
+        uc.reg_write(mode.cause, (isa.INTERRUPT_BIT if interrupt else 0) | cause)
+        uc.reg_write(mode.tval, tval & isa.MASK64)
+        uc.reg_write(mode.epc, epc & isa.MASK64)
+        tvec = uc.reg_read(mode.tvec)
+        uc.reg_write(R.UC_RISCV_REG_PRIV, mode.priv)
+        base = tvec & ~3
+        pc = (base + 4 * cause if (interrupt and tvec & 3 == 1) else base) & isa.MASK64
+        uc.reg_write(R.UC_RISCV_REG_PC, pc)
+        return pc
+
+    def deliverable_irq(self, sip: int) -> int:
+        """The highest-priority interrupt of `sip` that sie enables and the
+        hart takes now (U-mode always; S-mode when sstatus.SIE is set), or
+        NO_IRQ. S-mode priority: SEI > SSI > STI."""
+        if not sip:
+            return NO_IRQ
+        pending = sip & self.csr(R.UC_RISCV_REG_SIE)
+        if not pending:
+            return NO_IRQ
+        if self.uc.reg_read(R.UC_RISCV_REG_PRIV) == 1 and \
+                not self.csr(R.UC_RISCV_REG_SSTATUS) & isa.SSTATUS_SIE:
+            return NO_IRQ
+        for irq in S_IRQ_PRIORITY:
+            if pending >> irq & 1:
+                return irq
+        return NO_IRQ
+
+    def run(self, pc: int) -> int:
+        """emu_start at `pc` with no end address. Returns 0, or unicorn's
+        error code when it stopped on one; an exception a Python hook kept
+        is raised."""
+        try:
+            self.uc.emu_start(pc, 0)
+        except U.UcError as exc:
+            return exc.errno
+        return 0
+
+    def pc_priv(self) -> tuple[int, int]:
+        """(pc, privilege) now."""
+        return self.uc.reg_read(R.UC_RISCV_REG_PC), self.uc.reg_read(R.UC_RISCV_REG_PRIV)
+
+    def sbi_args(self) -> tuple[int, ...]:
+        """a0..a7 of an SBI call."""
+        return tuple(self.uc.reg_read(r) for r in SBI_REGS)
+
+    def sbi_return(self, a0: int, a1: int | None) -> None:
+        """Set an SBI call's results (a1 untouched when None)."""
+        self.uc.reg_write(R.UC_RISCV_REG_A0, a0 & isa.MASK64)
+        if a1 is not None:
+            self.uc.reg_write(R.UC_RISCV_REG_A1, a1 & isa.MASK64)
+
+    def emulate_counter(self, insn: int, now: int) -> bool:
+        """Complete `csrr rd, time` (it traps: unicorn has no time source)
+        with the virtual time `now`, as OpenSBI emulates rdtime. Returns
+        True if `insn` was that read."""
+        opcode, funct3, rs1, csr = insn & 0x7F, (insn >> 12) & 7, (insn >> 15) & 31, insn >> 20
+        if opcode != 0x73 or funct3 != 2 or rs1 != 0 or csr != isa.CSR_TIME:
+            return False
+        rd = (insn >> 7) & 31
+        if rd:
+            self.uc.reg_write(R.UC_RISCV_REG_X0 + rd, now & isa.MASK64)
+        return True
 
 
 @dataclass
@@ -126,17 +213,8 @@ class Traps:
 
     def deliverable_irq(self) -> int | None:
         """Return the highest-priority pending-and-enabled interrupt, or None."""
-        if not self.sip:
-            return None
-        pending = self.sip & self.cpu.csr("sie")
-        if not pending:
-            return None
-        if self.cpu.priv == 1 and not self.cpu.csr("sstatus") & isa.SSTATUS_SIE:
-            return None
-        for irq in S_IRQ_PRIORITY:
-            if pending >> irq & 1:
-                return irq
-        return None
+        irq = self.cpu.core.deliverable_irq(self.sip)
+        return None if irq == NO_IRQ else irq
 
     # -- exceptions ----------------------------------------------------------
     def raise_(self, cause: int, tval: int, epc: int) -> None:
@@ -155,7 +233,7 @@ class Traps:
         if prev == 0:
             self.stats.user_traps += 1
         self.log.trap(cause, interrupt, epc, tval)
-        enter_trap(self.cpu.uc, S_MODE, cause, tval, epc, interrupt)
+        self.cpu.core.enter_trap(S_MODE, cause, tval, epc, interrupt)
         for cb in self.on_trap:
             cb(cause, tval, epc, interrupt)
 
@@ -178,7 +256,8 @@ class Traps:
                 self.held_trap = t   # delivered by deliver_held() or the next slice
                 return True
             self.deliver(t.cause, t.tval, t.epc)
-        irq = self.deliverable_irq()
-        if irq is not None and running:
-            self.deliver(irq, 0, self.cpu.pc, interrupt=True)
+        if running and self.sip:
+            irq = self.deliverable_irq()
+            if irq is not None:
+                self.deliver(irq, 0, self.cpu.pc, interrupt=True)
         return False
