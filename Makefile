@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYX := $(wildcard fast/*.pyx)
 EXT_STAMP := emu/_fast/.built
 
-.PHONY: all setup run test test-pure bench lint guest clean docs
+.PHONY: all setup run test test-pure bench bench-compare lint guest clean docs
 
 all: setup
 
@@ -39,8 +39,16 @@ test: setup
 test-pure: setup
 	EMU_PURE=1 $(VENV)/bin/pytest -q
 
+# The benchmarks (pytest-benchmark), then one summary table with the ratios of
+# this run (bench/summary.py): saved in bench/results/latest.json (the run the
+# docs show: docs/benchmarks.md) and .benchmarks/emu/ (the history).
 bench: setup
-	$(VENV)/bin/pytest -q bench --benchmark-only --benchmark-group-by=group
+	$(VENV)/bin/pytest -q bench --benchmark-only --benchmark-group-by=group --benchmark-autosave
+	$(PY) docs/generate.py docs/benchmarks.md
+
+# Every figure that moved more than 10% since the previous `make bench`.
+bench-compare: setup
+	$(VENV)/bin/python bench/summary.py compare --threshold $(or $(THRESHOLD),10)
 
 # Regenerate the figures and transcripts in README.md and docs/ (docs/generate.py);
 # tests/test_docs.py fails when a page no longer matches what this prints.

@@ -14,6 +14,8 @@ import pytest
 import unicorn as U
 from unicorn import riscv_const as R
 
+from bench import summary
+from emu.core import twins
 from emu.core.memory import PhysMem
 from emu.machine.config import MachineConfig
 from emu.machine.loader import load_elf
@@ -76,14 +78,29 @@ def loop_source(ops: int) -> tuple[str, int]:
 def loop_elf(request, tmp_path_factory):
     from tests.conftest import assemble
     src, insns = loop_source(request.param)
-    return assemble(tmp_path_factory.mktemp("alu"), src, name="alu"), insns
+    path = assemble(tmp_path_factory.mktemp("alu"), src, name="alu")
+    BLOCK[path] = request.param + 2
+    return path, insns
 
 
-def _raw_mips(elf: str, insns: int) -> float:
+BLOCK: dict[str, int] = {}
+
+
+def insns_per_block(elf: str) -> int:
+    """The loop body's block length in instructions."""
+    return BLOCK[elf]
+
+
+def _raw_mips(elf: str, insns: int, floor: bool = False) -> float:
+    """MIPS of the loop on raw unicorn; with `floor`, plus an empty C block
+    hook (unicorn's fixed price per block for any block hook)."""
     mem = PhysMem(0x8000_0000, 16 << 20)
     img = load_elf(elf, mem)
     uc = U.Uc(U.UC_ARCH_RISCV, U.UC_MODE_RISCV64)
     uc.mem_map_ptr(mem.base, mem.size, U.UC_PROT_ALL, mem.address)
+    if floor:
+        hook = twins.compiled("budget").NullBlockHook(uc)
+        hook.install()
     start, end = img.symbols.by_name["loop_start"], img.symbols.by_name["loop_end"]
     uc.reg_write(R.UC_RISCV_REG_PRIV, 1)
     t0 = time.perf_counter()
@@ -117,11 +134,12 @@ def test_alu_loop_machine_vs_raw_unicorn(benchmark, loop_elf):
     # alternate so that both see the same machine state; best of five each.
     _raw_mips(loop_elf, insns)
     _emu_mips(loop_elf, "fast")
-    raws, emus = [], []
+    raws, emus, floors = [], [], []
     for _ in range(5):
         raws.append(_raw_mips(loop_elf, insns))
+        floors.append(_raw_mips(loop_elf, insns, floor=True))
         emus.append(_emu_mips(loop_elf, "fast")[0])
-    raw = max(raws)
+    raw, floor = max(raws), max(floors)
     result = {"mips": max(emus)}
 
     def run():
@@ -132,7 +150,13 @@ def test_alu_loop_machine_vs_raw_unicorn(benchmark, loop_elf):
     benchmark.pedantic(run, rounds=3, iterations=1)
     ratio = result["mips"] / raw
     benchmark.extra_info.update(raw_mips=round(raw, 1), emu_mips=round(result["mips"], 1),
-                                ratio=round(ratio, 3), timer_interrupts=result["irqs"])
-    print(f"\nALU loop, {insns:,} insns: raw unicorn {raw:,.0f} MIPS, emu (fast twins, clock + "
-          f"{result['irqs']} timer irqs) {result['mips']:,.0f} MIPS, ratio {ratio:.2f}")
+                                ratio=round(ratio, 3), timer_interrupts=result["irqs"],
+                                floor_mips=round(floor, 1))
+    row = f"ALU loop, {insns_per_block(loop_elf)}-insn blocks"
+    summary.record(row, "reference", raw)
+    summary.record(row, "floor", floor)
+    summary.record(row, "compiled", result["mips"])
+    print(f"\nALU loop, {insns:,} insns: raw unicorn {raw:,.0f} MIPS, with an empty block "
+          f"hook {floor:,.0f} MIPS, emu (fast twins, clock + {result['irqs']} timer irqs) "
+          f"{result['mips']:,.0f} MIPS, ratio {ratio:.2f}")
     assert result["irqs"] > 50   # the clock and the timer really were active

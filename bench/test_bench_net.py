@@ -19,6 +19,7 @@ from __future__ import annotations
 import pytest
 from scapy.layers.l2 import Ether
 
+from bench import summary
 from emu.core.clock import Clock
 from emu.net import aoe_target, initiator
 from emu.net import frames as ref
@@ -58,6 +59,8 @@ BUILDERS = {"fast": lambda: fast.build_ata(DST, SRC, 0, 0, 0xDEADBEEF, **FIELDS)
 def _record(benchmark: object, op: str, impl: str) -> None:
     fps = 1.0 / benchmark.stats.stats.mean  # type: ignore[attr-defined]
     RESULTS[op][impl] = fps
+    summary.record(f"Frame {op}", {"scapy": "reference", "reference": "pure",
+                                   "fast": "compiled"}[impl], fps)
     benchmark.extra_info["frames_per_s"] = round(fps)  # type: ignore[attr-defined]
     if impl == "fast" and "scapy" in RESULTS[op]:
         benchmark.extra_info["x_scapy"] = round(fps / RESULTS[op]["scapy"], 1)  # type: ignore[attr-defined]

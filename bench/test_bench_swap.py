@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from bench import summary
 from emu.core import twins
 from emu.guestview import kstats
 from emu.machine.config import MachineConfig
@@ -21,7 +22,7 @@ from emu.machine.machine import Machine
 from emu.net.network import NetConfig
 
 APPEND = "init=memhog pages=1024 passes=2 procs=4"
-PATHS = {"fast": {}, "pure": {"mmu": "python", "budget": "python"}}
+PATHS = {"fast": {}, "pure": {"mmu": "python", "budget": "python", "traps": "python"}}
 
 
 def _run(kernel: str, net: str, impl: dict) -> tuple[float, dict]:
@@ -55,5 +56,7 @@ def test_swap_throughput(benchmark, kernel, path, loss):
         swap_mb=round(mb, 1), swap_mb_per_wall_s=round(mb / out["wall"], 2),
         swap_outs=k["swap"]["swap_outs"], swap_ins=k["swap"]["swap_ins"],
         retransmits=k["aoe"]["retransmits"])
+    summary.record("Swap, clean link" if not loss else "Swap, 5% loss",
+                   "compiled" if path == "fast" else "pure", mb / out["wall"])
     print(f"\nswap throughput {path} loss {loss}%: {mb:.1f} MB in {out['wall']:.2f} s = "
           f"{mb / out['wall']:.2f} MB/s, retransmits {k['aoe']['retransmits']}")

@@ -21,9 +21,8 @@ The table's times are per round (the whole loop). Per-fill cost is
 (miss-loop time - hit-loop time) / fills, where the hit loop is the same
 program with a nop instead of sfence.vma (all hits after warm-up), timed
 before each miss round; best rounds are used (medians in extra_info too).
-It is stored in each row's extra_info (ns_per_fill) and printed in a summary
-with the ratios the issue sets targets for (Cython <= 0.8 x built-in, pure
-<= 1.5 us).
+It is stored in each row's extra_info (ns_per_fill) and in the benchmarks'
+summary table (bench/summary.py) with its ratios to the built-in walker.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from unicorn import UC_ARCH_RISCV, UC_MODE_RISCV64, UC_PROT_ALL, Uc
 from unicorn import riscv_const as rc
 from unicorn.unicorn_const import UC_TLB_VIRTUAL
 
+from bench import summary
 from emu import mmu
 from emu.core import twins
 from emu.core.memory import PhysMem
@@ -52,7 +52,8 @@ ITERS = {"cython-FillHook": 400, "pure-PyFillHook": 20, "unicorn-builtin": 400,
          "hook-floor": 400}
 ROUNDS = {"cython-FillHook": 40, "pure-PyFillHook": 15, "unicorn-builtin": 40,
           "hook-floor": 40}
-RESULTS: dict[tuple[str, str], float] = {}
+COLUMN = {"unicorn-builtin": "reference", "hook-floor": "floor",
+          "pure-PyFillHook": "pure", "cython-FillHook": "compiled"}
 
 
 def _i(op, f3, rd, rs1, imm):
@@ -130,39 +131,6 @@ SCENARIOS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def summary(request):
-    yield
-    if not RESULTS:
-        return
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr is None or capman is None:
-        return
-    with capman.global_and_fixture_disabled():
-        _write_summary(tr)
-
-
-def _write_summary(tr) -> None:
-    tr.write_line("")
-    tr.write_line("TLB fill cost, ns per fill = (miss loop - hit loop) / fills, best rounds:")
-    for scenario in SCENARIOS:
-        res = {impl: ns for (sc, impl), ns in RESULTS.items() if sc == scenario}
-        if not res:
-            continue
-        tr.write_line(f"  {scenario}:")
-        for name, ns in res.items():
-            tr.write_line(f"    {name:18s} {ns:9.1f} ns")
-        b = res.get("unicorn-builtin")
-        for name in ("cython-FillHook", "hook-floor"):
-            if b and name in res:
-                tr.write_line(f"    {name} / unicorn-builtin = {res[name] / b:.2f}"
-                              + ("  (target <= 0.8)" if name == "cython-FillHook" else ""))
-        if "pure-PyFillHook" in res:
-            tr.write_line(f"    pure-PyFillHook = {res['pure-PyFillHook'] / 1000:.2f} us"
-                          "  (target <= 1.5 us)")
-
-
 def _bench(benchmark, scenario: str, impl: str) -> None:
     if impl in ("cython-FillHook", "hook-floor") and not twins.available("sv39"):
         pytest.skip("Cython twin not built")
@@ -199,7 +167,8 @@ def _bench(benchmark, scenario: str, impl: str) -> None:
     benchmark.extra_info.update(scenario=scenario, fills_per_round=fills,
                                 hit_loop_min_s=hit_min, ns_per_fill=round(ns_min, 1),
                                 ns_per_fill_median=round(ns_median, 1))
-    RESULTS[(scenario, impl)] = ns_min
+    row = {"S-sfence": "TLB fill, S-mode", "U-capacity": "TLB fill, U-mode"}[scenario]
+    summary.record(row, COLUMN[impl], ns_min)
 
 
 @pytest.mark.benchmark(group="tlb-fill")

@@ -164,3 +164,28 @@ cdef class BlockBudget:
     @property
     def irq_stop(self):
         return bool(self.s.irq_stop)
+
+
+cdef void _null_block(uc_engine *uc, uint64_t address, uint32_t size,
+                      void *user) noexcept nogil:
+    pass
+
+
+cdef class NullBlockHook:
+    """Benchmark baseline, not a budget: an empty UC_HOOK_BLOCK C callback.
+    Its cost per block is unicorn's fixed price for any block hook (the floor
+    under BlockBudget; bench/test_bench_machine.py)."""
+
+    cdef object uc
+    cdef uc_hook hh
+
+    def __init__(self, uc):
+        self.uc = uc
+
+    def install(self):
+        """Register the empty C block hook on the engine."""
+        cdef uc_engine *eng = <uc_engine *><size_t>self.uc._uch.value
+        cdef uc_err err = uc_hook_add(eng, &self.hh, UC_HOOK_BLOCK, <void *>_null_block,
+                                      NULL, 1, 0)
+        if err != 0:
+            raise RuntimeError(f"uc_hook_add(UC_HOOK_BLOCK) failed: {err}")

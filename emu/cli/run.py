@@ -58,7 +58,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         sample_ns=1_000_000 if plot else None,
         progress=sys.stdout if show_progress else None,
         stdin=args.stdin == "on" or (args.stdin == "auto" and sys.stdin.isatty()))
-    status = session.run(interruptible=True)
+    if args.profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        try:
+            status = profiler.runcall(session.run, interruptible=True)
+        finally:
+            profiler.dump_stats(args.profile)
+    else:
+        status = session.run(interruptible=True)
     if status != EXIT_PIPE:
         sys.stdout.flush()
     # A closed console pipe ends the run as SIGPIPE ends a Unix tool: quietly

@@ -78,6 +78,9 @@ def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> 
                        help="live status line (auto: when stdout is a terminal; "
                        "default: %(default)s)")
         p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
+        p.add_argument("--profile", metavar="FILE",
+                       help="write a cProfile profile of the run to FILE (read it with "
+                       "`python -m pstats FILE`, snakeviz, gprof2dot)")
     add_net_flags(p)
     p.add_argument("--clock", choices=CLOCK_MODES, default="auto",
                    help="virtual: time jumps to the next event while the guest waits "
