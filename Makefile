@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYX := $(wildcard fast/*.pyx)
 EXT_STAMP := emu/_fast/.built
 
-.PHONY: all setup run test test-pure bench bench-compare lint guest clean docs
+.PHONY: all setup run test test-pure bench bench-compare lint guest clean docs wheel
 
 all: setup
 
@@ -55,9 +55,14 @@ bench-compare: setup
 docs: setup
 	$(PY) docs/generate.py
 
+# An installable wheel in dist/ with the compiled twins and the guest kernel
+# (docs/install.md); pip builds it in an isolated environment from PyPI.
+wheel: $(STAMP)
+	$(PY) -m pip wheel --no-deps -w dist .
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
 	$(MAKE) -s -C guest clean
-	rm -rf build emu/_fast/*.so emu/_fast/.built fast/*.c
+	rm -rf build dist emu/_fast/*.so emu/_fast/.built emu/_fast/not_built.json fast/*.c

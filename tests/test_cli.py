@@ -126,6 +126,8 @@ def test_missing_twin_warns_once_and_runs_pure(kernel):
     assert r.returncode == 0, r.stderr
     warnings = [ln for ln in r.stderr.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "pure-Python path" in warnings[0]
+    assert "sv39" in warnings[0] and "budget" in warnings[0], warnings     # every one, once
+    assert "frames" not in warnings[0], warnings
 
 
 def test_demo_is_the_swap_demo(kernel, tmp_path):

@@ -24,7 +24,8 @@ from emu.tools.experiments.reserves import (
 
 def _add_scenario_flags(p: Any) -> None:
     p.add_argument("-kernel", metavar="ELF",
-                   help="kernel image (default: the built guest, or $EMU_KERNEL)")
+                   help="kernel image (default: $EMU_KERNEL, else the built guest: "
+                   "guest/build/kernel.elf in a checkout, the packaged one when installed)")
     p.add_argument("-m", metavar="SIZE", default="16M", help="RAM size (default: %(default)s)")
     p.add_argument("--workload", default=DEFAULT_WORKLOAD, metavar="CMD",
                    help="the guest's init command (default: %(default)r)")

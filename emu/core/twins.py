@@ -6,10 +6,18 @@ in fast/NAME.pyx, built as emu._fast.NAME with the same names. A caller asks
 for an implementation - "python", "fast" or "auto" - with `pick(name, impl)`:
 "fast" insists (TwinUnavailable, one line, when it is not there), "auto"
 takes the compiled twin when it is built, and "python" never looks.
-`EMU_PURE=1` forces the pure path everywhere. A twin that "auto" wanted but
-could not import (not built, or failed to load) degrades to the pure path
-with one warning line on stderr. `describe()` says which are active (shown
-by `emu --version`).
+`EMU_PURE=1` forces the pure path everywhere. When "auto" first falls back,
+one warning line on stderr names every twin that is unavailable and why.
+`describe()` says which are active and why the others are not (shown by
+`emu --version`); the reasons come from the import error, or from
+emu/_fast/not_built.json, where the build (setup.py) records twins it could
+not compile.
+
+The twins record libunicorn.so.2 by its soname only (no path into a build
+environment): before importing one, the chooser imports unicorn, whose
+binding loads its libunicorn.so.2, and the dynamic linker resolves the
+twin's libunicorn.so.2 to that loaded object - one library shared by the
+binding and the twins, in a checkout and in site-packages alike.
 
 Layer: core (imports nothing from emu but the compiled twins).
 """
@@ -17,11 +25,14 @@ Layer: core (imports nothing from emu but the compiled twins).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
+from importlib import resources
 from types import ModuleType
 
 TWINS = ("budget", "sv39", "frames", "traps")
+NOT_BUILT = "not_built.json"
 _warned = False
 
 
@@ -34,18 +45,59 @@ def pure_forced() -> bool:
     return os.environ.get("EMU_PURE", "") not in ("", "0")
 
 
+def not_built() -> dict[str, str]:
+    """Twin name -> why the build could not compile it, as the build recorded
+    in emu/_fast/not_built.json; empty when every twin built (or no record)."""
+    try:
+        text = resources.files("emu._fast").joinpath(NOT_BUILT).read_text()
+        record = json.loads(text)
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
+
+
+def _load(name: str) -> ModuleType:
+    """Import emu._fast.NAME after unicorn's binding has loaded libunicorn.so.2
+    (see the module docstring). Raises ImportError when either fails."""
+    import unicorn  # noqa: F401 - loads the libunicorn.so.2 the twin links by soname
+
+    return importlib.import_module(f"emu._fast.{name}")
+
+
+def _why(name: str, exc: ImportError) -> str:
+    """One line: why twin `name` could not be imported (raising `exc`)."""
+    recorded = not_built().get(name)
+    if recorded:
+        return f"not compiled by the build: {recorded}"
+    if isinstance(exc, ModuleNotFoundError) and exc.name == f"emu._fast.{name}":
+        return "not built; in a checkout `make setup` builds it"
+    return f"failed to load: {exc}"
+
+
 def compiled(name: str) -> ModuleType:
     """Return the compiled twin emu._fast.NAME.
 
     Raises TwinUnavailable with a one-line reason when EMU_PURE=1 or when the
-    twin is not built."""
+    twin cannot be imported."""
     if pure_forced():
         raise TwinUnavailable(f"the compiled {name} twin is disabled by EMU_PURE=1")
     try:
-        return importlib.import_module(f"emu._fast.{name}")
+        return _load(name)
     except ImportError as exc:
-        raise TwinUnavailable(f"the compiled {name} twin emu._fast.{name} is not built "
-                              f"({exc}); run `python setup.py build_ext --inplace`") from None
+        raise TwinUnavailable(f"the compiled {name} twin emu._fast.{name} is unavailable "
+                              f"({_why(name, exc)})") from None
+
+
+def unavailable() -> dict[str, str]:
+    """Twin name -> why it cannot be imported, for every twin that cannot
+    (ignores EMU_PURE); empty when all compiled twins load."""
+    out = {}
+    for name in TWINS:
+        try:
+            _load(name)
+        except ImportError as exc:
+            out[name] = _why(name, exc)
+    return out
 
 
 def available(name: str) -> bool:
@@ -62,7 +114,8 @@ def pick(name: str, impl: str = "auto") -> ModuleType | None:
     for the pure path ("python", EMU_PURE=1, or "auto" without the twin).
 
     Raises TwinUnavailable for "fast" without the twin, ValueError for an
-    unknown `impl`."""
+    unknown `impl`. The first "auto" fallback warns once, naming every
+    unavailable twin."""
     global _warned
     if impl == "python":
         return None
@@ -73,24 +126,30 @@ def pick(name: str, impl: str = "auto") -> ModuleType | None:
     if pure_forced():
         return None
     try:
-        return importlib.import_module(f"emu._fast.{name}")
-    except ImportError as exc:
+        return _load(name)
+    except ImportError:
         if not _warned:
             _warned = True
-            print(f"emu: warning: compiled twin {name} unavailable ({exc}); "
-                  "using the pure-Python path", file=sys.stderr)
+            print(f"emu: warning: compiled twins unavailable, using the pure-Python path "
+                  f"for {_listing(unavailable())}", file=sys.stderr)
         return None
 
 
+def _listing(missing: dict[str, str]) -> str:
+    """'a, b (why)' when every twin has the same reason, else 'a (why), b (why)'."""
+    reasons = set(missing.values())
+    if len(reasons) == 1:
+        return f"{', '.join(missing)} ({reasons.pop()})"
+    return ", ".join(f"{n} ({why})" for n, why in missing.items())
+
+
 def describe() -> str:
-    """One line saying which path is active."""
+    """One line saying which path is active, and why a twin is not compiled."""
     if pure_forced():
         return "pure-Python path (EMU_PURE=1)"
-    have = {n: available(n) for n in TWINS}
-    built = [n for n, ok in have.items() if ok]
-    missing = [n for n, ok in have.items() if not ok]
-    if not missing:
-        return f"compiled twins: {', '.join(built)}"
-    if not built:
-        return "pure-Python path (no compiled twins built)"
-    return f"compiled twins: {', '.join(built)}; pure: {', '.join(missing)}"
+    missing = unavailable()
+    built = [n for n in TWINS if n not in missing]
+    line = f"compiled twins: {', '.join(built) or 'none'}"
+    if missing:
+        line += f"; pure-Python twins: {_listing(missing)}"
+    return line

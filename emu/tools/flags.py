@@ -47,8 +47,8 @@ def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> 
     stated default is the real one (`%(default)s`). With `debugger`, leave
     out what only a plain run has (--plot, --progress, --deadlock, -q)."""
     p.add_argument("-kernel", metavar="ELF",
-                   help="kernel image (default: the built guest, guest/build/kernel.elf, "
-                   "or $EMU_KERNEL)")
+                   help="kernel image (default: $EMU_KERNEL, else the built guest: "
+                   "guest/build/kernel.elf in a checkout, the packaged one when installed)")
     p.add_argument("-m", metavar="SIZE", default="16M",
                    help="RAM size, e.g. 16M (default: %(default)s)")
     p.add_argument("-append", metavar="STR", default="",
