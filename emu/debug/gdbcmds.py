@@ -41,16 +41,41 @@ class GdbState:
 
     def __init__(self, ctl) -> None:
         self.ctl = ctl
-        self.decls = read_decls(ctl.machine.image.path)
-        self.env = Env(reg=self.reg, read=self.read, symbols=ctl.symbols, decls=self.decls)
-        self.labels = Labels(ctl.symbols, self.decls)
+        self._env: Env | None = None
+        self._labels: Labels | None = None
         self.xstate = ExamineState()
         self.xpstate = ExamineState()
         self.displays = Displays()
 
+    def _load(self) -> tuple[Env, Labels]:
+        """The expression environment and labels; the kernel's DWARF is read
+        on first use."""
+        if self._env is None or self._labels is None:
+            decls = read_decls(self.ctl.machine.image.path)
+            self._env = Env(reg=self.reg, read=self.read, symbols=self.ctl.symbols,
+                            decls=decls)
+            self._labels = Labels(self.ctl.symbols, decls)
+        return self._env, self._labels
+
+    @property
+    def env(self) -> Env:
+        """The expression environment: readers, history, convenience variables."""
+        return self._load()[0]
+
+    @property
+    def labels(self) -> Labels:
+        """How addresses are named (`<sym+off>`)."""
+        return self._load()[1]
+
+    @property
+    def decls(self) -> Decls:
+        """The kernel's DWARF declarations and sections."""
+        return self.env.decls
+
     def rebooted(self) -> None:
         """A fresh machine: symbols are the new image's (the same file)."""
-        self.env.symbols = self.labels.symbols = self.ctl.symbols
+        if self._env is not None and self._labels is not None:
+            self._env.symbols = self._labels.symbols = self.ctl.symbols
 
     # -- readers ---------------------------------------------------------------
     def reg(self, name: str) -> int | None:

@@ -232,6 +232,11 @@ def _cstring_at(addr: int, read: ReadFn) -> str:
     return c_string(bytes(data))
 
 
+def _reader(labels: Labels, read: ReadFn) -> Env:
+    """An Env that can load members and elements (no registers needed)."""
+    return Env(reg=lambda _n: None, read=read, symbols=labels.symbols, decls=labels.decls)
+
+
 def _array(v: Value, f: str, labels: Labels, read: ReadFn) -> str:
     t = v.type.strip()
     elem: CType = t.target  # type: ignore[assignment]
@@ -245,7 +250,7 @@ def _array(v: Value, f: str, labels: Labels, read: ReadFn) -> str:
         if not cut and data.endswith(b"\0"):
             data = data[:-1]
         return c_string(data, truncated=cut)
-    env = Env(reg=lambda _n: None, read=read, symbols=labels.symbols, decls=labels.decls)
+    env = _reader(labels, read)
     items = [format_value(load(env, elem, v.addr + i * esize), f, labels, read, top=False)
              for i in range(n)]
     parts, i = [], 0
@@ -265,7 +270,7 @@ def _struct(v: Value, f: str, labels: Labels, read: ReadFn) -> str:
     """`{a = 1, b = {...}}`: every member, formatted with `f`."""
     if v.addr is None:
         raise ExprError("value is not in memory")
-    env = Env(reg=lambda _n: None, read=read, symbols=labels.symbols, decls=labels.decls)
+    env = _reader(labels, read)
     parts = []
     for m in v.type.strip().members:
         mv = member(env, v, m.name) if m.name else load(env, m.type, v.addr + m.offset)
