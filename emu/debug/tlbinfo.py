@@ -12,10 +12,9 @@ physical page and allows every cached permission, otherwise `STALE` and
 what the table says now - a PTE changed without `sfence.vma`.
 
 QEMU keeps one table per privilege (mmu_idx), so S and U entries are listed
-apart, the current privilege first. Device pages are not visible to the
-probe. Entries are not tagged with an address space: after a satp write
-that keeps the ASID the old space's entries stay until `sfence.vma`, and
-they show up here as STALE.
+apart, the current privilege first. Entries are not tagged with an address
+space: after a satp write that keeps the ASID the old space's entries stay
+until `sfence.vma`, and they show up here as STALE.
 
 Layer: debug (above the tools it uses: flags, session, report).
 """
@@ -25,6 +24,7 @@ from __future__ import annotations
 from emu.debug.infomem import canonical, leaves
 from emu.mmu import UnsupportedMode, walk_trace
 from emu.mmu.pte import PAGE_SIZE, PTE_D, SATP_MODE_BARE, satp_asid, satp_mode, satp_root
+from emu.mmu.tlb import RING
 from emu.mmu.tlbprobe import Cached, probe
 
 MAX_MAPPED = 65536
@@ -94,7 +94,10 @@ def info_tlb(machine) -> str:
         for e in mine:
             out.append(f"  0x{e.va:016x}  0x{e.pa:<8x}  {e.perms:<6}  "
                        f"{verdict(machine, e, satp, sstatus)}")
-    out.append(f"probed {len(recent | mapped):,} pages: {len(mapped):,} the table maps"
-               + (f" (first {MAX_MAPPED:,} only)" if capped else "")
-               + f", {len(recent):,} among the fill hook's last fills")
+    fills = min(cpu.mmu.fills, RING)
+    where = "RAM pages (no page table)" if satp_mode(satp) == SATP_MODE_BARE else \
+        "mapped by the page table"
+    out.append(f"probed {len(recent | mapped):,} pages for each privilege: {len(mapped):,} "
+               f"{where}" + (f" (the first {MAX_MAPPED:,})" if capped else "")
+               + f", {len(recent):,} from the fill hook's last {fills:,} fills")
     return "\n".join(out)

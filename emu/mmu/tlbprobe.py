@@ -14,9 +14,9 @@ caches the three permissions apart.
 Side effects, none visible to the guest: a victim-TLB hit is swapped into
 the main table (as any access would do), and probing the privilege the hart
 is not in switches PRIV around the probe, which clears QEMU's LR
-reservation - the debugger's CSR reads do the same at every stop. Not
-visible through the probe: entries of device (I/O) pages, which QEMU's
-lookup never reports as hits.
+reservation - the debugger's CSR reads do the same at every stop. A
+translation to a physical address where nothing is mapped is never found
+(QEMU's lookup refills those every time); RAM and device pages are.
 
 Layer: mmu (imports only emu.core).
 """
