@@ -399,9 +399,11 @@ def test_tab_completion_candidates(kernel):
 def test_tab_completion_and_history_on_a_terminal(kernel, tmp_path):
     """On a terminal, readline completes `inf<TAB> tl<TAB>` to `info tlb ` and
     the history file keeps what was typed."""
+    import contextlib
     import os
     import pty
     import select
+    import time
     hist = tmp_path / "history"
     pid, fd = pty.fork()
     if pid == 0:   # the child: emu debug on the pty
@@ -412,7 +414,6 @@ def test_tab_completion_and_history_on_a_terminal(kernel, tmp_path):
 
     def until(needle: bytes, timeout: float = 60) -> None:
         nonlocal seen
-        import time
         end = time.time() + timeout
         while needle not in seen:
             r, _, _ = select.select([fd], [], [], max(0.0, end - time.time()))
@@ -421,15 +422,28 @@ def test_tab_completion_and_history_on_a_terminal(kernel, tmp_path):
                 seen += os.read(fd, 65536)
             except OSError:
                 break
+    status = None
     try:
         until(b"(emu) ")
         os.write(fd, b"inf\ttl\t\n")
         until(b"soft TLB (QEMU's")
         os.write(fd, b"quit\n")
-        _, status = os.waitpid(pid, 0)
+        end = time.time() + 60
+        while time.time() < end:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = code
+                break
+            with contextlib.suppress(OSError):
+                if select.select([fd], [], [], 0.1)[0]:
+                    seen += os.read(fd, 65536)
+            time.sleep(0.02)
     finally:
+        if status is None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
         os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert status is not None and os.waitstatus_to_exitcode(status) == 0, seen[-2000:]
     assert b"info tlb" in seen
     assert [ln.rstrip() for ln in hist.read_text().splitlines()[-2:]] == ["info tlb", "quit"]
 

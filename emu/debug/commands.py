@@ -286,7 +286,7 @@ def c_delete(s: Session, args: list[str]) -> str:
     """`delete [N...]`: delete breakpoints; raises CommandError for unknown
     numbers. `delete display [N...]` deletes displays."""
     s.repeat = ""
-    if args and "display".startswith(args[0]) and len(args[0]) >= 1 and args[0][0] == "d":
+    if args and "display".startswith(args[0].lower()):
         return gdbcmds.c_undisplay(s.gdb, args[1:])
     if not args:
         n = s.ctl.delete(None)
@@ -433,7 +433,7 @@ def c_info(s: Session, args: list[str]) -> str:
         raise CommandError('"info" must be followed by the name of an info command '
                            "(" + ", ".join(t.name for t in INFO) + ")")
     t = info_topic(args[0])
-    if args[1:] and not t.args and t.name not in ("all-registers",):
+    if args[1:] and not t.args:
         raise CommandError(f"info {t.name} takes no arguments")
     return t.fn(s, args[1:])
 
@@ -605,7 +605,7 @@ TABLE: tuple[Command, ...] = (
             _watch("watch")),
     Command("rwatch", (), "rwatch VA [LEN]", "stop after a read", _watch("rwatch")),
     Command("awatch", (), "awatch VA [LEN]", "stop after any access", _watch("awatch")),
-    Command("delete", ("d",), "delete [N...] | delete display [N...]",
+    Command("delete", ("d",), "delete [display] [N...]",
             "delete breakpoints (all without N), or displays", c_delete),
     Command("info", ("i",), "info TOPIC [ARGS]", "show things about the machine and the "
             "guest: " + ", ".join(t.name for t in INFO), c_info,
