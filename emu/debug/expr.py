@@ -162,7 +162,7 @@ def _int_value(t: CType, n: int) -> Value:
 _TOKEN = re.compile(r"""
     (?P<float>(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?[fF]?|\d+[eE][+-]?\d+[fF]?)
   | (?P<int>0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)(?P<suffix>[uUlL]*)
-  | (?P<char>'(?:\\.[0-7]*|[^'\\])')
+  | (?P<char>'(?:\\(?:x[0-9a-fA-F]+|[0-7]{1,3}|.)|[^'\\])')
   | (?P<dollar>\$\$?\w*)
   | (?P<ident>[A-Za-z_]\w*)
   | (?P<op>->|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%&|^~!<>()\[\]{}@.])
