@@ -404,6 +404,7 @@ def test_tab_completion_and_history_on_a_terminal(kernel, tmp_path):
     import pty
     import select
     import time
+    pytest.importorskip("readline", reason="this Python has no readline: no completion")
     hist = tmp_path / "history"
     pid, fd = pty.fork()
     if pid == 0:   # the child: emu debug on the pty
