@@ -91,6 +91,7 @@ cdef enum:
     ERR_MODE = -1        # satp.MODE neither Bare nor Sv39
     NEED_SSTATUS = -2    # the walk needs SUM/MXR, which the caller did not read
     N_CAUSES = 16
+    RING = 4096          # recent fills kept (a power of two; PyFillHook keeps as many)
 
 cdef uint64_t PPN_MASK = (<uint64_t>1 << 44) - 1
 cdef uint64_t RESERVED_MASK = (<uint64_t>0x3FF) << 54
@@ -267,6 +268,7 @@ cdef struct HookState:
     uint64_t fault_cause
     uint64_t fault_vaddr
     uint64_t by_cause[N_CAUSES]
+    uint64_t ring[RING]  # page vaddr of fill n at ring[n % RING]
 
 
 cdef inline void _read_csr(uc_engine *uc, int reg, uint64_t *value,
@@ -321,6 +323,7 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
         if rc == ERR_MODE:  # unsupported satp.MODE: refuse, visibly
             rc = PAGE_FAULT[acc]
     if rc == 0:
+        st.ring[st.fills & (RING - 1)] = vaddr
         st.fills += 1
         result.paddr = paddr & ~(<uint64_t>0xFFF)
         result.perms = <uc_prot>perms
@@ -342,7 +345,8 @@ cdef class FillHook:
 
     Counters: `fills` (successful fills), `faults` (refused fills), the last
     refused fill's `fault_cause` (12/13/15 or 1/5/7) and `fault_vaddr` (the
-    page-aligned address unicorn passed), `faults_by_cause`.
+    page-aligned address unicorn passed), `faults_by_cause`; `recent_fills()`
+    the page addresses of the last 4096 successful fills.
     """
 
     cdef HookState st
@@ -445,6 +449,13 @@ cdef class FillHook:
     def faults_by_cause(self):
         """Dict cause -> count of refused fills (only non-zero entries)."""
         return {k: self.st.by_cause[k] for k in range(N_CAUSES) if self.st.by_cause[k]}
+
+    def recent_fills(self):
+        """Page-aligned virtual addresses of the last min(fills, 4096)
+        successful fills since the last reset, oldest first."""
+        cdef uint64_t n = min(self.st.fills, <uint64_t>RING)
+        cdef uint64_t first = self.st.fills - n
+        return [self.st.ring[(first + i) & (RING - 1)] for i in range(n)]
 
 
 cdef bint _null_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,

@@ -1,6 +1,8 @@
 """Debugger building blocks without a running guest: `info mem` format and
 merging, fault filters, the exact-address decoder, disassembly targets,
-symbol resolution and the command table's error handling."""
+symbol resolution, the command table's error handling, and the pieces of
+the gdb habits: C types as gdb spells them, the expression evaluator's C
+rules, gdb's string and number formats, x's defaults."""
 
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ from emu.core.isa import access_address
 from emu.core.memory import PhysMem
 from emu.debug.commands import CommandError, lookup
 from emu.debug.disasm import control_target, decode, is_call
+from emu.debug.examine import ExamineState, parse_spec
+from emu.debug.expr import Env, ExprError, evaluate
 from emu.debug.faults import FaultFilter, FaultInfo, FilterError, parse_fault_filter
 from emu.debug.infomem import HEADER, info_mem
+from emu.debug.valfmt import Labels, c_string, fmt_bits, fmt_float, format_value
+from emu.guestview.cdecl import CHAR, INT, VOID, CType, Decls, pointer
 from emu.guestview.symbols import LocationError, resolve
 from emu.machine.loader import Symbols
 from emu.mmu.pte import A, D, G, R, U, V, W, X, make_pte, make_satp
@@ -124,3 +130,90 @@ def test_command_lookup_names_aliases_prefixes():
         lookup("r")                        # restart, run-to, rwatch
     with pytest.raises(CommandError, match="unknown command"):
         lookup("frobnicate")
+
+
+# -- the gdb habits' building blocks ------------------------------------------------------
+def _env(mem: bytes = b"", base: int = 0x1000) -> Env:
+    def read(addr: int, n: int) -> bytes:
+        if not base <= addr and addr + n <= base + len(mem):
+            raise ExprError(f"Cannot access memory at address 0x{addr:x}")
+        return mem[addr - base:addr - base + n]
+    regs = {"sp": 0x1008, "a0": (1 << 64) - 5, "pc": 0x2000}
+    return Env(reg=regs.get, read=read, symbols=Symbols(), decls=Decls())
+
+
+def _p(env: Env, text: str, fmt: str = "") -> str:
+    return format_value(evaluate(env, text), fmt, Labels(env.symbols, env.decls), env.read)
+
+
+def test_c_types_are_spelled_as_gdb_spells_them():
+    func = CType("func", target=INT, params=(pointer(CHAR), INT), varargs=True)
+    assert pointer(func).spelled == "int (*)(char *, int, ...)"
+    assert func.spelled == "int (char *, int, ...)"
+    assert pointer(CType("array", target=CType("struct", "proc", 512), count=32)).spelled == \
+        "struct proc (*)[32]"
+    assert pointer(pointer(CHAR)).spelled == "char **"
+    assert CType("qual", "volatile", target=CType("typedef", "uint64", target=INT)).spelled == \
+        "volatile uint64"
+    assert pointer(CType("func", target=VOID, params=())).spelled == "void (*)(void)"
+
+
+@pytest.mark.parametrize("expr, want", [
+    ("2147483647 + 1", "-2147483648"), ("2147483648", "2147483648"),
+    ("0xffffffff", "4294967295"), ("-1 + 0xffffffff", "4294967294"), ("-7 / 2", "-3"),
+    ("-7 % 2", "-1"), ("7 % -2", "1"), ("1 << 4 | 1", "17"), ("3 * (4 + 5)", "27"),
+    ("$a0", "-5"), ("$a0 * 2 + 10", "0"), ("(unsigned char)300", "44 ','"), ("'\\n'", "10 '\\n'"),
+    ("$sp + 8", "(void *) 0x1010"), ("(long *)$sp + 1", "(long *) 0x1010"),
+    ("(long *)$sp - (long *)0x1000", "1"), ("$sp > 0x1000", "1"), ("!$sp", "0"),
+    ("*(int *)$sp", "2"), ("((short *)$sp)[1]", "0"), ("{char}$sp", "2 '\\002'"),
+    ("1.5 * 2", "3"), ("sizeof(long)", "8"), ("$pc", "(void (*)()) 0x2000"),
+])
+def test_expressions_follow_c_and_gdb(expr, want):
+    env = _env(bytes([0] * 8 + [2, 0, 0, 0, 7, 0, 0, 0]))
+    assert _p(env, expr) == want
+
+
+@pytest.mark.parametrize("expr, needle", [
+    ("1 +", "A syntax error"), ("nosuch", 'No symbol "nosuch"'), ("$sp * 2", "not a number"),
+    ("*$sp", "generic pointer"), ("*(long *)0", "Cannot access memory at address 0x0"),
+    ("1 / 0", "Division by zero"), ("$sp.x", "not a structure"), ("f(1)", "No symbol"),
+    ('"s"', "string literals"), ("&$sp", "not located in memory"), ("$9", "History"),
+])
+def test_expression_errors_are_gdbs_one_liners(expr, needle):
+    with pytest.raises(ExprError) as exc:
+        _p(_env(bytes(16)), expr)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_print_formats_and_history():
+    env = _env(bytes(16))
+    assert [_p(env, "-1", f) for f in "xzotduc"] == [
+        "0xffffffff", "0xffffffff", "037777777777", "11111111111111111111111111111111",
+        "-1", "4294967295", "-1 '\\377'"]
+    assert _p(env, "0", "o") == "0" and _p(env, "0", "t") == "0"
+    assert _p(env, "3", "f") == "4.20389539e-45" and _p(env, "1.5", "x") == "0x3ff8000000000000"
+    with pytest.raises(ExprError, match='"i" is meaningless'):
+        _p(env, "1", "i")
+    assert fmt_bits(5, 2, "x", Labels(Symbols(), Decls()), pad=True) == "0x0005"
+    assert fmt_bits(5, 1, "t", Labels(Symbols(), Decls()), pad=True) == "00000101"
+    assert fmt_float(float("nan"), 8) == "nan(0x8000000000000)" and fmt_float(0.0, 8) == "0"
+
+
+def test_strings_print_with_gdbs_escapes_repeats_and_limit():
+    assert c_string(b"hi\n\x1b\"\\") == '"hi\\n\\033\\"\\\\"'
+    assert c_string(b"init" + bytes(11)) == '"init", \'\\000\' <repeats 11 times>'
+    assert c_string(b"a" * 10) == '"aaaaaaaaaa"'                  # 10 is not over the threshold
+    assert c_string("é".encode() + b"\xff") == '"é\\377"'
+    assert c_string(b"x" * 5 + b"y" * 300).endswith("<repeats 195 times>...")
+
+
+def test_x_defaults_follow_gdbs_decode_format():
+    last = ExamineState(fmt="x", size="h")
+    assert (parse_spec("a", last).size, parse_spec("c", last).size) == ("g", "b")
+    assert parse_spec("f", last).size == "g" and parse_spec("f", ExamineState("x", "w")).size == "w"
+    assert parse_spec("s", last).size == "b" and parse_spec("3", last) == \
+        parse_spec("3xh", last)
+    assert parse_spec("-4dw", last).count == -4
+    assert parse_spec("2gx", last) == parse_spec("2xg", last)     # letters in any order
+    with pytest.raises(ExprError, match="Undefined output format"):
+        parse_spec("q", last)

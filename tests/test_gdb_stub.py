@@ -354,3 +354,33 @@ def test_kill_from_gdb_ends_with_137_in_the_report_and_json(kernel, tmp_path):
     st = json.loads(out.read_text())
     assert st["exit_status"] == 137 and st["stop_reason"] == "killed by gdb"
     assert st["clock"]["peers"] == ["gdb"] and not st["deterministic"]
+
+
+def monitor(c: Client, line: str) -> str:
+    """One `monitor LINE` (qRcmd): the text of its O packets."""
+    c.sock.sendall(rsp.frame(b"qRcmd," + rsp.hexenc(line.encode())))
+    assert c.ack() == b"+"
+    text = b""
+    while (p := c.packet()) != b"OK":
+        text += rsp.hexdec(p[1:])
+    return text.decode()
+
+
+def test_monitor_speaks_the_gdb_habits_too(stub):
+    """Through gdb's monitor: print, x, info tlb, info registers NAME work;
+    display is the REPL's (gdb has its own) and is refused in one line;
+    `info registers` without names keeps QEMU's monitor layout."""
+    c = Client(stub.port)
+    try:
+        assert monitor(c, "p/x $pc") == "$1 = 0x80200000\n"
+        assert monitor(c, "p $ + 4") == "$2 = (void (*)()) 0x80200004 <_entry+4>\n"
+        assert monitor(c, "x/2xw $pc").startswith("0x80200000 <")
+        assert monitor(c, "info registers pc") == \
+            "pc             0x80200000\t0x80200000 <_entry>\n"
+        assert "x0/zero" in monitor(c, "info registers")
+        assert "soft TLB (QEMU's, probed page by page)" in monitor(c, "info tlb")
+        assert monitor(c, "display $pc") == \
+            "error: 'display' is not available through gdb's monitor\n"
+        assert monitor(c, "p nosuch") == 'error: No symbol "nosuch" in current context.\n'
+    finally:
+        c.close()

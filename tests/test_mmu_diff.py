@@ -495,3 +495,37 @@ def test_fill_hooks_match_reference_inside_unicorn(impl, cases):
             assert theirs[:] == bytes(ours), f"A/D differ: {where}"
         hook.uninstall()
     assert probes["granted"] > cases // 100 and probes["refilled"] > cases // 100, probes
+
+
+def test_both_hooks_keep_the_same_recent_fills():
+    """The ring of recent fills (what `info tlb` starts from) is part of the
+    twins' contract: 5,000 fills of distinct pages through unicorn leave both
+    hooks holding the same last 4,096 page addresses, oldest first; refused
+    fills are not recorded; reset_counters empties the ring."""
+    need_fast(twins.available("sv39"), "the Cython Sv39 twin")
+    rng = random.Random(77)
+    pages = [0x4000_0000 + i * 0x1000 for i in range(5000)]
+    rng.shuffle(pages)
+    rings = {}
+    for impl in ("python", "fast"):
+        ram = bytearray(SIZE)
+        data = BASE + CODE_PAGE * 4096          # 12 table pages fit below it
+        pt = P.PageTableBuilder(ram, BASE, alloc_base=BASE, alloc_size=data - BASE)
+        for va in pages:
+            pt.map(va, data, P.R | P.W | P.A | P.D)
+        uc, buf = make_uc(ram, virtual=True)
+        set_state(uc, pt.satp(), 1, False, False)
+        hook = mmu.fill_hook_class(impl)(uc, buf, BASE, SIZE)
+        hook.install()
+        vmem = unicorn_translator(uc)
+        assert hook.recent_fills() == []
+        for i, va in enumerate(pages):
+            assert vmem(va + 8, PROT["read"]) == data + 8
+            if i % 1000 == 0:
+                assert vmem(0x7000_0000, PROT["read"]) is None   # unmapped: refused
+        assert hook.fills == 5000 and hook.faults == 5
+        rings[impl] = hook.recent_fills()
+        hook.reset_counters()
+        assert hook.recent_fills() == []
+        hook.uninstall()
+    assert rings["python"] == rings["fast"] == pages[-4096:]

@@ -5,6 +5,11 @@ Layout, one job per module:
 - control.py   Controller: breakpoints (code, watch, fault), stepping, replay
 - faults.py    fault descriptions, `break fault` filters, exact access addresses
 - commands.py  THE command table, shared by the REPL and gdb's `monitor`
+- gdbcmds.py   the gdb habits (print, x, display, info registers/breakpoints) over
+               expr.py (gdb's expressions), valfmt.py (gdb's value formats),
+               examine.py (x), printcmd.py (print, display), reginfo.py, bpinfo.py
+- tlbinfo.py   `info tlb`: the soft TLB probed, checked against the page table
+- complete.py  tab completion for the REPL
 - context.py   the context view shown at every stop
 - repl.py      the command loop of `emu debug`
 - rsp.py       GDB remote serial protocol codec (framing, checksums, escapes)

@@ -1,14 +1,19 @@
 """THE command table: one language for the `emu debug` REPL and gdb's
 `monitor` (qRcmd), so both front ends speak the same commands.
 
-A Command has a name, gdb-style aliases, usage, help and a handler
-`(session, args) -> text`. Lookup accepts the name, an alias or - as gdb
-does - any unambiguous prefix of a name. Handlers raise CommandError (one
-line) for bad input; nothing else escapes `Session.execute` except
-SessionEnd (`quit`).
+A Command has a name, gdb-style aliases, usage, help (one sentence), an
+optional longer doc and a handler `(session, args) -> text`; a `/FMT`
+typed after the name (`x/4xg`, `p/x`, `display/i`) arrives as the first
+argument. Lookup accepts the name, an alias or - as gdb does - any
+unambiguous prefix of a name. Handlers raise CommandError (one line, with
+any output produced before the failure in `partial`) for bad input;
+nothing else escapes `Session.execute` except SessionEnd (`quit`).
 
-`moves` marks commands that run the machine; over gdb the stub adds a note
-that gdb's own register cache is stale afterwards.
+`moves` marks commands that run the machine: in the REPL the displays
+(`display`) follow their output; over gdb the stub adds a note that gdb's
+own register cache is stale afterwards. `repl_only` marks commands gdb's
+`monitor` refuses (gdb has its own). The commands gdb users type out of
+habit live in gdbcmds.py, what the REPL completes in complete.py.
 
 Layer: debug (above the tools it uses: flags, session, report).
 """
@@ -20,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from emu.core.isa import GPR_NAMES
+from emu.debug import gdbcmds
 from emu.debug.context import (
     PRIV_NAME,
     Style,
@@ -31,9 +37,12 @@ from emu.debug.context import (
 )
 from emu.debug.control import Controller, DebugError, Stop
 from emu.debug.disasm import decode, format_insn
+from emu.debug.expr import ExprError
 from emu.debug.faults import FilterError, parse_fault_filter
 from emu.debug.frames import backtrace
+from emu.debug.gdbcmds import GdbState
 from emu.debug.infomem import info_mem
+from emu.debug.tlbinfo import info_tlb
 from emu.debug.vmem import MemError
 from emu.guestview.kproc import kernel_of
 from emu.guestview.kview import PageQuery
@@ -45,7 +54,12 @@ from emu.mmu import UnsupportedMode
 
 
 class CommandError(Exception):
-    """Bad command or arguments; the message is one line."""
+    """Bad command or arguments; the message is one line. `partial` is the
+    output the command produced before it failed (shown first)."""
+
+    def __init__(self, message: str, partial: str = "") -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class SessionEnd(Exception):
@@ -63,11 +77,15 @@ class Command:
     handler: Callable[[Session, list[str]], str]
     moves: bool = False
     repl_only: bool = False
+    doc: str = ""
 
 
 class Session:
     """What every front end shares: the Controller, the registers at the
-    previous stop (for highlighting), the fault in focus and the style."""
+    previous stop (for highlighting), the fault in focus, the style, and
+    gdb's state between commands (`gdb`: value history, `x` defaults,
+    displays). `repeat` is what an empty line repeats after a command
+    (gdb's rules: `x` continues, `display` and `delete` do not repeat)."""
 
     def __init__(self, ctl: Controller, style: Style | None = None) -> None:
         self.ctl = ctl
@@ -77,6 +95,9 @@ class Session:
         self._focus_depth = 0
         self._focus_epc = 0
         self._boots = ctl.boots
+        self.gdb = GdbState(ctl)
+        self.via_gdb = False
+        self.repeat = ""
 
     # -- stops -------------------------------------------------------------
     def show_stop(self, stop: Stop) -> str:
@@ -86,6 +107,7 @@ class Session:
             self._boots = ctl.boots
             self.prev_regs = None
             self.focus = None
+            self.gdb.rebooted()
         regs = snapshot(ctl.machine.cpu)
         if stop.fault is not None:
             self.focus = fault_query(stop.fault)
@@ -102,7 +124,8 @@ class Session:
 
     # -- dispatch ----------------------------------------------------------
     def execute(self, line: str, via_gdb: bool = False) -> str:
-        """Run one command line. Returns its output (maybe empty).
+        """Run one command line. Returns its output (maybe empty); in the
+        REPL, a command that ran the machine is followed by the displays.
 
         Raises CommandError for unknown commands or bad arguments, SessionEnd
         for `quit`.
@@ -110,18 +133,25 @@ class Session:
         words = line.strip().split()
         if not words:
             return ""
-        head = words[0]
-        fmt = ""
-        if "/" in head and head.split("/", 1)[0] in ("x", "xp"):
+        head, fmt = words[0], ""
+        if "/" in head:
             head, fmt = head.split("/", 1)
         cmd = lookup(head)
         if via_gdb and cmd.repl_only:
             raise CommandError(f"'{cmd.name}' is not available through gdb's monitor")
-        args = ([f"/{fmt}"] if fmt else []) + words[1:]
+        args = ([f"/{fmt}"] if "/" in words[0] else []) + words[1:]
+        self.via_gdb = via_gdb
+        self.repeat = line.strip()
         try:
-            return cmd.handler(self, args)
+            out = cmd.handler(self, args)
+        except ExprError as exc:
+            raise CommandError(str(exc), exc.partial) from None
         except (DebugError, FilterError, LocationError, MemError, UnsupportedMode) as exc:
             raise CommandError(str(exc)) from None
+        if cmd.moves and not via_gdb and self.ctl.last_stop.kind != "exited":
+            shown = gdbcmds.display_all(self.gdb)
+            out = f"{out}\n{shown}" if out and shown else out or shown
+        return out
 
 
 # -- lookup ------------------------------------------------------------------------
@@ -155,18 +185,14 @@ def _one_int(args: list[str], what: str, default: int | None = None) -> int:
 
 
 def _loc(s: Session, text: str) -> int:
-    """Resolve a location; `$reg` (`$pc`, `$sp`, `$a0`, `$satp`...) is a
-    register's value, optionally `$reg+off`."""
-    if text.startswith("$"):
-        name, sign, off = re.match(r"^\$(\w+)\s*([+-]?)\s*(\w*)$", text).groups() \
-            if re.match(r"^\$(\w+)\s*([+-]?)\s*(\w*)$", text) else (None, "", "")
-        regs = snapshot(s.ctl.machine.cpu)
-        if name not in regs and name != "fp":
-            raise CommandError(f"unknown register {text!r}")
-        base = regs["s0" if name == "fp" else name]
-        delta = parse_int(off, "offset") if off else 0
-        return (base - delta if sign == "-" else base + delta) & ((1 << 64) - 1)
-    return resolve(text, s.ctl.symbols, s.ctl.lines)
+    """Resolve a location: `0x...`, `*ADDR`, `sym`, `sym+off`, `file:line`,
+    or any gdb expression (`$sp+16`, `&ticks`, `$a0*2`: emu/debug/expr.py)."""
+    try:
+        return resolve(text, s.ctl.symbols, s.ctl.lines)
+    except LocationError as exc:
+        if not re.search(r"[$&()*/%<>|^~-]|\+", text):
+            raise CommandError(str(exc)) from None
+    return gdbcmds.address_of(s.gdb, text[1:] if text.startswith("*") else text)
 
 
 # -- running -----------------------------------------------------------------------
@@ -257,7 +283,11 @@ def _watch(kind: str) -> Callable[[Session, list[str]], str]:
 
 
 def c_delete(s: Session, args: list[str]) -> str:
-    """`delete [N...]`: delete breakpoints; raises CommandError for unknown numbers."""
+    """`delete [N...]`: delete breakpoints; raises CommandError for unknown
+    numbers. `delete display [N...]` deletes displays."""
+    s.repeat = ""
+    if args and "display".startswith(args[0].lower()):
+        return gdbcmds.c_undisplay(s.gdb, args[1:])
     if not args:
         n = s.ctl.delete(None)
         return f"deleted {n} breakpoint{'s' if n != 1 else ''}"
@@ -267,7 +297,7 @@ def c_delete(s: Session, args: list[str]) -> str:
 
 
 # -- inspection ----------------------------------------------------------------------
-def info_registers(s: Session) -> str:
+def info_registers_qemu(s: Session) -> str:
     """QEMU's `info registers` layout (target/riscv/cpu.c dump_state)."""
     cpu = s.ctl.machine.cpu
     lines = [f" {'pc':<8} {cpu.pc:016x}", f" {'priv':<8} {PRIV_NAME.get(cpu.priv, '?')}"]
@@ -284,11 +314,12 @@ def info_registers(s: Session) -> str:
     return "\n".join(lines)
 
 
-def info_breakpoints(s: Session) -> str:
-    """`info breakpoints`: one line per breakpoint."""
-    if not s.ctl.bps:
-        return "No breakpoints or watchpoints."
-    return "\n".join(bp.describe() for bp in s.ctl.bps.values())
+def info_registers(s: Session, args: list[str]) -> str:
+    """`info registers [NAME...]`: gdb's layout; through gdb's monitor and
+    without names, QEMU's monitor layout (gdb has its own)."""
+    if s.via_gdb and not args:
+        return info_registers_qemu(s)
+    return gdbcmds.info_regs(s.gdb, args)
 
 
 def info_stop(s: Session) -> str:
@@ -333,120 +364,89 @@ def info_proc(s: Session) -> str:
     return "\n".join(out) or "No processes."
 
 
-INFO = {
-    "registers": (("r", "reg", "regs"), info_registers, "registers and S-mode CSRs (QEMU format)"),
-    "mem": (("m",), lambda s: info_mem(s.ctl.machine.mem, s.ctl.machine.cpu.csr("satp")),
-            "mapped virtual ranges (QEMU RISC-V format)"),
-    "breakpoints": (("b", "break", "watchpoints"), info_breakpoints, "breakpoints and watchpoints"),
-    "stop": (("why",), info_stop, "why the machine stopped (with the fault's walk)"),
-    "traps": (("trap",), info_traps, "traps being handled, innermost first"),
-    "net": (("network", "nic"), lambda s: info_net(s.ctl.machine),
-            "NIC rings and counters, links, AoE targets"),
-    "swap": ((), lambda s: info_swap(s.ctl.machine), "swap area, swap map summary, AoE"),
-    "reserve": (("reserves",), lambda s: info_reserve(s.ctl.machine),
-                "memory reserves below min: usage, peak, limit; drops and refusals"),
-    "proc": (("procs", "processes"), info_proc, "the kernel's processes and their regions "
-             "(* = the one satp maps)"),
-}
+@dataclass(frozen=True)
+class Topic:
+    """One `info` topic: name, aliases, handler `(session, args) -> text`,
+    one-line help; `args` is False for topics that take no arguments."""
+
+    name: str
+    aliases: tuple[str, ...]
+    fn: Callable[[Session, list[str]], str]
+    help: str
+    args: bool = False
+
+
+def _plain(fn: Callable[[Session], str]) -> Callable[[Session, list[str]], str]:
+    return lambda s, _args: fn(s)
+
+
+INFO: tuple[Topic, ...] = (
+    Topic("registers", ("r", "reg", "regs"), info_registers,
+          "registers in gdb's layout: NAME... or a group (general, system, all); "
+          "through gdb's monitor without names, QEMU's layout", args=True),
+    Topic("all-registers", (), lambda s, a: gdbcmds.info_all_regs(s.gdb, a),
+          "every register: GPRs, pc, the S-mode CSRs and priv"),
+    Topic("mem", ("m",), _plain(lambda s: info_mem(s.ctl.machine.mem,
+                                                   s.ctl.machine.cpu.csr("satp"))),
+          "mapped virtual ranges (QEMU RISC-V format)"),
+    Topic("tlb", (), _plain(lambda s: info_tlb(s.ctl.machine)),
+          "what QEMU's soft TLB holds now, per privilege, against the page table"),
+    Topic("breakpoints", ("b", "break"), lambda s, a: gdbcmds.info_breaks(s.gdb, a),
+          "breakpoints, watchpoints and fault breakpoints (gdb's table)"),
+    Topic("watchpoints", ("watch",), lambda s, a: gdbcmds.info_watches(s.gdb, a),
+          "watchpoints only"),
+    Topic("display", (), lambda s, a: gdbcmds.info_display(s.gdb, a),
+          "the expressions shown at every stop"),
+    Topic("stop", ("why",), _plain(info_stop),
+          "why the machine stopped (with the fault's walk)"),
+    Topic("traps", ("trap",), _plain(info_traps), "traps being handled, innermost first"),
+    Topic("net", ("network", "nic"), _plain(lambda s: info_net(s.ctl.machine)),
+          "NIC rings and counters, links, AoE targets"),
+    Topic("swap", (), _plain(lambda s: info_swap(s.ctl.machine)),
+          "swap area, swap map summary, AoE"),
+    Topic("reserve", ("reserves",), _plain(lambda s: info_reserve(s.ctl.machine)),
+          "memory reserves below min: usage, peak, limit; drops and refusals"),
+    Topic("proc", ("procs", "processes"), _plain(info_proc),
+          "the kernel's processes and their regions (* = the one satp maps)"),
+)
+
+
+def info_topic(word: str) -> Topic:
+    """The `info` topic for `word`: a name, an alias or a unique prefix.
+    Raises CommandError (gdb's words) otherwise."""
+    w = word.lower()
+    for t in INFO:
+        if w == t.name or w in t.aliases:
+            return t
+    hits = [t for t in INFO if t.name.startswith(w)]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise CommandError(f'Ambiguous info command "{word}": '
+                           + ", ".join(t.name for t in hits) + ".")
+    raise CommandError(f'Undefined info command: "{word}".  Try "help info".')
 
 
 def c_info(s: Session, args: list[str]) -> str:
-    """`info TOPIC`: dispatch to the INFO topics (names, aliases, prefixes)."""
-    if len(args) != 1:
-        raise CommandError("usage: info registers|mem|breakpoints|stop|traps|net|swap|"
-                           "reserve|proc")
-    w = args[0].lower()
-    for name, (aliases, fn, _) in INFO.items():
-        if w == name or w in aliases:
-            return fn(s)
-    hits = [n for n in INFO if n.startswith(w)]
-    if len(hits) == 1:
-        return INFO[hits[0]][1](s)
-    raise CommandError(f"unknown info topic {args[0]!r} (" + ", ".join(INFO) + ")")
+    """`info TOPIC [ARGS]`: dispatch to the INFO topics."""
+    if not args:
+        raise CommandError('"info" must be followed by the name of an info command '
+                           "(" + ", ".join(t.name for t in INFO) + ")")
+    t = info_topic(args[0])
+    if args[1:] and not t.args:
+        raise CommandError(f"info {t.name} takes no arguments")
+    return t.fn(s, args[1:])
 
 
-_FMT_RE = re.compile(r"^/(\d*)([xduotcais]?)([bhwg]?)$")
-_SIZES = {"b": 1, "h": 2, "w": 4, "g": 8}
-
-
-def _examine(s: Session, args: list[str], physical: bool) -> str:
-    fmt = "/"
-    if args and args[0].startswith("/"):
-        fmt, args = args[0], args[1:]
-    m = _FMT_RE.match(fmt)
-    if not m:
-        raise CommandError(f"bad format {fmt!r} (e.g. /8xg, /4i, /s)")
-    if len(args) != 1:
-        raise CommandError(f"usage: {'xp' if physical else 'x'}/FMT ADDRESS")
-    count = int(m.group(1) or 1)
-    f, size = m.group(2) or "x", _SIZES[m.group(3) or "w"]
-    if not 0 < count <= 4096:
-        raise CommandError("count must be 1..4096")
-    addr = parse_int(args[0], "address") if physical else _loc(s, args[0])
-    mem = s.ctl.mem
-
-    def read(a: int, n: int) -> bytes:
-        return mem.read_phys(a, n) if physical else mem.read_virt(a, n)
-
-    def label(a: int) -> str:
-        hit = None if physical else s.ctl.symbols.lookup(a)
-        return f"0x{a:x} <{hit[0]}+{hit[1]}>:" if hit else f"0x{a:x}:"
-
-    if f == "i":
-        out = []
-        for i in range(count):
-            a = addr + 4 * i
-            word = int.from_bytes(read(a, 4), "little")
-            out.append(format_insn(decode(a, word), s.ctl.symbols, "  "))
-        return "\n".join(out)
-    if f == "s":
-        out = []
-        a = addr
-        for _ in range(count):
-            raw = bytearray()
-            while len(raw) < 4096:
-                b = read(a + len(raw), 1)
-                if b == b"\0":
-                    break
-                raw += b
-            out.append(f"{label(a)}\t{bytes(raw).decode('latin-1')!r}")
-            a += len(raw) + 1
-        return "\n".join(out)
-    if f in "ac":
-        size = 8 if f == "a" else 1
-    per_line = {1: 8, 2: 8, 4: 4, 8: 2}[size]
-    data = read(addr, count * size)
-    out, row = [], []
-    for i in range(count):
-        v = int.from_bytes(data[i * size:(i + 1) * size], "little")
-        if f == "x":
-            row.append(f"0x{v:0{size * 2}x}")
-        elif f == "d":
-            row.append(str(v - (1 << (8 * size)) if v >> (8 * size - 1) else v))
-        elif f == "u":
-            row.append(str(v))
-        elif f == "o":
-            row.append(f"0{v:o}")
-        elif f == "t":
-            row.append(f"{v:0{size * 8}b}")
-        elif f == "c":
-            row.append(repr(chr(v)))
-        else:  # a
-            row.append(f"0x{v:x}{s.ctl.where(v)}")
-        if len(row) == per_line or i == count - 1:
-            out.append(f"{label(addr + (i + 1 - len(row)) * size)}\t" + "\t".join(row))
-            row = []
-    return "\n".join(out)
-
-
-def c_x(s: Session, args: list[str]) -> str:
-    """`x/FMT VA`: examine virtual memory (no side effects)."""
-    return _examine(s, args, physical=False)
-
-
-def c_xp(s: Session, args: list[str]) -> str:
-    """`xp/FMT PA`: examine physical memory (RAM only)."""
-    return _examine(s, args, physical=True)
+def _gdb(fn: Callable[[GdbState, list[str]], str], repeat: str | None = None
+         ) -> Callable[[Session, list[str]], str]:
+    """A gdbcmds handler as a command handler; `repeat` replaces what an
+    empty line repeats ("" for nothing)."""
+    def handler(s: Session, args: list[str]) -> str:
+        if repeat is not None:
+            s.repeat = repeat
+        return fn(s.gdb, args)
+    return handler
 
 
 def c_walk(s: Session, args: list[str]) -> str:
@@ -518,22 +518,68 @@ def c_disas(s: Session, args: list[str]) -> str:
 
 
 def c_help(s: Session, args: list[str]) -> str:
-    """`help [CMD]`: the command list, or one command's usage."""
-    if args:
+    """`help [CMD | info [TOPIC]]`: the command list, or one command as gdb
+    shows it (names and aliases, what it does, usage, details)."""
+    if not args:
+        out = ["Commands (gdb-style prefixes work: `cont`, `fin`, `i r`; "
+               "`help CMD` for one):"]
+        for c in TABLE:
+            al = f"  [{', '.join(c.aliases)}]" if c.aliases else ""
+            out.append(f"  {c.usage:<34} {c.help}{al}")
+        out.append("info topics: " + ", ".join(t.name for t in INFO))
+        return "\n".join(out)
+    try:
         c = lookup(args[0])
-        al = f" (aliases: {', '.join(c.aliases)})" if c.aliases else ""
-        return f"{c.usage}{al}\n  {c.help}"
-    out = ["Commands (gdb-style prefixes work: `cont`, `fin`, `i r`):"]
-    for c in TABLE:
-        al = f"  [{', '.join(c.aliases)}]" if c.aliases else ""
-        out.append(f"  {c.usage:<34} {c.help}{al}")
-    out.append("info topics: " + ", ".join(f"{n} ({h})" for n, (_, _, h) in INFO.items()))
-    return "\n".join(out)
+    except CommandError:
+        raise CommandError(f'Undefined command: "{args[0]}".  Try "help".') from None
+    if c.name == "info" and len(args) > 1:
+        t = info_topic(args[1])
+        names = ", ".join(f"info {n}" for n in (t.name, *t.aliases))
+        return f"{names}\n{t.help[0].upper()}{t.help[1:]}."
+    lines = [", ".join((c.name, *c.aliases))] if c.aliases else []
+    lines += [f"{c.help[0].upper()}{c.help[1:]}.", f"Usage: {c.usage}"]
+    if c.doc:
+        lines.append(c.doc)
+    if c.name == "info":
+        lines.append("\nList of info subcommands:\n")
+        lines += [f"info {t.name} -- {t.help}" for t in INFO]
+    return "\n".join(lines)
 
 
 def c_quit(s: Session, args: list[str]) -> str:
     """`quit`: raises SessionEnd."""
     raise SessionEnd()
+
+
+X_DOC = """ADDRESS is an expression for the memory address to examine.
+FMT is a repeat count followed by a format letter and a size letter.
+Format letters are o(octal), x(hex), d(decimal), u(unsigned decimal),
+  t(binary), f(float), a(address), i(instruction), c(char), s(string)
+  and z(hex, zero padded on the left).
+Size letters are b(byte), h(halfword), w(word), g(giant, 8 bytes).
+The specified number of objects of the specified size are printed
+according to the format.  If a negative number is specified, memory is
+examined backward from the address.
+
+Defaults for format and size letters are those previously used.
+Default count is 1.  Default address is following last thing printed
+with this command or "print".  Reads go through our Sv39 walker without
+setting A/D bits and never touch device registers."""
+
+PRINT_DOC = """EXP is a C expression: registers ($pc, $sp, $a0, $satp, $priv), the value
+history ($, $$, $N, $$N), $_ and $__ after x, symbols with their DWARF types,
+literals, casts, * & [] and + - * / % << >> & | ^ == != < > <= >= && ||.
+FMT is a format letter: x(hex), d(decimal), u(unsigned), o(octal), t(binary),
+c(char), a(address), f(float), z(zero-padded hex), s(string).
+Without EXP, the last value is shown again."""
+
+DISPLAY_DOC = """/FMT may be used before EXP as in the "print" command.
+/FMT "i" or "s" or including a size-letter is allowed,
+as in the "x" command, and then EXP is used to get the address to examine
+and examining is done as in the "x" command.
+
+With no argument, display all currently requested auto-display expressions.
+Use "undisplay" to cancel display requests previously made."""
 
 
 TABLE: tuple[Command, ...] = (
@@ -559,14 +605,26 @@ TABLE: tuple[Command, ...] = (
             _watch("watch")),
     Command("rwatch", (), "rwatch VA [LEN]", "stop after a read", _watch("rwatch")),
     Command("awatch", (), "awatch VA [LEN]", "stop after any access", _watch("awatch")),
-    Command("delete", ("d",), "delete [N...]", "delete breakpoints (all without N)",
-            c_delete),
-    Command("info", ("i",), "info TOPIC",
-            "registers | mem | breakpoints | stop | traps | net | swap | reserve | proc",
-            c_info),
-    Command("x", (), "x/FMT VA", "examine virtual memory through the MMU (no A/D, no "
-            "devices); FMT = count, x d u o t c a i s, b h w g", c_x),
-    Command("xp", (), "xp/FMT PA", "examine physical memory (RAM only)", c_xp),
+    Command("delete", ("d",), "delete [display] [N...]",
+            "delete breakpoints (all without N), or displays", c_delete),
+    Command("info", ("i",), "info TOPIC [ARGS]", "show things about the machine and the "
+            "guest: " + ", ".join(t.name for t in INFO), c_info,
+            doc="Generic command for showing things about the program being debugged."),
+    Command("print", ("p", "inspect"), "print[/FMT] [EXP]", "print the value of an "
+            "expression, recorded as $N", _gdb(gdbcmds.c_print), doc=PRINT_DOC),
+    Command("output", (), "output[/FMT] EXP", "print a value alone, not recorded",
+            _gdb(gdbcmds.c_output)),
+    Command("whatis", (), "whatis EXP|TYPE", "print the type of an expression",
+            _gdb(gdbcmds.c_whatis)),
+    Command("display", (), "display[/FMT] [EXP]", "print the value of EXP each time the "
+            "machine stops", _gdb(gdbcmds.c_display, repeat=""), repl_only=True,
+            doc=DISPLAY_DOC),
+    Command("undisplay", (), "undisplay [N...]", "cancel some or all displays",
+            _gdb(gdbcmds.c_undisplay, repeat=""), repl_only=True),
+    Command("x", (), "x[/FMT] [ADDRESS]", "examine memory: x/FMT ADDRESS",
+            _gdb(gdbcmds.c_x, repeat="x"), doc=X_DOC),
+    Command("xp", (), "xp[/FMT] [PADDR]", "examine physical memory (RAM only), like x",
+            _gdb(gdbcmds.c_xp, repeat="xp")),
     Command("walk", (), "walk VA [r|w|x] [u|s]", "Sv39 walk of VA: every level, where "
             "and why it stops, the kernel's view", c_walk),
     Command("bt", ("backtrace", "where"), "bt", "frame-pointer backtrace across traps",

@@ -320,7 +320,7 @@ class _Client:
                 out += ("\nnote: the machine moved behind gdb's back; "
                         "`maintenance flush register-cache` refreshes gdb's view")
         except CommandError as exc:
-            out = f"error: {exc}"
+            out = (exc.partial + "\n" if exc.partial else "") + f"error: {exc}"
         except SessionEnd:
             out = "error: 'quit' is not available through gdb's monitor (use `detach`)"
         text = (out.rstrip("\n") + "\n").encode() if out else b""

@@ -2,10 +2,14 @@
 command table, print the result.
 
 gdb habits carry over: `(emu)` prompt, an empty line repeats the previous
-command, unique prefixes and short aliases (`c`, `si`, `n`, `i r`, `x/8xg`),
-history (readline, ~/.emu_debug_history) on a terminal, Ctrl-C interrupts a
-running machine at the next slice. Scripts can pipe commands on stdin: each
-command is echoed after the prompt so the transcript reads like a session.
+command as gdb repeats it (`x` continues after what it showed; `display`
+and `delete` are not repeated), unique prefixes and short aliases (`c`,
+`si`, `n`, `i r`, `x/8xg`), and on a terminal readline's history
+(~/.emu_debug_history, or $EMU_DEBUG_HISTORY) and tab completion of
+commands, `info` topics, symbols and `$registers` (emu/debug/complete.py).
+Ctrl-C interrupts a running machine at the next slice. Scripts can pipe
+commands on stdin: each command is echoed after the prompt so the
+transcript reads like a session.
 
 With a GDB stub listening (`emu debug -s`), the loop also watches the
 listening socket: a gdb that connects takes over the session until it
@@ -22,12 +26,19 @@ import signal
 import sys
 from typing import IO
 
-from emu.debug.commands import CommandError, Session, SessionEnd
+from emu.debug import complete
+from emu.debug.commands import INFO, TABLE, CommandError, Session, SessionEnd, lookup
 from emu.debug.context import Style
 from emu.debug.control import Controller
+from emu.debug.gdbcmds import display_all
 
 PROMPT = "(emu) "
-HISTORY = os.path.join(os.path.expanduser("~"), ".emu_debug_history")
+
+
+def history_path() -> str:
+    """Where readline history is kept: $EMU_DEBUG_HISTORY or ~/.emu_debug_history."""
+    return os.environ.get("EMU_DEBUG_HISTORY") or \
+        os.path.join(os.path.expanduser("~"), ".emu_debug_history")
 
 
 class ConsoleWriter:
@@ -94,6 +105,7 @@ class Repl:
                 self.gdb.serve_one()
                 self.say("gdb detached; back to the (emu) prompt")
                 self.say(self.session.show_stop(self.ctl.last_stop))
+                self.say(display_all(self.session.gdb))
                 continue
             break
         if self.interactive:
@@ -135,16 +147,17 @@ class Repl:
                 line = self.last
                 if not line:
                     continue
-            elif not line.lstrip().startswith("#"):
-                self.last = line
             if line.lstrip().startswith("#"):
                 continue
+            self.last = ""
             try:
                 out = self._execute(line)
+                self.last = self.session.repeat
             except SessionEnd:
                 break
             except CommandError as exc:
-                out = f"error: {exc}"
+                out = (exc.partial + "\n" if exc.partial else "") + f"error: {exc}"
+                self.last = line
             except Exception as exc:  # noqa: BLE001 - a debugger bug must not end the session
                 out = f"error: internal debugger error: {exc!r}"
             self.say(out)
@@ -165,17 +178,39 @@ class Repl:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
 
+    def complete_line(self, line: str) -> list[str]:
+        """Completions of the last word of `line` (see emu/debug/complete.py)."""
+        def canonical(word: str) -> str | None:
+            try:
+                return lookup(word).name
+            except CommandError:
+                return None
+        return complete.candidates(
+            line, [(c.name, c.aliases) for c in TABLE], [(t.name, t.aliases) for t in INFO],
+            lambda: self.ctl.symbols.by_name, canonical)
+
     def _init_history(self) -> None:
+        """Load the history and bind tab completion (readline on a terminal)."""
         try:
             import readline
-            readline.read_history_file(HISTORY)
-        except (ImportError, OSError):
+        except ImportError:
+            return
+        readline.set_completer(complete.ReadlineCompleter(
+            self.complete_line, readline.get_line_buffer, readline.get_begidx))
+        readline.set_completer_delims(" \t\n")
+        if "libedit" in (readline.__doc__ or ""):
+            readline.parse_and_bind("bind ^I rl_complete")
+        else:
+            readline.parse_and_bind("tab: complete")
+        try:
+            readline.read_history_file(history_path())
+        except OSError:
             pass
 
     def _save_history(self) -> None:
         try:
             import readline
             readline.set_history_length(1000)
-            readline.write_history_file(HISTORY)
+            readline.write_history_file(history_path())
         except (ImportError, OSError):
             pass

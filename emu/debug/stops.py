@@ -36,19 +36,6 @@ class Breakpoint:
     matched: int = 0      # fault breakpoints: faults that passed the filter
     temporary: bool = False
 
-    def describe(self) -> str:
-        """One line for `info breakpoints`."""
-        state = "" if self.enabled else " (disabled)"
-        if self.kind in ("code", "hw"):
-            what = f"{'hw ' if self.kind == 'hw' else ''}breakpoint at 0x{self.addr:x}" + \
-                (f" <{self.label}>" if self.label else "")
-        elif self.kind in WATCH_KINDS:
-            what = f"{self.kind} 0x{self.addr:x} len {self.length}"
-        else:
-            assert self.filt is not None
-            what = f"fault breakpoint: {self.filt.describe()}"
-        return f"{self.id:<3} {what}{state}, hit {self.hits} time{'s' if self.hits != 1 else ''}"
-
 
 @dataclass
 class Stop:

@@ -34,7 +34,9 @@ from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_ERR_OK
 
 from emu.mmu.walk import u64_view
 
-__all__ = ["PyFillHook", "fill_page", "flush_tlb"]
+__all__ = ["RING", "PyFillHook", "fill_page", "flush_tlb"]
+
+RING = 4096   # recent fills a hook keeps (recent_fills); fast/sv39.pyx keeps as many
 
 
 def _uclib() -> ctypes.CDLL:
@@ -140,7 +142,8 @@ class PyFillHook:
     Counters: `fills` (successful fills), `faults` (refused fills), the last
     refused fill's `fault_cause` (12/13/15, or 1/5/7 for a PTE outside RAM)
     and `fault_vaddr` (page-aligned: unicorn passes the page address),
-    `faults_by_cause`. An unexpected exception inside the callback (a bug)
+    `faults_by_cause`; `recent_fills()` the page addresses of the last RING
+    successful fills. An unexpected exception inside the callback (a bug)
     refuses the fill, stops emulation and is kept in `error`.
     """
 
@@ -156,6 +159,7 @@ class PyFillHook:
         self.error: BaseException | None = None
         self._cnt = [0, 0, 0, 0]  # fills, faults, last cause, last vaddr
         self._by_cause: dict[int, int] = {}
+        self._ring = [0] * RING  # page vaddr of fill n at _ring[n % RING]
         self._cb = _FILL_CB(self._make_callback())
 
     # -- lifecycle --------------------------------------------------------
@@ -221,6 +225,13 @@ class PyFillHook:
         """Dict cause -> count of refused fills."""
         return dict(self._by_cause)
 
+    def recent_fills(self) -> list[int]:
+        """Page-aligned virtual addresses of the last min(fills, RING)
+        successful fills since the last reset, oldest first."""
+        fills = self._cnt[0]
+        n = min(fills, RING)
+        return [self._ring[(fills - n + i) % RING] for i in range(n)]
+
     # -- the callback -----------------------------------------------------
     def _make_callback(self):
         """Build the fill callback as a closure: locals and cells are much
@@ -237,7 +248,8 @@ class PyFillHook:
         prio = (ctypes.c_uint64 * 2)(1, 0)  # S, U
         prio_s = ctypes.addressof(prio)
         prio_u = prio_s + 8
-        q, base, cnt, by_cause = self._q, self.ram_base, self._cnt, self._by_cause
+        q, base, cnt, by_cause, ring = self._q, self.ram_base, self._cnt, self._by_cause, \
+            self._ring
         keep = (regs, vals, ptrs, prio)  # buffers the raw pointers refer to
         entries: dict[int, _TlbEntry] = {}
         uc_obj = self.uc
@@ -263,7 +275,9 @@ class PyFillHook:
                         e = entries[entry] = _TlbEntry.from_address(entry)
                     e.paddr = r & ~0xFFF
                     e.perms = r & 7
-                    cnt[0] += 1
+                    n = cnt[0]
+                    ring[n & 4095] = vaddr  # RING - 1 as a literal: no global lookup
+                    cnt[0] = n + 1
                     return True
                 cnt[1] += 1
                 cnt[2] = -r
