@@ -43,7 +43,8 @@ test-pure: setup
 # this run (bench/summary.py): saved in bench/results/latest.json (the run the
 # docs show: docs/benchmarks.md) and .benchmarks/emu/ (the history).
 bench: setup
-	$(VENV)/bin/pytest -q bench --benchmark-only --benchmark-group-by=group --benchmark-autosave
+	EMU_BENCH_PUBLISH=1 $(VENV)/bin/pytest -q bench --benchmark-only --benchmark-group-by=group \
+		--benchmark-autosave
 	$(PY) docs/generate.py docs/benchmarks.md
 
 # Every figure that moved more than 10% since the previous `make bench`.

@@ -1,9 +1,13 @@
 """Benchmarks: run with `make bench` (pytest-benchmark, --benchmark-only).
 
 Every benchmark also records its figures in bench/summary.py; at the end of
-the session the summary table is printed, saved (bench/results/latest.json
-and .benchmarks/emu/) and drawn (docs/img/bench-ratios.png).
+the session the summary table is printed and saved in .benchmarks/emu/ (the
+history `make bench-compare` reads). `make bench` (EMU_BENCH_PUBLISH=1) also
+makes it the run the docs show: bench/results/latest.json and
+docs/img/bench-ratios.png - a partial run of a few benchmarks never does.
 """
+
+import os
 
 from bench import summary
 from tests.conftest import asm, assemble, kernel  # noqa: F401  (shared fixtures)
@@ -11,14 +15,17 @@ from tests.conftest import asm, assemble, kernel  # noqa: F401  (shared fixtures
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001
     """Print the one summary table and save the run."""
-    saved = summary.save()
+    publish = os.environ.get("EMU_BENCH_PUBLISH") == "1"
+    saved = summary.save(publish=publish)
     if saved is None:
         return
     from rich.console import Console
 
-    data = summary.json.loads(summary.LATEST.read_text())
+    data = summary.json.loads(saved.read_text())
     Console(file=terminalreporter._tw._file, width=160).print(summary.table(data))
-    png = summary.HERE.parent / "docs" / "img" / "bench-ratios.png"
-    summary.plot(data, str(png))
-    terminalreporter.write_line(f"saved: {summary.LATEST} and {saved}; plot: {png}; "
-                                "`make bench-compare` compares with the previous run")
+    where = f"saved: {saved}"
+    if publish:
+        png = summary.HERE.parent / "docs" / "img" / "bench-ratios.png"
+        summary.plot(data, str(png))
+        where += f", {summary.LATEST} and the plot {png}"
+    terminalreporter.write_line(f"{where}; `make bench-compare` compares with the previous run")

@@ -103,17 +103,19 @@ def ratios(figs: dict[str, dict[str, float]]) -> list[tuple[str, str, float, str
     return out
 
 
-def save(figs: dict[str, dict[str, float]] | None = None) -> Path | None:
-    """Write this run's figures to bench/results/latest.json and the history.
-    Returns the history file, or None when nothing was measured."""
+def save(figs: dict[str, dict[str, float]] | None = None, publish: bool = False) -> Path | None:
+    """Write this run's figures to the history (and, with `publish`, to
+    bench/results/latest.json, the run the docs show). Returns the history
+    file, or None when nothing was measured."""
     figs = _figures if figs is None else figs
     if not figs:
         return None
     data = {"taken": time.strftime("%Y-%m-%d %H:%M:%S"), "figures": figs}
-    LATEST.parent.mkdir(parents=True, exist_ok=True)
     HISTORY.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1, sort_keys=True) + "\n"
-    LATEST.write_text(text)
+    if publish:
+        LATEST.parent.mkdir(parents=True, exist_ok=True)
+        LATEST.write_text(text)
     out = HISTORY / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(text)
     return out

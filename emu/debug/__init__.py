@@ -2,7 +2,9 @@
 
 Layout, one job per module:
 
-- control.py   Controller: breakpoints (code, watch, fault), stepping, replay
+- control.py   Controller: one machine, run slice by slice; its parts
+               breakpoints.py (code, watch, fault), stepping.py, replay.py;
+               stops.py (Stop, Breakpoint, DebugError)
 - faults.py    fault descriptions, `break fault` filters, exact access addresses
 - commands.py  THE command table, shared by the REPL and gdb's `monitor`
 - gdbcmds.py   the gdb habits (print, x, display, info registers/breakpoints) over
@@ -17,16 +19,13 @@ Layout, one job per module:
 - gdbregs.py   register numbering and target.xml for gdb
 - vmem.py      side-effect-free reads/writes by virtual or physical address
 - infomem.py   QEMU-format `info mem`
-- kview.py     the kernel's view of a page (demand-zero, protection, ...)
-- kproc.py     the kernel's processes and regions (via DWARF) and its kview probe
-- ktypes.py    struct layouts from the kernel's DWARF
-- symbols.py   symbol lookup/resolution for the debugger
-- dwarf.py     DWARF line table (pyelftools)
 - disasm.py    capstone disassembly with symbols
 - frames.py    frame-pointer backtrace across trap boundaries
 - main.py      `emu debug` and `emu run -s`: the debugger and the gdb-served run
 
-See docs/debugging.md for a walk-through.
+What the debugger knows about the guest (symbols, DWARF, our kernel's
+structures: kview, kproc, ktypes, swap, reserves, the NIC) lives one layer
+down, in emu/guestview/. See docs/debugging.md for a walk-through.
 
 Layer: debug (above the tools it uses: flags, session, report).
 """

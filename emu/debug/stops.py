@@ -19,7 +19,6 @@ class DebugError(Exception):
 
 
 # -- breakpoints and stops -----------------------------------------------------
-# -- breakpoints and stops -----------------------------------------------------
 @dataclass
 class Breakpoint:
     """A user breakpoint. kind: "code", "hw" (gdb Z1), "watch" (write),

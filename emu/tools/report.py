@@ -41,10 +41,6 @@ def _named(counts: dict[int, int], names: dict[int, str], all_keys: bool) -> dic
     return out
 
 
-def _per_s(n: int, wall: float) -> float:
-    return round(n / wall, 1) if wall > 0 else 0.0
-
-
 def collect(machine: Any) -> dict[str, Any]:
     """Return the run's figures as a dict with stable keys (docs/stats.md)."""
     st = machine.stats
@@ -66,10 +62,6 @@ def collect(machine: Any) -> dict[str, Any]:
         "wall_s": round(wall, 6),
         "mips": round(insns / wall / 1e6, 3) if wall > 0 else 0.0,
         "slices": st.slices,
-        "rates": {"traps_per_s": _per_s(sum(st.traps.values()) + sum(st.interrupts.values()),
-                                        wall),
-                  "tlb_fills_per_s": _per_s(mmu.fills, wall),
-                  "slices_per_s": _per_s(st.slices, wall)},
         "tlb_fills": mmu.fills,
         "page_faults": _named(faults, PAGE_FAULT_KEYS, True),
         "page_faults_total": sum(faults.values()),
