@@ -40,6 +40,8 @@ def test_version_names_the_active_twins():
     (["run", "--target", "foo:1"], "bad --target"),
     (["run", "--target", "file:/nonexistent/disk.img"], "/nonexistent/disk.img"),
     (["run", "--noise", "fast"], "noise"),
+    (["run", "--pcap", "x.pcap", "--pcap-snaplen", "-1"], "--pcap-snaplen"),
+    (["run", "--pcap-snaplen", "lots"], "not an integer"),
 ])
 def test_bad_input_is_one_line_and_status_2(args, needle):
     r = emu(*args)
