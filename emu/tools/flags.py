@@ -19,6 +19,7 @@ from emu.machine.peers import CLOCK_MODES
 from emu.machine.tracelog import help_text
 from emu.net.network import NetConfig
 from emu.net.pcap import DEFAULT_SNAPLEN
+from emu.tools.progress import PLAIN_PERIOD_S
 
 
 class GdbFlagError(ValueError):
@@ -76,8 +77,9 @@ def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> 
                        "with no user progress and no swap I/O while work is pending (e.g. "
                        "500ms; off disables; default: %(default)s)")
         p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
-                       help="live status line (auto: when stdout is a terminal; "
-                       "default: %(default)s)")
+                       help="progress on stderr: a live status bar on a terminal, a plain "
+                       f"line every {PLAIN_PERIOD_S:g} wall seconds elsewhere (auto: only when "
+                       "stderr is a terminal; default: %(default)s)")
         p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
         p.add_argument("--profile", metavar="FILE",
                        help="write a cProfile profile of the run to FILE (read it with "

@@ -1,5 +1,5 @@
 """Figures over virtual time: periodic samples of the machine's and the
-guest kernel's counters, for the progress line and `--plot`.
+guest kernel's counters, for `--plot` and the experiments' plots.
 
 Samples are taken at slice boundaries once virtual time has moved past the
 next sampling point (no clock events: sampling must never keep an idle
