@@ -82,8 +82,8 @@ def console_lines(kernel) -> list[bytes]:
 def assert_intact(lines: list[bytes], out: bytes) -> None:
     """Every console line appears whole, in order, in `out`, from the first
     column: after a newline or after the bar was erased (carriage returns
-    aside: the pty adds them)."""
-    text, at = out.replace(b"\r", b""), 0
+    aside: the pty adds them; and rich's hiding of the cursor)."""
+    text, at = re.sub(rb"\x1b\[\?25[lh]", b"", out.replace(b"\r", b"")), 0
     for ln in lines:
         i = text.find(ln + b"\n", at)
         assert i >= 0, f"console line cut or missing: {ln!r}"
