@@ -291,10 +291,10 @@ def report_rows(stats: dict[str, Any]) -> list[tuple[str, str, str]]:
     pcap = (stats.get("network") or {}).get("pcap")
     if pcap:
         snap = f"snap length {pcap['snaplen']:,} bytes" if pcap["snaplen"] else "whole frames"
-        exact = f" ({pcap['file_bytes']:,} bytes)" if pcap["file_bytes"] >= 1000 else ""
+        fb = pcap["file_bytes"]
         rows.append(("capture", f"{pcap['frames']:,} frame" + "s" * (pcap["frames"] != 1),
-                     f"{size(pcap['file_bytes'])} on disk{exact}, {snap}; "
-                     f"{size(pcap['bytes'])} on the wire"))
+                     f"{fb:,} bytes" + (f" ({size(fb)})" if fb >= 1000 else "")
+                     + f" on disk; {snap}"))
     rows.append(("exit status", str(stats["exit_status"]), ""))
     return rows
 
