@@ -115,8 +115,8 @@ LINK_DROPS = {"dropped_loss": "lost", "dropped_limit": "dropped (queue full)"}
 DIRECTIONS = {"up": "guest to switch", "down": "switch to guest"}
 
 
-def timeline_panels(tl: Timeline) -> tuple[list[Panel], int]:
-    """The panels of `--plot` with a line in them, and the rate window (ns)."""
+def timeline_panels(tl: Timeline) -> list[Panel]:
+    """The panels of `--plot` with a line in them."""
     last = tl.samples[-1].values
     span = tl.samples[-1].t_ns - tl.samples[0].t_ns
     w = pick_window(span, tl.period_ns)
@@ -148,7 +148,7 @@ def timeline_panels(tl: Timeline) -> tuple[list[Panel], int]:
         p.series = [s for s in p.series if s.nonzero]
         if p.series:
             panels.append(p)
-    return panels, w
+    return panels
 
 
 def plot_timeline(tl: Timeline, path: str, title: str = "") -> None:
@@ -167,7 +167,7 @@ def plot_timeline(tl: Timeline, path: str, title: str = "") -> None:
 def timeline_figure(tl: Timeline, title: str = "") -> Any:
     """The matplotlib Figure of plot_timeline (one column of panels)."""
     plt = _pyplot()
-    panels, _ = timeline_panels(tl)
+    panels = timeline_panels(tl)
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.2 + 2.7 * len(panels)),
                              sharex=True, squeeze=False)
     for ax, panel in zip(axes[:, 0], panels, strict=True):

@@ -129,13 +129,17 @@ class Progress:
         self.live.update(self._bar, refresh=True)
 
     def flush(self) -> None:
-        """Write a held-back partial console line."""
+        """Write a held-back partial console line (nothing when the
+        console's reader has gone)."""
         if self._partial and self.console is not None:
             if self.live is not None:
                 self.live.update(Text(""), refresh=True)
-            self.console.write(self._partial)
-            self.console.flush()
-            self._partial = b""
+            data, self._partial = self._partial, b""
+            try:
+                self.console.write(data)
+                self.console.flush()
+            except BrokenPipeError:
+                self.console = None
 
     def __call__(self) -> None:
         """Slice-end observer: redraw the bar, or write a plain line, when
@@ -152,7 +156,10 @@ class Progress:
             return
         self._last = now
         if self.console is not None:
-            self.console.flush()
+            try:
+                self.console.flush()         # the console's lines first
+            except BrokenPipeError:          # its reader left: the run is ending
+                self.console = None
         self.con.print("emu: " + ", ".join(self.figures(now)))
 
     def _faults(self) -> int:
