@@ -40,6 +40,8 @@ def test_version_names_the_active_twins():
     (["run", "--target", "foo:1"], "bad --target"),
     (["run", "--target", "file:/nonexistent/disk.img"], "/nonexistent/disk.img"),
     (["run", "--noise", "fast"], "noise"),
+    (["run", "--pcap", "x.pcap", "--pcap-snaplen", "-1"], "--pcap-snaplen"),
+    (["run", "--pcap-snaplen", "lots"], "not an integer"),
 ])
 def test_bad_input_is_one_line_and_status_2(args, needle):
     r = emu(*args)
@@ -47,6 +49,35 @@ def test_bad_input_is_one_line_and_status_2(args, needle):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_report_is_one_table_with_one_number_format(kernel, tmp_path):
+    """The report: thousands separators on every count, REPORT_WIDTH columns
+    when stderr is not a terminal (COLUMNS when set), no trailing spaces,
+    and the capture's size on disk and frames."""
+    import re
+
+    from emu.tools.report import REPORT_WIDTH
+    pcap, js = tmp_path / "r.pcap", tmp_path / "r.json"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    args = [sys.executable, "-m", "emu", "run", "-append", "init=demo", "--pcap", str(pcap),
+            "--stats-json", str(js)]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == "emu: guest shutdown (status 0)" and "instructions" in lines[1]
+    assert not [ln for ln in lines if ln != ln.rstrip()]                 # no padding
+    widths = [len(ln) for ln in lines]
+    assert 80 < max(widths) <= REPORT_WIDTH                              # not cut at 80
+    assert not [ln for ln in lines if re.search(r"(?<![\d,.x])\d{4,}", ln)]  # 1,234 always
+    st = json.loads(js.read_text())
+    cap = st["network"]["pcap"]
+    assert cap["file_bytes"] == os.path.getsize(pcap) and cap["snaplen"] == 64
+    row = next(ln for ln in lines if ln.startswith("capture"))
+    assert f"{cap['frames']:,} frame" in row and f"{cap['file_bytes']:,} bytes" in row
+    narrow = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                            env=env | {"COLUMNS": "60"})
+    assert max(len(ln) for ln in narrow.stderr.splitlines()) <= 60
 
 
 def test_wrong_elves_are_rejected(asm, tmp_path):

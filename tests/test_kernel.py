@@ -308,13 +308,13 @@ def test_kstats_collect_keys_and_rows(ktest_boot):
     assert k["syscalls_unknown"] == 2 and k["segfaults"] == 5 and k["oom_kills"] == 1
     # (the net_drops kernel test feeds frames to the net core: its row shows;
     # the reserve tests take reserve pages: so does theirs; aoe_pool swaps)
-    assert [r[0] for r in kstats.rows(k)] == ["processes", "system calls", "kernel faults",
-                                              "free pages", "swap", "AoE", "reserves",
-                                              "NIC driver"]
+    assert [r[0] for r in report.kernel_rows(k)] == [
+        "processes", "system calls", "kernel faults", "free memory", "swap", "AoE", "reserves",
+        "NIC driver"]
     assert k["reserve_allocs"] > 0 and k["pfmemalloc_drop"] == 1
     assert all(r["usage"] == 0 and r["peak"] > 0 for n, r in k["reserve"].items()
                if n in ("swap_io", "aoe_tx", "aoe_rx"))
-    assert kstats.rows({}) == []
+    assert report.kernel_rows({}) == []
 
 
 def test_kstats_collect_is_empty_for_other_guests(asm):

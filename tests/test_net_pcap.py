@@ -17,7 +17,7 @@ from emu.net import frames as F
 from emu.net.fcs import append_fcs
 from emu.net.initiator import Initiator
 from emu.net.network import NetConfig, Network
-from emu.net.pcap import PcapTap
+from emu.net.pcap import DEFAULT_SNAPLEN, PcapTap
 
 GUEST = bytes.fromhex("525400123456")
 
@@ -35,15 +35,23 @@ def need_tshark() -> None:
         pytest.skip("needs tshark; not in CI, so skipping")
 
 
-def mixed_run(path: str, seed: int = 1) -> tuple[Network, list[int]]:
-    """Swap-like traffic over a lossy link with noise; returns the network and the
-    virtual times at which the tap saw frames."""
+def mixed_run(path: str, seed: int = 1, snaplen: int = DEFAULT_SNAPLEN,
+              frames: list[bytes] | None = None) -> tuple[Network, list[int]]:
+    """Swap-like traffic over a lossy link with noise, captured with
+    `snaplen`; returns the network and the virtual times at which the tap
+    saw frames (and appends the whole frames to `frames` if given)."""
     clock = Clock()
     net = Network(clock, NetConfig(
         net="loss 5% delay 200us 50us duplicate 1% reorder 10% corrupt 0.5%", noise="5kpps",
-        pcap=path, targets=("mem:64M", "mem:1M@1.1"), seed=seed, mtu=9000))
+        pcap=path, pcap_snaplen=snaplen, targets=("mem:64M", "mem:1M@1.1"), seed=seed,
+        mtu=9000))
     times: list[int] = []
-    net.segment.add_tap(lambda t, f: times.append(t))
+
+    def seen(t: int, frame: bytes) -> None:
+        times.append(t)
+        if frames is not None:
+            frames.append(frame)
+    net.segment.add_tap(seen)
     ini = Initiator(clock, GUEST, shelf=0, slot=0)
     ini.port = net.attach_guest(ini, GUEST)
     ini.config_query(lambda r: None)
@@ -89,14 +97,54 @@ def test_pcap_file_and_virtual_timestamps(tmp_path: object) -> None:
         assert a.read() == b.read()
 
 
+@pytest.mark.parametrize("snaplen", [DEFAULT_SNAPLEN, 0, 200])
+def test_snap_length_cuts_frames_and_the_file_size_is_reported(tmp_path, snaplen):
+    """Each record keeps the first snaplen bytes (0: all) and the frame's
+    length on the wire; stats() names the file's size on disk exactly."""
+    path = os.path.join(str(tmp_path), "run.pcap")
+    whole: list[bytes] = []
+    net, _ = mixed_run(path, frames=whole, snaplen=snaplen)
+    st = net.stats()["pcap"]
+    reader = RawPcapReader(path)
+    assert reader.snaplen == (snaplen or 262144)
+    records = list(reader)
+    assert len(records) == len(whole) == st["frames"]
+    for (data, meta), frame in zip(records, whole, strict=True):
+        assert data == (frame[:snaplen] if snaplen else frame)
+        assert meta.wirelen == len(frame) and meta.caplen == len(data)
+    assert st["snaplen"] == snaplen and st["bytes"] == sum(map(len, whole))
+    assert st["file_bytes"] == os.path.getsize(path)
+    if snaplen == DEFAULT_SNAPLEN:       # sector data is cut: a fraction of the size
+        assert st["file_bytes"] < (24 + 16 * st["frames"] + st["bytes"]) / 4
+    if snaplen == 0:
+        assert st["file_bytes"] == 24 + 16 * st["frames"] + st["bytes"]
+
+
+def test_a_bad_snap_length_is_one_line():
+    from emu.core.units import ConfigError
+    for bad in (-1, 262145):
+        with pytest.raises(ConfigError, match="--pcap-snaplen"):
+            NetConfig(pcap="x.pcap", pcap_snaplen=bad).validate()
+
+
 def test_tshark_dissects_every_aoe_frame(tmp_path: object) -> None:
+    """With the default snap length every header tshark dissects is kept:
+    nothing malformed, nothing cut short (`_ws.short`: "Packet size limited
+    during capture")."""
     need_tshark()
     path = os.path.join(str(tmp_path), "run.pcap")
     net, _ = mixed_run(path, seed=2)
     st = net.stats()["pcap"]
+    assert st["snaplen"] == DEFAULT_SNAPLEN
     assert len(tshark("-r", path)) == st["frames"]
     assert len(tshark("-r", path, "-Y", "aoe")) == st["aoe_frames"]
     assert tshark("-r", path, "-Y", "_ws.malformed") == []
+    assert tshark("-r", path, "-Y", "_ws.short") == []
+    assert not any("Packet size limited" in ln for ln in tshark("-r", path, "-Y", "aoe", "-V"))
+    # The check can fail: a snap length inside the ATA header is flagged.
+    short = os.path.join(str(tmp_path), "short.pcap")
+    mixed_run(short, seed=2, snaplen=30)
+    assert len(tshark("-r", short, "-Y", "_ws.short")) > 0
     kinds = set(tshark("-r", path, "-Y", "aoe", "-T", "fields", "-e", "aoe.cmd"))
     assert {"0", "1", "2", "3", "9"} <= kinds
     # The check can fail: tshark does flag a cut-short ATA frame as malformed.

@@ -41,6 +41,7 @@ def add_commands(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Boot the kernel, run to the end, print the report. Returns the exit status."""
+    from emu.tools.progress import live_terminal
     from emu.tools.session import EXIT_PIPE, RunSession
 
     if flags.wants_log_help(args):
@@ -52,11 +53,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_with_gdb(cfg, addr, wait=args.gdb_wait, quiet=args.quiet)
     plot = flags.plot_path(args.plot)
     deadlock_ns = flags.deadlock_span(args.deadlock)
-    show_progress = args.progress == "on" or (args.progress == "auto" and sys.stdout.isatty())
+    show_progress = args.progress == "on" or (args.progress == "auto"
+                                              and live_terminal(sys.stderr))
     session = RunSession(
         cfg, console=sys.stdout.buffer, deadlock_ns=deadlock_ns,
         sample_ns=1_000_000 if plot else None,
-        progress=sys.stdout if show_progress else None,
+        progress=sys.stderr if show_progress else None,
         stdin=args.stdin == "on" or (args.stdin == "auto" and sys.stdin.isatty()))
     if args.profile:
         import cProfile

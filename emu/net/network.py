@@ -4,7 +4,7 @@
                                                  == e0.1 ...
                                                  == noise generator (--noise)
                                                  == bridge to a real interface (--target iface:NAME)
-                                          tap -> --pcap FILE
+                                          tap -> --pcap FILE (--pcap-snaplen)
 
 Only the guest's port carries the `--net` impairments (each direction its own
 generator), so every frame between the guest and a target crosses exactly one
@@ -36,7 +36,7 @@ from emu.net.bridge import Bridge
 from emu.net.link import derive_seed
 from emu.net.netem import NetemSpec, parse_netem
 from emu.net.noise import NoiseGenerator, parse_noise
-from emu.net.pcap import PcapTap
+from emu.net.pcap import DEFAULT_SNAPLEN, PcapTap, check_snaplen
 from emu.net.segment import Endpoint, Port, Segment
 from emu.net.store import SECTOR, FileStore, MemoryStore
 
@@ -83,12 +83,14 @@ class Parsed:
 
 @dataclass
 class NetConfig:
-    """The network knobs of a run (the CLI's --net, --noise, --pcap, --target...),
-    kept as the user spelled them; `parsed()` is what the network is built from."""
+    """The network knobs of a run (the CLI's --net, --noise, --pcap,
+    --pcap-snaplen, --target...), kept as the user spelled them; `parsed()`
+    is what the network is built from."""
 
     net: str = ""
     noise: str | None = None
     pcap: str | None = None
+    pcap_snaplen: int = DEFAULT_SNAPLEN     # bytes kept of each frame, 0: whole frames
     targets: tuple[str, ...] = ("mem:64M",)
     target_service: str = "0us"
     seed: int = 0
@@ -101,6 +103,7 @@ class NetConfig:
             noise = parse_noise(self.noise) if self.noise is not None else None
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        check_snaplen(self.pcap_snaplen)
         return Parsed(netem, noise, tuple(parse_target(t) for t in self.targets),
                       parse_time_ns(self.target_service))
 
@@ -146,7 +149,7 @@ class Network:
                                service_ns=parsed.service_ns)
             target.attach(self.segment, f"e{shelf}.{sl}")
             self.targets.append(target)
-        self.pcap = PcapTap(cfg.pcap) if cfg.pcap else None
+        self.pcap = PcapTap(cfg.pcap, cfg.pcap_snaplen) if cfg.pcap else None
         if self.pcap is not None:
             self.segment.add_tap(self.pcap)
 

@@ -18,6 +18,8 @@ from emu.machine.config import MachineConfig
 from emu.machine.peers import CLOCK_MODES
 from emu.machine.tracelog import help_text
 from emu.net.network import NetConfig
+from emu.net.pcap import DEFAULT_SNAPLEN
+from emu.tools.progress import PLAIN_PERIOD_S
 
 
 class GdbFlagError(ValueError):
@@ -75,8 +77,9 @@ def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> 
                        "with no user progress and no swap I/O while work is pending (e.g. "
                        "500ms; off disables; default: %(default)s)")
         p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
-                       help="live status line (auto: when stdout is a terminal; "
-                       "default: %(default)s)")
+                       help="progress on stderr: a live status bar on a terminal, a plain "
+                       f"line every {PLAIN_PERIOD_S:g} wall seconds elsewhere (auto: only when "
+                       "stderr is a terminal; default: %(default)s)")
         p.add_argument("-q", "--quiet", action="store_true", help="no report at exit")
         p.add_argument("--profile", metavar="FILE",
                        help="write a cProfile profile of the run to FILE (read it with "
@@ -104,6 +107,10 @@ def add_net_flags(p: argparse.ArgumentParser) -> None:
                    "bit rate (5mbit); SIZE bytes, 60 when not given (default: none)")
     g.add_argument("--pcap", metavar="FILE", help="capture the segment (classic pcap, "
                    "virtual-time stamps)")
+    g.add_argument("--pcap-snaplen", metavar="BYTES", type=_int, default=DEFAULT_SNAPLEN,
+                   help="bytes kept of each captured frame, as tcpdump's -s: the default "
+                   "keeps every header tshark dissects and no sector data; 0 keeps whole "
+                   "frames (default: %(default)s)")
     g.add_argument("--target", metavar="SPEC", action=_AppendOverDefault, default=["mem:64M"],
                    help="AoE target: mem:SIZE[@S.N], file:PATH[@S.N] (embedded) or "
                    "iface:NAME (bridge to a real interface, not deterministic); repeatable "
@@ -128,6 +135,7 @@ def add_gdb_flags(p: argparse.ArgumentParser) -> None:
 def net_config_from_args(args: argparse.Namespace, *, seed: int, mtu: int) -> NetConfig:
     """Build and validate a NetConfig from the flags. Raises ConfigError (one line)."""
     cfg = NetConfig(net=args.net, noise=args.noise, pcap=args.pcap,
+                    pcap_snaplen=args.pcap_snaplen,
                     targets=tuple(args.target), target_service=args.target_service,
                     seed=seed, mtu=mtu)
     cfg.validate()

@@ -1,13 +1,23 @@
 """Figures of a run: the stats dictionary (stable keys, see docs/stats.md),
 the short human report printed at exit, and the --stats-json file.
 
+The report is a rich table on stderr: one number format (thousands
+separators on every count, a unit on every quantity), as wide as the
+terminal, or REPORT_WIDTH columns (COLUMNS if set) when it is not one, and
+no trailing spaces.
+
 Layer: tools.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import IO, Any
+
+from rich.console import Console, RenderableType
+from rich.segment import Segment, Segments
+from rich.table import Table
 
 from emu import __version__
 from emu.core import isa
@@ -133,59 +143,161 @@ def write_json(stats: dict[str, Any], path: str) -> None:
         f.write("\n")
 
 
-def print_report(stats: dict[str, Any], out: IO[str]) -> None:
-    """Print the short human report of a run to `out`."""
-    from rich.console import Console
-    from rich.table import Table
+REPORT_WIDTH = 100     # columns of the report when it does not go to a terminal
+# Display names where a stat key does not read as words.
+NAMES = {"ecall_u": "ecall from U", "ecall_s": "ecall from S", "dropped_loss": "lost",
+         "dropped_limit": "queue full", "unknown_ethertype": "unknown ethertype",
+         "no_buffer": "no RX buffer", "rx_overrun": "RX overrun", "too_long": "too long",
+         "demand_zero": "demand-zero", "swap_in": "swap-in", "swap_cache": "swap cache"}
 
-    con = Console(file=out, highlight=False, soft_wrap=True)
-    t = Table(title=f"emu: {stats['stop_reason']}", show_header=False, box=None,
-              title_justify="left", pad_edge=False)
-    t.add_column(style="bold")
-    t.add_column(justify="right")
-    t.add_column(style="dim")
+
+def num(v: int) -> str:
+    """A count with thousands separators: 13172 -> '13,172'."""
+    return f"{v:,}"
+
+
+def counts(d: dict[str, int], empty: str = "-") -> str:
+    """'name n, name n' for the non-zero entries of `d` (names as words),
+    or `empty` when every entry is zero."""
+    return ", ".join(f"{NAMES.get(k, k.replace('_', ' '))} {v:,}" for k, v in d.items()
+                     if v) or empty
+
+
+def size(nbytes: float) -> str:
+    """A byte count with its unit, decimal as the MB figures of the stats:
+    '512 bytes', '131.9 kB', '5.6 MB', '1.2 GB'."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:,.1f} {unit}"
+    return f"{nbytes:,.0f} bytes"
+
+
+def text_console(out: IO[str]) -> Console:
+    """A rich Console on `out` for text a person reads: the terminal's width,
+    else COLUMNS, else REPORT_WIDTH columns."""
+    con = Console(file=out, highlight=False)
+    if not con.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        con.width = REPORT_WIDTH
+    return con
+
+
+def print_trimmed(con: Console, renderable: RenderableType) -> None:
+    """Print `renderable` on `con` without the spaces rich pads the ends of
+    table rows with."""
+    out: list[Segment] = []
+    for line in con.render_lines(renderable, pad=False):
+        while line and not line[-1].control and not line[-1].text.rstrip():
+            line.pop()
+        if line and not line[-1].control:
+            line[-1] = Segment(line[-1].text.rstrip(), line[-1].style)
+        out += [*line, Segment.line()]
+    con.print(Segments(out), end="")
+
+
+def kernel_rows(kernel: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Report rows (label, value, detail) for kstats.collect()'s figures;
+    [] for a guest without them. Details list only non-zero entries."""
+    if not kernel:
+        return []
+    mem = kernel["memory"]
+    wm = mem["watermarks"]
+    rows = [
+        ("processes", num(kernel["processes_created"]),
+         f"context switches {kernel['context_switches']:,}, "
+         f"preempted {kernel['preemptions']:,}"),
+        ("system calls", num(kernel["syscalls_total"]), counts(kernel["syscalls"])),
+        ("kernel faults", num(kernel["page_faults_total"]), counts(kernel["page_faults"])),
+        ("free memory", f"{mem['pages_free']:,} pages",
+         f"of {mem['pages_total']:,}; watermarks min {wm['min']:,}, low {wm['low']:,}, "
+         f"high {wm['high']:,}"),
+    ]
+    swap, aoe, net = kernel.get("swap"), kernel.get("aoe"), kernel.get("net")
+    if swap and (swap["swap_outs"] or swap["swap_ins"] or swap["slots_total"]):
+        rows.append(("swap", f"{swap['swap_outs']:,} out, {swap['swap_ins']:,} in",
+                     f"pages ({size(swap['bytes_out'] + swap['bytes_in'])}); major faults "
+                     f"{kernel['major_faults']:,}, cache hits {swap['swap_cache_hits']:,}, "
+                     f"clean drops {swap['clean_drops']:,}, slots {swap['slots_used']:,} of "
+                     f"{swap['slots_total']:,}"))
+    if aoe and aoe["requests"]:
+        rows.append(("AoE", f"{aoe['requests']:,} requests",
+                     f"retransmits {aoe['retransmits']:,}, stale {aoe['stale_replies']:,}, "
+                     f"unknown {aoe['unknown_replies']:,}, srtt {aoe['srtt_ns'] / 1000:,.0f} us, "
+                     f"rto {aoe['rto_ns'] / 1000:,.0f} us, window {aoe['window']:,}"
+                     + (", DEAD" if aoe["dead"] else "")))
+    res = kernel.get("reserve")
+    if res and (kernel["reserve_allocs"] or kernel["pfmemalloc_drop"]
+                or kernel.get("reserve_denied")):
+        rows.append(("reserves", f"{kernel['reserve_allocs']:,} pages",
+                     ", ".join(f"{n} {r['usage']:,} of {r['limit']:,} (peak {r['peak']:,})"
+                               for n, r in res.items())
+                     + f"; pfmemalloc drops {kernel['pfmemalloc_drop']:,}, refused at a "
+                     f"limit {kernel.get('reserve_denied', 0):,}, throttled "
+                     f"{kernel['reclaim'].get('throttled', 0):,}"))
+    if net and (net["rx_frames"] or net["tx_frames"]):
+        rows.append(("NIC driver", f"{net['tx_frames']:,} tx, {net['rx_frames']:,} rx",
+                     "frames; drops: " + counts(net["drops"], "none")))
+    return rows
+
+
+def report_rows(stats: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The report's rows (label, value, detail) for collect()'s figures."""
     vns = stats["virtual_ns"]
-    t.add_row("instructions", f"{stats['instructions']:,}", "")
-    t.add_row("virtual time", f"{vns / 1e6:,.3f} ms", f"idle {stats['idle_ns'] / 1e6:,.3f} ms")
-    t.add_row("speed", f"{stats['mips']:,.1f} MIPS", f"wall {stats['wall_s']:.3f} s, "
-              f"mmu {stats['mmu']}")
-    t.add_row("TLB fills", f"{stats['tlb_fills']:,}", "")
-    pf = stats["page_faults"]
-    t.add_row("page faults", f"{stats['page_faults_total']:,}",
-              " ".join(f"{k}={v}" for k, v in pf.items() if v) or "-")
-    traps = stats["traps"]
-    t.add_row("traps", f"{sum(traps.values()):,}",
-              " ".join(f"{k}={v}" for k, v in traps.items()) or "-")
-    irqs = stats["interrupts"]
-    t.add_row("interrupts", f"{sum(irqs.values()):,}",
-              " ".join(f"{k}={v}" for k, v in irqs.items() if v) or "-")
-    t.add_row("SBI calls", f"{stats['sbi_calls']:,}", "")
+    traps, irqs = stats["traps"], stats["interrupts"]
+    rows = [
+        ("instructions", num(stats["instructions"]), ""),
+        ("virtual time", f"{vns / 1e6:,.3f} ms", f"idle {stats['idle_ns'] / 1e6:,.3f} ms"),
+        ("speed", f"{stats['mips']:,.1f} MIPS",
+         f"wall {stats['wall_s']:,.3f} s, mmu {stats['mmu']}"),
+        ("TLB fills", num(stats["tlb_fills"]), ""),
+        ("page faults", num(stats["page_faults_total"]), counts(stats["page_faults"])),
+        ("traps", num(sum(traps.values())), counts(traps)),
+        ("interrupts", num(sum(irqs.values())), counts(irqs)),
+        ("SBI calls", num(stats["sbi_calls"]), ""),
+    ]
     nic = stats["nic"]
     if nic["tx_frames"] or nic["rx_frames"]:
-        drops = " ".join(f"{k}={v}" for k, v in nic.items()
-                         if v and k.startswith("rx_") and k not in ("rx_frames", "rx_bytes",
-                                                                    "rx_descs"))
-        t.add_row("NIC frames", f"{nic['tx_frames']:,} tx {nic['rx_frames']:,} rx",
-                  drops or "no drops")
+        drops = {k: v for k, v in nic.items()
+                 if k.startswith("rx_") and k not in ("rx_frames", "rx_bytes", "rx_descs")}
+        rows.append(("NIC frames", f"{nic['tx_frames']:,} tx, {nic['rx_frames']:,} rx",
+                     "drops: " + counts(drops, "none")))
     clock = stats["clock"]
     if clock["mode"] == "wall":
         waited = f"; waited {clock['host_wait_ns'] / 1e6:,.1f} ms on the host" \
             if clock["host_waits"] else ""
-        t.add_row("clock", "wall-coupled", f"real peers: {', '.join(clock['peers']) or '-'}: "
-                  f"virtual time never ran ahead of the wall clock in waits{waited}")
+        rows.append(("clock", "wall-coupled",
+                     f"real peers: {', '.join(clock['peers']) or '-'}: virtual time never "
+                     f"ran ahead of the wall clock in waits{waited}"))
     else:
-        t.add_row("clock", "virtual", "time jumps to the next event while the guest waits")
+        rows.append(("clock", "virtual", "time jumps to the next event while the guest waits"))
     if not stats["deterministic"]:
-        t.add_row("determinism", "off", f"real peers ({', '.join(clock['peers'])}): "
-                  "this run cannot be replayed")
-    for row in kstats.rows(stats.get("kernel") or {}):
-        t.add_row(*row)
+        rows.append(("determinism", "off", f"real peers ({', '.join(clock['peers'])}): "
+                     "this run cannot be replayed"))
+    rows += kernel_rows(stats.get("kernel") or {})
     sw = stats.get("swap")
     if sw and sw["mb_swapped"]:
-        t.add_row("swap rate", f"{sw['mb_per_wall_s']:,.1f} MB/wall s",
-                  f"{sw['mb_per_virtual_s']:,.1f} MB per virtual s")
+        rows.append(("swap rate", f"{sw['mb_per_wall_s']:,.1f} MB/s wall",
+                     f"{sw['mb_per_virtual_s']:,.1f} MB/s virtual"))
     link = stats.get("link")
     if link and any(link.values()):
-        t.add_row("link", "", " ".join(f"{k}={v}" for k, v in link.items() if v))
-    t.add_row("exit status", str(stats["exit_status"]), "")
-    con.print(t)
+        rows.append(("link", "", "frames " + counts(link)))
+    pcap = (stats.get("network") or {}).get("pcap")
+    if pcap:
+        snap = f"snap length {pcap['snaplen']:,} bytes" if pcap["snaplen"] else "whole frames"
+        fb = pcap["file_bytes"]
+        rows.append(("capture", f"{pcap['frames']:,} frame" + "s" * (pcap["frames"] != 1),
+                     f"{fb:,} bytes" + (f" ({size(fb)})" if fb >= 1000 else "")
+                     + f" on disk; {snap}"))
+    rows.append(("exit status", str(stats["exit_status"]), ""))
+    return rows
+
+
+def print_report(stats: dict[str, Any], out: IO[str]) -> None:
+    """Print the short human report of a run (a table) to `out`."""
+    t = Table(title=f"emu: {stats['stop_reason']}", show_header=False, box=None,
+              title_justify="left", pad_edge=False)
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(justify="right", no_wrap=True)
+    t.add_column(style="dim")
+    for row in report_rows(stats):
+        t.add_row(*row)
+    print_trimmed(text_console(out), t)

@@ -1,7 +1,7 @@
 """One run of the machine with its observers, assembled in one place for
 every tool that runs a guest: `emu run`, the experiments and the gdb-served
 run. A RunSession builds the Machine, attaches the deadlock watch, the
-timeline and the live progress line as slice observers (in that order),
+timeline and the progress display as slice observers (in that order),
 runs it, and ends with the figures: the deadlock diagnosis, the report,
 --stats-json and --plot.
 
@@ -61,10 +61,11 @@ class RunSession:
     """A Machine and its observers.
 
     `deadlock_ns`: stop a stalled run after that much virtual time (None:
-    no watch). `sample_ns`: sample a Timeline that often (None: only when
-    the progress line needs one). `progress`: a text stream to draw the
-    live line on (the guest console is then printed above it). `stdin`:
-    feed host stdin to the UART.
+    no watch). `sample_ns`: sample a Timeline that often (None: no
+    Timeline). `progress`: the text stream (stderr)
+    to show progress on, a live bar on a terminal, plain lines elsewhere
+    (emu/tools/progress.py); the guest console then goes through it to
+    `console`. `stdin`: feed host stdin to the UART.
     """
 
     def __init__(self, cfg: MachineConfig, console: IO[bytes] | None = None, *,
@@ -78,14 +79,13 @@ class RunSession:
             self.watch = DeadlockWatch(m, deadlock_ns)
             m.after_slice.append(self.watch)
         self.timeline: Timeline | None = None
-        if sample_ns is not None or progress is not None:
-            self.timeline = Timeline(m) if sample_ns is None else Timeline(m, period_ns=sample_ns)
+        if sample_ns is not None:
+            self.timeline = Timeline(m, period_ns=sample_ns)
             m.after_slice.append(self.timeline)
         self.progress = None
         if progress is not None:
-            from emu.tools.progress import ProgressLine
-            assert self.timeline is not None
-            self.progress = ProgressLine(m, self.timeline, progress)
+            from emu.tools.progress import Progress
+            self.progress = Progress(m, progress, console)
             m.console_io.sink = _Writer(self.progress.console_write)   # type: ignore[assignment]
             m.after_slice.append(self.progress)
 

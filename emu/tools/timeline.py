@@ -1,5 +1,5 @@
 """Figures over virtual time: periodic samples of the machine's and the
-guest kernel's counters, for the progress line and `--plot`.
+guest kernel's counters, for `--plot` and the experiments' plots.
 
 Samples are taken at slice boundaries once virtual time has moved past the
 next sampling point (no clock events: sampling must never keep an idle
@@ -90,18 +90,52 @@ class Timeline:
             seen.update(dict.fromkeys(s.values))
         return list(seen)
 
-    def rate(self, key: str) -> tuple[list[float], list[float]]:
-        """Return (t in ms, per-virtual-second rate of `key`) between samples."""
-        ts, rs = [], []
-        for a, b in zip(self.samples, self.samples[1:], strict=False):
-            dt = (b.t_ns - a.t_ns) / 1e9
-            if dt <= 0:
-                continue
-            ts.append(b.t_ns / 1e6)
-            rs.append((b.values.get(key, 0) - a.values.get(key, 0)) / dt)
-        return ts, rs
+    def rate(self, key: str, window_ns: int = 0) -> tuple[list[float], list[float]]:
+        """Return (t in ms, per-virtual-second rate of `key`) at each sample,
+        over the `window_ns` before it (window_rate); 0: since the previous
+        sample."""
+        return window_rate([s.t_ns for s in self.samples],
+                           [s.values.get(key, 0) for s in self.samples], window_ns)
 
     def level(self, key: str) -> tuple[list[float], list[int]]:
         """Return (t in ms, value of `key`) at each sample."""
         return ([s.t_ns / 1e6 for s in self.samples],
                 [s.values.get(key, 0) for s in self.samples])
+
+
+def window_rate(ts: list[int], vs: list[int], window_ns: int) -> tuple[list[float], list[float]]:
+    """Rates of the counter `vs` sampled at virtual times `ts` (ns): at each
+    sample, (increase since the last sample at least `window_ns` earlier) /
+    (time between them), per virtual second. Samples less than a window
+    after the first have no rate. Returns (t in ms, rates)."""
+    out_t: list[float] = []
+    out_r: list[float] = []
+    j = 0
+    for i in range(1, len(ts)):
+        while j + 1 < i and ts[j + 1] <= ts[i] - window_ns:
+            j += 1
+        dt = ts[i] - ts[j]
+        if dt <= 0 or dt < window_ns:
+            continue
+        out_t.append(ts[i] / 1e6)
+        out_r.append((vs[i] - vs[j]) / (dt / 1e9))
+    return out_t, out_r
+
+
+def window_level(ts: list[int], vs: list[int],
+                 window_ns: int) -> tuple[list[float], list[float], list[float]]:
+    """The gauge `vs` sampled at virtual times `ts` (ns), seen through a
+    window: at each sample at t, the (mean, min, max) of the samples in
+    (t - window_ns, t]."""
+    mean: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    j = 0
+    for i in range(len(ts)):
+        while ts[j] <= ts[i] - window_ns and j < i:
+            j += 1
+        part = vs[j:i + 1]
+        mean.append(sum(part) / len(part))
+        lo.append(min(part))
+        hi.append(max(part))
+    return mean, lo, hi

@@ -101,6 +101,12 @@ class Outcome:
     console: str = ""
     samples: list[tuple[int, dict[str, int]]] = field(default_factory=list)
 
+    def verdict(self) -> str:
+        """A few words: how the run ended and when (virtual time)."""
+        what = "completed" if self.completed else \
+            "deadlock detected" if self.deadlocked else f"failed ({self.reason})"
+        return f"{what} at {self.virtual_ms:,.0f} ms"
+
     def summary(self) -> str:
         """One line: what happened and the reserve figures."""
         peaks = " ".join(f"{n} {r['peak']}/{r['limit']}" for n, r in self.reserve.items())
@@ -334,11 +340,12 @@ def compare_command(scenario: Scenario, seed: int = 1, plot: str | None = None) 
         print(off.diagnosis, file=sys.stderr)
     if plot:
         from emu.tools.plot import plot_reserve_compare
-        stalls = {lbl: o.stall_ns for lbl, o in (("reserve=off", off), ("reserves on", on))
-                  if o.stall_ns is not None}
+        runs = [(f"{name}: {o.verdict()}", o) for name, o in (("reserve=off", off),
+                                                              ("reserves on", on))]
+        stalls = {lbl: o.stall_ns for lbl, o in runs if o.stall_ns is not None}
         title = (f"{scenario.workload} on {scenario.ram}, net {scenario.net!r}, "
                  f"noise {scenario.noise or 'off'}, seed {seed}")
-        plot_reserve_compare([("reserve=off", off.samples), ("reserves on", on.samples)],
-                             plot, stalls=stalls, title=title)
+        plot_reserve_compare([(lbl, o.samples) for lbl, o in runs], plot, stalls=stalls,
+                             title=title)
         print(f"plot: {plot}")
     return 0 if off.deadlocked and on.completed else 1
