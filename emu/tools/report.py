@@ -239,6 +239,17 @@ def kernel_rows(kernel: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def rates(stats: dict[str, Any]) -> str:
+    """Traps, TLB fills and slices per wall second (wall-clock figures: in
+    the report only, not in --stats-json, whose other keys repeat)."""
+    wall = stats["wall_s"]
+    if wall <= 0:
+        return "-"
+    traps = sum(stats["traps"].values()) + sum(stats["interrupts"].values())
+    return (f"{traps / wall:,.0f} traps, {stats['tlb_fills'] / wall:,.0f} TLB fills, "
+            f"{stats['slices'] / wall:,.0f} slices")
+
+
 def report_rows(stats: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The report's rows (label, value, detail) for collect()'s figures."""
     vns = stats["virtual_ns"]
@@ -248,6 +259,7 @@ def report_rows(stats: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("virtual time", f"{vns / 1e6:,.3f} ms", f"idle {stats['idle_ns'] / 1e6:,.3f} ms"),
         ("speed", f"{stats['mips']:,.1f} MIPS",
          f"wall {stats['wall_s']:,.3f} s, mmu {stats['mmu']}"),
+        ("rates", "per wall s", rates(stats)),
         ("TLB fills", num(stats["tlb_fills"]), ""),
         ("page faults", num(stats["page_faults_total"]), counts(stats["page_faults"])),
         ("traps", num(sum(traps.values())), counts(traps)),
