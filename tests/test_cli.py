@@ -319,10 +319,10 @@ def test_signal_ends_the_run_with_everything_written(kernel, tmp_path, sig, stat
                           "--stats-json", str(js), "--target", f"file:{disk}"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout is not None
-    for line in p.stdout:                   # swapping has begun: frames and writes
-        if line.startswith("memhog:"):
-            break
-    time.sleep(1.5)
+    deadline = time.monotonic() + 300
+    while os.stat(disk).st_blocks == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)                     # until swapping has written to the image
+    time.sleep(0.5)
     p.send_signal(sig)
     out, err = p.communicate(timeout=120)
     assert p.returncode == status, err

@@ -18,10 +18,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from emu.core import twins
 from emu.tools.progress import PLAIN_PERIOD_S, Progress, live_terminal, same_terminal
 
-# ~1.5 wall s of compute whose last console lines come after the bar was drawn.
-RUN = ["run", "-append", "init=forktest workers=8 work=60000000"]
+# ~1.5 wall s of compute whose last console lines come after the bar was drawn
+# (the pure twins, EMU_PURE=1, run ~30x slower: the same wall time, less work).
+SCALE = 20 if twins.pure_forced() else 1
+RUN = ["run", "-append", f"init=forktest workers=8 work={60_000_000 // SCALE}"]
 COLUMNS = 132
 BAR = re.compile(rb"\r\x1b\[2K((?:\x1b\[[0-9;]*m|[^\r\n\x1b])*MIPS(?:\x1b\[[0-9;]*m|[^\r\n\x1b])*)")
 SGR = re.compile(rb"\x1b\[[0-9;]*m")
@@ -116,7 +119,8 @@ def test_live_bar_goes_to_stderr_at_the_terminal_width(console_lines):
 
 def test_progress_on_into_a_pipe_prints_plain_lines_on_stderr(kernel):
     r = subprocess.run([sys.executable, "-m", "emu", "run", "-append",
-                        "init=forktest workers=8 work=150000000", "--progress", "on"],
+                        f"init=forktest workers=8 work={150_000_000 // SCALE}", "--progress",
+                        "on"],
                        capture_output=True, timeout=120)
     assert r.returncode == 0
     lines = [ln for ln in r.stderr.splitlines() if b"MIPS" in ln and b"faults/s" in ln]
