@@ -94,6 +94,7 @@ class BlkDriver:
         self.used_seen = 0
         self.next_desc = 0
         self.features = 0
+        self.page = self.align = PAGE          # legacy GuestPageSize and QueueAlign
         if t.legacy:
             self.desc = self.QMEM
             self.avail = self.desc + 16 * qsize
@@ -125,7 +126,7 @@ class BlkDriver:
         self.features = (offered if accept is None else accept) & ~drop
         st = S.S_ACKNOWLEDGE | S.S_DRIVER
         if self.t.legacy:
-            self.w(S.GUEST_PAGE_SIZE, PAGE)
+            self.w(S.GUEST_PAGE_SIZE, self.page)
             self.w(S.DRIVER_FEATURES_SEL, 0)
             self.w(S.DRIVER_FEATURES, self.features & 0xFFFF_FFFF)
         else:
@@ -142,8 +143,8 @@ class BlkDriver:
         assert self.r(S.QUEUE_NUM_MAX) >= self.qsize
         self.w(S.QUEUE_NUM, self.qsize)
         if self.t.legacy:
-            self.w(S.QUEUE_ALIGN, PAGE)
-            self.w(S.QUEUE_PFN, self.desc // PAGE)
+            self.w(S.QUEUE_ALIGN, self.align)
+            self.w(S.QUEUE_PFN, self.desc // self.page)
         else:
             assert self.r(S.QUEUE_READY) == 0
             for off, addr in ((S.QUEUE_DESC_LOW, self.desc), (S.QUEUE_DRIVER_LOW, self.avail),

@@ -39,8 +39,10 @@ class DiskImage:
         self.path = os.fspath(path)
         self.snapshot = snapshot
         self.read_only = read_only
+        if not stat.S_ISREG(os.stat(self.path).st_mode):     # before open: a FIFO would block
+            raise ValueError(f"disk image {self.path}: not a regular file")
         flags = os.O_RDONLY if (snapshot or read_only) else os.O_RDWR
-        fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
