@@ -140,7 +140,6 @@ class BlkDriver:
             st |= S.S_FEATURES_OK
         self.mem.poke(self.QMEM, bytes(3 * PAGE))
         self.w(S.QUEUE_SEL, 0)
-        assert self.r(S.QUEUE_NUM_MAX) >= self.qsize
         self.w(S.QUEUE_NUM, self.qsize)
         if self.t.legacy:
             self.w(S.QUEUE_ALIGN, self.align)
