@@ -229,8 +229,10 @@ def test_out_of_range_and_odd_lengths_are_ioerr(image: Path, legacy: bool) -> No
 @BOTH
 def test_unsupported_types_are_unsupp(image: Path, legacy: bool) -> None:
     t, mem, sink, clock, drv = up(image, legacy)
-    for rtype in (B.T_SCSI_CMD, B.T_GET_LIFETIME, 3, 0x1234):
+    for rtype in (B.T_GET_LIFETIME, 0x1234, 16):
         assert drv.request(rtype, nbytes=512)[0] == B.S_UNSUPP
+    assert drv.request(B.T_SCSI_CMD, nbytes=512)[0] == B.S_IOERR      # as QEMU: not SCSI-shaped
+    assert drv.request(B.T_SCSI_CMD | B.T_OUT, nbytes=512)[0] == B.S_IOERR
     assert drv.request(B.T_OUT | B.T_BARRIER, 1, data=b"b" * 512)[0] == B.S_OK   # flag ignored
     assert drv.request(B.T_FLUSH | B.T_OUT)[0] == B.S_OK                       # as QEMU
 
@@ -450,7 +452,7 @@ def broken(t, mem, sink, drv, why: str) -> None:
     driver through a configuration interrupt, and must recover by reset."""
     assert drv.r(S.STATUS) & S.S_NEEDS_RESET
     assert t.stats()["needs_reset"] == 1 and t.stats()["dma_errors"] == 0
-    assert drv.r(S.INTERRUPT_STATUS) & S.INT_CONFIG and sink.level
+    assert drv.r(S.INTERRUPT_STATUS) == S.INT_CONFIG | S.INT_VRING and sink.level
     assert any(why in msg for _, msg in drv.logs), drv.logs
     assert mem.violations == []
     drv.w(S.QUEUE_NOTIFY, 0)                             # halted: ignored
@@ -612,3 +614,50 @@ def test_a_head_in_flight_cannot_be_made_available_again() -> None:
     q.last_avail = 1
     q.push(chain, 0)
     assert q.pop() is not None                            # once returned, it may come back
+
+
+class RacingMem(GuardedMem):
+    """Guest RAM with a racing CPU: right after the device first reads a
+    descriptor or the request header, the guest rewrites it into something
+    hostile. A device that read it twice would fail or misbehave."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.targets: dict[int, bytes] = {}
+
+    def read(self, addr: int, size: int) -> bytes:
+        data = super().read(addr, size)
+        evil = self.targets.pop(addr, None)
+        if evil is not None:
+            self.poke(addr, evil)
+        return data
+
+
+@BOTH
+def test_no_double_fetch_against_a_racing_guest(image: Path, legacy: bool) -> None:
+    mem = RacingMem()
+    t, _, sink, clock = make_slot(image, legacy=legacy, mem=mem)
+    drv = BlkDriver(t, mem, clock)
+    drv.init()
+    evil_desc = DESC.pack(RAM_BASE + RAM_SIZE - 8, 4096, S.DESC_F_WRITE | S.DESC_F_NEXT, 999)
+    head = drv.next_desc
+    for i in range(3):
+        mem.targets[drv.desc + 16 * (head + i)] = evil_desc
+    mem.targets[drv.HEADERS + 16 * head] = HEADER.pack(B.T_OUT, 0, 1 << 50)
+    assert drv.request(B.T_IN, 9, nbytes=512)[:2] == (B.S_OK, sector(9))
+    assert mem.targets == {} and t.stats()["needs_reset"] == 0 and mem.violations == []
+
+
+def test_a_scsi_shaped_request_is_unsupp(image: Path) -> None:
+    t, mem, sink, clock, drv = up(image, False)
+    hdr = drv.HEADERS
+    mem.poke(hdr, HEADER.pack(B.T_SCSI_CMD, 0, 0) + bytes(16))
+    chain = [(hdr, 16, 0), (hdr + 16, 16, 0), (drv.BUFS, 96, S.DESC_F_WRITE),
+             (drv.BUFS + 96, 16, S.DESC_F_WRITE), (drv.STATUS, 1, S.DESC_F_WRITE)]
+    for i, (addr, n, flags) in enumerate(chain):
+        last = i + 1 == len(chain)
+        drv.put_desc(i, addr, n, flags | (0 if last else S.DESC_F_NEXT), 0 if last else i + 1)
+    drv.make_available(0)
+    run_clock(clock)
+    assert drv.used_entries() == [(0, 96 + 16 + 1)]
+    assert mem.peek(drv.STATUS, 1)[0] == B.S_UNSUPP

@@ -12,7 +12,9 @@ needs no host memory beyond its largest buffer. A chain with no writable
 byte or a header under 16 bytes is a broken rule (QEMU's "missing headers"
 and "outhdr too short": DEVICE_NEEDS_RESET); a sector range past the disk,
 or a length that is not a multiple of 512, is IOERR (QEMU's
-virtio_blk_sect_range_ok); a request type it does not serve is UNSUPP.
+virtio_blk_sect_range_ok); a request type it does not serve is UNSUPP (a
+SCSI command as QEMU answers it without passthrough: IOERR unless the chain
+has a SCSI request's shape).
 
 Layer: devices (imports emu.core).
 """
@@ -181,6 +183,9 @@ class VirtioBlk(VirtioDevice):
                 return S_OK
             if kind in (T_DISCARD & ~T_OUT, T_WRITE_ZEROES & ~T_OUT):
                 return self._discard_or_zero(chain, rtype, out_len)
+            if kind == T_SCSI_CMD:      # QEMU: IOERR unless the chain has SCSI's shape
+                return S_UNSUPP if len(chain.readable) >= 2 and len(chain.writable) >= 3 \
+                    else S_IOERR
         except OSError as e:
             t = self.transport
             assert t is not None

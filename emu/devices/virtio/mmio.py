@@ -173,10 +173,7 @@ class VirtioMmio:
         self._stats["needs_reset"] += 1
         self.log("guest_errors", f"{self.name}: {why}: device needs reset")
         self.status |= spec.S_NEEDS_RESET
-        if self.status & spec.S_DRIVER_OK:
-            self.generation = (self.generation + 1) & 0xFFFF_FFFF
-            self.isr |= spec.INT_CONFIG
-            self._update_irq()
+        self.config_changed()
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call device code `fn(*args)` so that a broken rule becomes
@@ -234,10 +231,12 @@ class VirtioMmio:
         self._pushed.add(queue)
 
     def config_changed(self) -> None:
-        """The device changed its configuration space."""
-        self.generation = (self.generation + 1) & 0xFFFF_FFFF
+        """A configuration change notification (only once DRIVER_OK is set).
+        Both InterruptStatus bits are set, as QEMU's virtio_notify_config
+        does, so that a driver also looks at its used rings."""
         if self.status & spec.S_DRIVER_OK:
-            self.isr |= spec.INT_CONFIG
+            self.generation = (self.generation + 1) & 0xFFFF_FFFF
+            self.isr |= spec.INT_CONFIG | spec.INT_VRING
             self._update_irq()
 
     # -- notifications in virtual time ---------------------------------------------
