@@ -123,6 +123,17 @@ def test_register_access_rules(image: Path, legacy: bool) -> None:
     assert all(topic == "guest_errors" for topic, _ in drv.logs)
 
 
+def test_spec_registers_qemu_lacks_are_logged_as_unimp(image: Path) -> None:
+    t, mem, sink, clock, drv = up(image, False)
+    drv.logs.clear()
+    drv.w(S.QUEUE_RESET, 1)
+    drv.w(S.SHM_SEL, 0)
+    assert drv.r(S.SHM_BASE_LOW) == 0 and drv.r(S.QUEUE_RESET) == 0
+    assert [topic for topic, _ in drv.logs] == ["unimp"] * 4
+    assert "QueueReset" in drv.logs[0][1]
+    assert drv.r(S.STATUS) & S.S_DRIVER_OK and not drv.r(S.STATUS) & S.S_NEEDS_RESET
+
+
 # -- bring-up and I/O ---------------------------------------------------------------------
 
 @BOTH
@@ -430,7 +441,7 @@ def test_event_idx(image: Path, legacy: bool) -> None:
     t, mem, sink, clock = make_slot(image, legacy=legacy)
     drv = BlkDriver(t, mem, clock)
     drv.init(drop=S.bit(S.F_NOTIFY_ON_EMPTY))
-    assert t.queues[0].live.event_idx
+    assert t.live[0].event_idx
     used_event = drv.avail + 4 + 2 * drv.qsize
     avail_event = drv.used + 4 + 8 * drv.qsize
     drv.request(B.T_IN, 0, nbytes=512)                   # the first one always interrupts

@@ -58,6 +58,7 @@ SHM_LEN_LOW = 0x0B0
 SHM_LEN_HIGH = 0x0B4
 SHM_BASE_LOW = 0x0B8
 SHM_BASE_HIGH = 0x0BC
+QUEUE_RESET = 0x0C0             # virtio 1.2 (VIRTIO_F_RING_RESET); not in QEMU 7.2's transport
 CONFIG_GENERATION = 0x0FC       # modern only
 CONFIG = 0x100                  # device-specific configuration space
 
