@@ -672,3 +672,29 @@ def test_a_scsi_shaped_request_is_unsupp(image: Path) -> None:
     run_clock(clock)
     assert drv.used_entries() == [(0, 96 + 16 + 1)]
     assert mem.peek(drv.STATUS, 1)[0] == B.S_UNSUPP
+
+
+def test_a_guest_racing_the_available_index_gets_one_queue_per_event(image: Path) -> None:
+    """Each time the device reads the available index the guest has made one
+    more request available: one service event still handles at most the
+    queue's size of chains, and leaves the rest to another event."""
+
+    class RacingIndex(GuardedMem):
+        def read(self, addr: int, size: int) -> bytes:
+            if addr == self.avail_idx_at:
+                idx = int.from_bytes(self.peek(addr, 2), "little")
+                self.poke(self.ring + 2 * (idx % 16), (0).to_bytes(2, "little"))
+                self.poke(addr, ((idx + 1) & 0xFFFF).to_bytes(2, "little"))
+            return super().read(addr, size)
+
+    mem = RacingIndex()
+    mem.avail_idx_at = -1
+    t, _, sink, clock = make_slot(image, mem=mem)
+    drv = BlkDriver(t, mem, clock)
+    drv.init()
+    drv.post(B.T_IN, 0, nbytes=512)
+    mem.avail_idx_at, mem.ring = drv.avail + 2, drv.avail + 4
+    clock.advance(clock.next_time())
+    assert clock.run_due() == 1
+    assert t.stats()["chains"] == 16 and clock.next_time() is not None
+    assert t.stats()["needs_reset"] == 0
