@@ -698,3 +698,15 @@ def test_a_guest_racing_the_available_index_gets_one_queue_per_event(image: Path
     assert clock.run_due() == 1
     assert t.stats()["chains"] == 16 and clock.next_time() is not None
     assert t.stats()["needs_reset"] == 0
+
+
+def test_a_legacy_relayout_keeps_the_queue_going(image: Path) -> None:
+    t, mem, sink, clock, drv = up(image, True)
+    for i in range(3):
+        drv.request(B.T_IN, i, nbytes=512)
+    drv.w(S.QUEUE_SEL, 0)
+    drv.w(S.QUEUE_ALIGN, 4096)                # QEMU recomputes the rings: same place here
+    drv.w(S.QUEUE_NOTIFY, 0)
+    run_clock(clock)
+    assert drv.used_entries() == []           # nothing new was made available
+    assert drv.request(B.T_IN, 4, nbytes=512)[:2] == (B.S_OK, sector(4))

@@ -215,7 +215,7 @@ class VirtioCore:
             return
         self._ring_features(live)
         if old is not None:
-            live.last_avail, live.used_idx = old.last_avail, old.used_idx
+            live.adopt(old)
         self.live[i] = live
 
     def release(self, i: int) -> None:

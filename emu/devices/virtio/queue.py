@@ -126,6 +126,14 @@ class SplitQueue:
         self.signalled_used = 0
         self.signalled_valid = False
 
+    def adopt(self, old: SplitQueue) -> None:
+        """Carry the indices and chains in use of `old` (the same queue
+        before the driver moved it) over to this layout."""
+        self.last_avail = self.shadow_avail = old.last_avail
+        self.used_idx = old.used_idx
+        self.in_flight = set(old.in_flight)
+        self.signalled_used, self.signalled_valid = old.signalled_used, old.signalled_valid
+
     # -- available side ---------------------------------------------------------
     def pending(self) -> int:
         """Read the driver's available index and return how many chains wait.
