@@ -100,6 +100,8 @@ class VirtioBlk(VirtioDevice):
 
     # -- what the transport asks ------------------------------------------------
     def features(self, modern: bool) -> int:
+        """QEMU 7.2's virtio-blk features less GEOMETRY (and legacy's SCSI):
+        the same set on both versions; RO for a read-only image."""
         bits = (F_SEG_MAX, F_BLK_SIZE, F_FLUSH, F_TOPOLOGY, F_CONFIG_WCE, F_DISCARD,
                 F_WRITE_ZEROES, spec.F_RING_INDIRECT_DESC, spec.F_RING_EVENT_IDX)
         offered = sum(spec.bit(b) for b in bits)
@@ -108,6 +110,7 @@ class VirtioBlk(VirtioDevice):
         return offered
 
     def config(self) -> bytes:
+        """struct virtio_blk_config with QEMU 7.2's values (docs/virtio.md)."""
         return _CONFIG.pack(
             self.image.sectors,          # capacity, in 512-byte sectors
             0, QUEUE_SIZE - 2,           # size_max (not offered), seg_max
@@ -132,6 +135,7 @@ class VirtioBlk(VirtioDevice):
             self.writeback = bool(features & spec.bit(F_FLUSH))
 
     def close(self) -> None:
+        """Flush and close the image (idempotent)."""
         self.image.close()
 
     def queue_notify(self, queue: int) -> None:
