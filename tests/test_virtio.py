@@ -22,7 +22,15 @@ from emu.devices.virtio.mmio import NOTIFY_DELAY_NS
 from emu.devices.virtio.queue import SplitQueue, VirtqueueError
 from emu.machine.board import RAM_BASE
 from tests.test_nic_support import RAM_SIZE, GuardedMem
-from tests.test_virtio_support import DESC, HEADER, BlkDriver, make_image, make_slot, run_clock
+from tests.test_virtio_support import (
+    DESC,
+    HEADER,
+    BlkDriver,
+    close_all,
+    make_image,
+    make_slot,
+    run_clock,
+)
 
 SEGMENT = struct.Struct("<QII")
 
@@ -32,6 +40,12 @@ BOTH = pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "modern"]
 def sector(i: int) -> bytes:
     """What sector i of make_image's pattern holds."""
     return bytes([(i + 1) & 0xFF]) * B.SECTOR
+
+
+@pytest.fixture(autouse=True)
+def _close_slots():
+    yield
+    close_all()
 
 
 @pytest.fixture

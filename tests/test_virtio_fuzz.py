@@ -28,7 +28,7 @@ from emu.devices.virtio import spec as S
 from emu.devices.virtio.mmio import VirtioMmio
 from emu.machine.board import RAM_BASE
 from tests.test_nic_support import GuardedMem
-from tests.test_virtio_support import DESC, HEADER, BlkDriver, make_slot, run_clock
+from tests.test_virtio_support import DESC, HEADER, BlkDriver, close_all, make_slot, run_clock
 
 SEED = int(os.environ.get("VIRTIO_FUZZ_SEED", "1212"))
 CONFIGS = int(os.environ.get("VIRTIO_FUZZ_CONFIGS", "10000"))
@@ -333,7 +333,7 @@ def test_hostile_guest_fuzz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     for s in slots:
         stats.update(s.t.stats())
         stats.update(s.t.device.stats())
-        s.t.close()
+    close_all()
     assert stats["dma_errors"] == 0
     for key in ("ioerr", "unsupp", "reads", "writes", "flushes", "get_ids", "write_zeroes",
                 "discards", "features_refused", "bad_mmio"):

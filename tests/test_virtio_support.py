@@ -50,6 +50,9 @@ def make_image(path: Path, sectors: int = 64, pattern: bool = True) -> Path:
     return path
 
 
+OPEN: list[VirtioMmio] = []      # slots make_slot built, for close_all
+
+
 def make_slot(image: Path | None, *, legacy: bool = False, mem: GuardedMem | None = None,
               **blk_kw: object) -> tuple[VirtioMmio, GuardedMem, Sink, Clock]:
     """A slot serving a VirtioBlk on `image` (None: an empty slot).
@@ -58,7 +61,15 @@ def make_slot(image: Path | None, *, legacy: bool = False, mem: GuardedMem | Non
     sink, clock = Sink(), Clock()
     dev = B.VirtioBlk(image, **blk_kw) if image is not None else None  # type: ignore[arg-type]
     t = VirtioMmio(mem, IrqLine(sink, IRQ), clock, dev, legacy=legacy)
+    OPEN.append(t)
     return t, mem, sink, clock
+
+
+def close_all() -> None:
+    """Close every slot make_slot built (their image files), as a machine
+    does at the end of a run."""
+    while OPEN:
+        OPEN.pop().close()
 
 
 def run_clock(clock: Clock, limit: int = 10_000) -> int:
