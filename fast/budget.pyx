@@ -1,7 +1,8 @@
 # cython: language_level=3
 """Compiled twin of emu/machine/budget.py: the block-budget and interrupt-window hook
 as a C callback registered directly with libunicorn (no Python on the
-per-block path). Same names and contract as the reference."""
+per-block path). Same names and contract as the reference (its docstring
+explains the interrupt window for M and S)."""
 
 from libc.stdint cimport uint64_t, uint32_t, int64_t
 
@@ -16,55 +17,103 @@ cdef extern from "unicorn/unicorn.h":
     uc_err uc_hook_del(uc_engine *uc, uc_hook hh) nogil
     uc_err uc_emu_stop(uc_engine *uc) nogil
     uc_err uc_reg_read(uc_engine *uc, int regid, void *value) nogil
+    uc_err uc_reg_write(uc_engine *uc, int regid, const void *value) nogil
 
 cdef extern from "unicorn/riscv.h":
     int UC_RISCV_REG_SIE
     int UC_RISCV_REG_SSTATUS
+    int UC_RISCV_REG_MIE
+    int UC_RISCV_REG_MIP
+    int UC_RISCV_REG_MSTATUS
     int UC_RISCV_REG_PRIV
 
 DEF SSTATUS_SIE = 2
+DEF MSTATUS_MIE = 8
+DEF PRIV_M = 3
 
 
 cdef struct budget_state:
     int64_t icount
     int64_t stop_at
-    uint64_t sip
-    uint64_t sie
+    uint64_t lines
+    uint64_t umip
+    uint64_t mie
+    uint64_t mideleg
+    int in_m
     uint64_t blk_pc
     uint64_t blk_size
     int stopped
     int irq_stop
 
 
-cdef inline bint _irq_deliverable(uc_engine *uc, budget_state *s) noexcept nogil:
-    # S-mode CSRs cannot be read from U-mode (unicorn checks the current
-    # privilege), but sie only changes in S-mode: use the cached value there.
-    cdef uint64_t sie = 0, priv = 0, sstatus = 0
-    if uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv) != 0 or priv == 0:
-        return (s.sip & s.sie) != 0
-    if uc_reg_read(uc, UC_RISCV_REG_SIE, &sie) == 0:
-        s.sie = sie
-    if not (s.sip & s.sie):
+cdef inline uint64_t _m_csr(uc_engine *uc, int reg, uint64_t priv) noexcept nogil:
+    # Read a CSR with PRIV temporarily M (host CSR accesses are checked
+    # against the current privilege).
+    cdef uint64_t v = 0, m = PRIV_M
+    if priv == PRIV_M:
+        uc_reg_read(uc, reg, &v)
+        return v
+    uc_reg_write(uc, UC_RISCV_REG_PRIV, &m)
+    uc_reg_read(uc, reg, &v)
+    uc_reg_write(uc, UC_RISCV_REG_PRIV, &priv)
+    return v
+
+
+cdef inline bint _irq_deliverable(uc_engine *uc, budget_state *s, uint64_t priv) noexcept nogil:
+    cdef uint64_t v = 0, pending, to_m, to_s
+    if priv == PRIV_M:
+        if uc_reg_read(uc, UC_RISCV_REG_MIE, &v) == 0:
+            s.mie = v
+    elif priv == 1:
+        if uc_reg_read(uc, UC_RISCV_REG_SIE, &v) == 0:
+            s.mie = (s.mie & ~s.mideleg) | v
+    pending = (s.lines | s.umip) & s.mie
+    if not pending:
         return False
-    if uc_reg_read(uc, UC_RISCV_REG_SSTATUS, &sstatus) != 0:
-        return False
-    return (sstatus & SSTATUS_SIE) != 0
+    to_m = pending & ~s.mideleg
+    if to_m:
+        if priv < PRIV_M:
+            return True
+        v = 0
+        uc_reg_read(uc, UC_RISCV_REG_MSTATUS, &v)
+        if v & MSTATUS_MIE:
+            return True
+    to_s = pending & s.mideleg
+    if to_s:
+        if priv == 0:
+            return True
+        if priv == 1:
+            v = 0
+            uc_reg_read(uc, UC_RISCV_REG_SSTATUS, &v)
+            return (v & SSTATUS_SIE) != 0
+    return False
 
 
 cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
                     void *user) noexcept nogil:
     cdef budget_state *s = <budget_state *>user
+    cdef uint64_t priv = 0
+    cdef bint have_priv = False
     if s.stopped:
         return
     if s.icount >= s.stop_at:
         s.stopped = 1
         uc_emu_stop(uc)
         return
-    if s.sip and _irq_deliverable(uc, s):
-        s.stopped = 1
-        s.irq_stop = 1
-        uc_emu_stop(uc)
-        return
+    if s.in_m:
+        uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
+        have_priv = True
+        if priv != PRIV_M:                  # an mret: what did M leave pending?
+            s.in_m = 0
+            s.umip = _m_csr(uc, UC_RISCV_REG_MIP, priv)
+    if s.lines | s.umip:
+        if not have_priv:
+            uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
+        if _irq_deliverable(uc, s, priv):
+            s.stopped = 1
+            s.irq_stop = 1
+            uc_emu_stop(uc)
+            return
     s.blk_pc = address
     s.blk_size = size
     s.icount += size >> 2
@@ -85,8 +134,11 @@ cdef class BlockBudget:
         self.uc = uc
         self.s.icount = 0
         self.s.stop_at = 0
-        self.s.sip = 0
-        self.s.sie = 0
+        self.s.lines = 0
+        self.s.umip = 0
+        self.s.mie = 0
+        self.s.mideleg = 0
+        self.s.in_m = 0
         self.s.blk_pc = 0
         self.s.blk_size = 0
         self.s.stopped = 0
@@ -116,11 +168,15 @@ cdef class BlockBudget:
         self.s.stopped = 0
         self.s.irq_stop = 0
 
-    def set_sip(self, unsigned long long sip, unsigned long long sie):
-        """Tell the hook which interrupts are pending (sip bits) and the
-        current sie (read by the caller with M privilege)."""
-        self.s.sip = sip
-        self.s.sie = sie
+    def set_irq_state(self, unsigned long long lines, unsigned long long umip,
+                      unsigned long long mie, unsigned long long mideleg, in_m):
+        """Tell the hook what is pending (device `lines`, software-written
+        `umip`), what mie and mideleg are, and whether the hart is in M."""
+        self.s.lines = lines
+        self.s.umip = umip
+        self.s.mie = mie
+        self.s.mideleg = mideleg
+        self.s.in_m = 1 if in_m else 0
 
     def retract_after(self, unsigned long long pc):
         """Uncount the instructions of the current block from `pc` on."""
@@ -142,12 +198,24 @@ cdef class BlockBudget:
         return self.s.stop_at
 
     @property
-    def sip(self):
-        return self.s.sip
+    def lines(self):
+        return self.s.lines
 
     @property
-    def sie(self):
-        return self.s.sie
+    def umip(self):
+        return self.s.umip
+
+    @property
+    def mie(self):
+        return self.s.mie
+
+    @property
+    def mideleg(self):
+        return self.s.mideleg
+
+    @property
+    def in_m(self):
+        return bool(self.s.in_m)
 
     @property
     def blk_pc(self):

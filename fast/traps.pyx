@@ -26,13 +26,24 @@ cdef extern from "unicorn/riscv.h":
     int UC_RISCV_REG_A1
     int UC_RISCV_REG_SIE
     int UC_RISCV_REG_SSTATUS
+    int UC_RISCV_REG_MIE
+    int UC_RISCV_REG_MIP
+    int UC_RISCV_REG_MIDELEG
+    int UC_RISCV_REG_MEDELEG
+    int UC_RISCV_REG_MSTATUS
 
 DEF SSTATUS_SIE = 2
+DEF MSTATUS_MIE = 8
 DEF CSR_TIME = 0xC01
-DEF IRQ_S_SOFT = 1
-DEF IRQ_S_TIMER = 5
-DEF IRQ_S_EXT = 9
 NO_IRQ = -1
+# Priority orders (privileged spec 3.1.9): into M, MEI MSI MTI SEI SSI STI;
+# into S, SEI SSI STI.
+cdef int M_PRIORITY[6]
+M_PRIORITY[:] = [11, 3, 7, 9, 1, 5]
+cdef int S_PRIORITY[3]
+S_PRIORITY[:] = [9, 1, 5]
+
+from emu.machine.traps import M_MODE, S_MODE
 cdef uint64_t INTERRUPT_BIT = (<uint64_t>1) << 63
 
 
@@ -110,33 +121,69 @@ cdef class TrapCore:
         uc_reg_write_batch(self.eng, wregs, wvals, 6)
         return pc
 
-    def deliverable_irq(self, uint64_t sip):
-        """The highest-priority interrupt of `sip` that sie enables and the
-        hart takes now, or NO_IRQ (S-mode priority SEI > SSI > STI)."""
-        cdef uint64_t p = 0, m = 3, sie = 0, sstatus = 0, pending
+    def take_trap(self, uint64_t cause, tval, epc, bint interrupt=False):
+        """Deliver a trap where the delegation registers send it: to S from
+        U or S when medeleg/mideleg has the cause's bit, else to M. Returns
+        the new pc."""
+        cdef uint64_t priv = 0
+        uc_reg_read(self.eng, UC_RISCV_REG_PRIV, &priv)
+        cdef uint64_t deleg = self._csr(UC_RISCV_REG_MIDELEG if interrupt else
+                                        UC_RISCV_REG_MEDELEG)
+        mode = S_MODE if priv <= 1 and (deleg >> cause) & 1 else M_MODE
+        return self.enter_trap(mode, cause, tval, epc, interrupt)
+
+    def mip(self):
+        """mip as unicorn holds it (the bits software wrote)."""
+        return self._csr(UC_RISCV_REG_MIP)
+
+    def enables(self):
+        """(mie, mideleg)."""
+        cdef uint64_t p = 0, m = 3, mie = 0, mideleg = 0
         cdef int regs[2]
         cdef void *vals[2]
-        if not sip:
-            return NO_IRQ
         uc_reg_read(self.eng, UC_RISCV_REG_PRIV, &p)
         uc_reg_write(self.eng, UC_RISCV_REG_PRIV, &m)
-        regs[0] = UC_RISCV_REG_SIE
-        regs[1] = UC_RISCV_REG_SSTATUS
-        vals[0] = &sie
-        vals[1] = &sstatus
+        regs[0] = UC_RISCV_REG_MIE
+        regs[1] = UC_RISCV_REG_MIDELEG
+        vals[0] = &mie
+        vals[1] = &mideleg
         uc_reg_read_batch(self.eng, regs, vals, 2)
         uc_reg_write(self.eng, UC_RISCV_REG_PRIV, &p)
-        pending = sip & sie
+        return mie, mideleg
+
+    def deliverable_irq(self, uint64_t lines):
+        """The interrupt the hart takes now, or NO_IRQ (privileged spec
+        3.1.9; see the reference's docstring)."""
+        cdef uint64_t p = 0, m = 3, mip = 0, mie = 0, mideleg = 0, status = 0
+        cdef uint64_t pending, to_m, to_s
+        cdef int regs[4]
+        cdef void *vals[4]
+        cdef int i
+        uc_reg_read(self.eng, UC_RISCV_REG_PRIV, &p)
+        uc_reg_write(self.eng, UC_RISCV_REG_PRIV, &m)
+        regs[0] = UC_RISCV_REG_MIP
+        regs[1] = UC_RISCV_REG_MIE
+        regs[2] = UC_RISCV_REG_MIDELEG
+        regs[3] = UC_RISCV_REG_MSTATUS
+        vals[0] = &mip
+        vals[1] = &mie
+        vals[2] = &mideleg
+        vals[3] = &status
+        uc_reg_read_batch(self.eng, regs, vals, 4)
+        uc_reg_write(self.eng, UC_RISCV_REG_PRIV, &p)
+        pending = (lines | mip) & mie
         if not pending:
             return NO_IRQ
-        if p == 1 and not (sstatus & SSTATUS_SIE):
-            return NO_IRQ
-        if pending >> IRQ_S_EXT & 1:
-            return IRQ_S_EXT
-        if pending >> IRQ_S_SOFT & 1:
-            return IRQ_S_SOFT
-        if pending >> IRQ_S_TIMER & 1:
-            return IRQ_S_TIMER
+        to_m = pending & ~mideleg
+        if to_m and (p < 3 or (status & MSTATUS_MIE)):
+            for i in range(6):
+                if (to_m >> M_PRIORITY[i]) & 1:
+                    return M_PRIORITY[i]
+        to_s = pending & mideleg
+        if to_s and (p == 0 or (p == 1 and (status & SSTATUS_SIE))):
+            for i in range(3):
+                if (to_s >> S_PRIORITY[i]) & 1:
+                    return S_PRIORITY[i]
         return NO_IRQ
 
     def run(self, uint64_t pc):

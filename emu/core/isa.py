@@ -20,34 +20,50 @@ CAUSE_MISALIGNED_FETCH = 0
 CAUSE_FETCH_ACCESS = 1
 CAUSE_ILLEGAL_INSN = 2
 CAUSE_BREAKPOINT = 3
+CAUSE_MISALIGNED_LOAD = 4
 CAUSE_LOAD_ACCESS = 5
+CAUSE_MISALIGNED_STORE = 6
 CAUSE_STORE_ACCESS = 7
 CAUSE_ECALL_U = 8
 CAUSE_ECALL_S = 9
+CAUSE_ECALL_M = 11
 CAUSE_FETCH_PAGE_FAULT = 12
 CAUSE_LOAD_PAGE_FAULT = 13
 CAUSE_STORE_PAGE_FAULT = 15
 INTERRUPT_BIT = 1 << 63
 # Interrupt numbers (bit positions in sip/sie; cause with INTERRUPT_BIT set).
 IRQ_S_SOFT = 1
+IRQ_M_SOFT = 3
 IRQ_S_TIMER = 5
+IRQ_M_TIMER = 7
 IRQ_S_EXT = 9
+IRQ_M_EXT = 11
+# Privilege levels (the PRIV register's values).
+PRIV_U, PRIV_S, PRIV_M = 0, 1, 3
 
 CAUSE_NAMES = {
     CAUSE_MISALIGNED_FETCH: "misaligned fetch",
     CAUSE_FETCH_ACCESS: "fetch access fault",
     CAUSE_ILLEGAL_INSN: "illegal instruction",
     CAUSE_BREAKPOINT: "breakpoint",
+    CAUSE_MISALIGNED_LOAD: "misaligned load",
     CAUSE_LOAD_ACCESS: "load access fault",
+    CAUSE_MISALIGNED_STORE: "misaligned store",
     CAUSE_STORE_ACCESS: "store access fault",
     CAUSE_ECALL_U: "ecall from U",
     CAUSE_ECALL_S: "ecall from S",
+    CAUSE_ECALL_M: "ecall from M",
     CAUSE_FETCH_PAGE_FAULT: "fetch page fault",
     CAUSE_LOAD_PAGE_FAULT: "load page fault",
     CAUSE_STORE_PAGE_FAULT: "store page fault",
 }
 INTERRUPT_NAMES = {IRQ_S_SOFT: "supervisor software", IRQ_S_TIMER: "supervisor timer",
-                   IRQ_S_EXT: "supervisor external"}
+                   IRQ_S_EXT: "supervisor external", IRQ_M_SOFT: "machine software",
+                   IRQ_M_TIMER: "machine timer", IRQ_M_EXT: "machine external"}
+# Interrupts taken into M-mode, highest priority first (privileged spec
+# 3.1.9: MEI, MSI, MTI, SEI, SSI, STI); into S-mode: SEI, SSI, STI.
+M_IRQ_PRIORITY = (IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER)
+S_IRQ_PRIORITY = (IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER)
 
 # sstatus bits.
 SSTATUS_SIE = 1 << 1
@@ -55,15 +71,24 @@ SSTATUS_SPIE = 1 << 5
 SSTATUS_SPP = 1 << 8
 SSTATUS_SUM = 1 << 18
 SSTATUS_MXR = 1 << 19
-# sip/sie bits.
+# mstatus bits beyond sstatus's (3.1.6).
+MSTATUS_MIE = 1 << 3
+MSTATUS_MPIE = 1 << 7
+MSTATUS_MPP_SHIFT = 11
+MSTATUS_MPRV = 1 << 17
+# mip/mie bits (sip/sie are the S ones).
 SIP_SSIP = 1 << IRQ_S_SOFT
 SIP_STIP = 1 << IRQ_S_TIMER
 SIP_SEIP = 1 << IRQ_S_EXT
+MIP_MSIP = 1 << IRQ_M_SOFT
+MIP_MTIP = 1 << IRQ_M_TIMER
+MIP_MEIP = 1 << IRQ_M_EXT
 
 # Whole instruction words the machine and the debugger look for.
 INSN_WFI = 0x1050_0073
 INSN_EBREAK = 0x0010_0073
 INSN_SRET = 0x1020_0073
+INSN_MRET = 0x3020_0073
 CSR_TIME = 0xC01
 
 GPR_NAMES = ("zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1",

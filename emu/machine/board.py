@@ -26,6 +26,7 @@ from emu.devices.nic import Nic
 from emu.devices.plic import Plic
 from emu.devices.timer import Timer
 from emu.devices.uart import Uart
+from emu.machine.devicetree import BoardSpec, ChosenSpec, DeviceSpec
 
 # Physical memory: one RAM region. Its first 2 MiB play the firmware's part
 # (OpenSBI's region on real boards); the kernel is linked just above.
@@ -69,13 +70,21 @@ class Wiring(Protocol):
 @dataclass(frozen=True)
 class Slot:
     """One device of the board. `name` is also its prefix in memlayout.h
-    (NAME_BASE, NAME_SIZE, IRQ_NAME)."""
+    (NAME_BASE, NAME_SIZE, IRQ_NAME). `kind` and the rest say how the device
+    tree describes it (emu/machine/devicetree.py): `regs`, the size of its
+    registers when smaller than the page-multiple it is mapped in, `ndev`
+    a PLIC's sources, `compatible` an "other" device's strings."""
 
     name: str
     base: int
     size: int                     # a page multiple, as unicorn's mmio_map requires
     irq: int | None
     make: Callable[[Wiring, Slot], Device]
+    kind: str = "other"
+    regs: int = 0
+    ndev: int = 0
+    node: str = ""
+    compatible: tuple[str, ...] = ()
 
 
 # The emu board, after QEMU virt's memmap (hw/riscv/virt.c): a CLINT-like
@@ -83,13 +92,15 @@ class Slot:
 # slot 0's window on source 1. The PLIC comes first: the others take lines
 # from it.
 SLOTS: tuple[Slot, ...] = (
-    Slot("plic", 0x0C00_0000, 0x40_0000, None, lambda w, s: Plic(w.set_seip)),
+    Slot("plic", 0x0C00_0000, 0x40_0000, None, lambda w, s: Plic(w.set_seip),
+         kind="plic", ndev=32),
     Slot("timer", 0x0200_0000, 0x1_0000, None,
-         lambda w, s: Timer(w.clock, w.now, w.set_stip)),
+         lambda w, s: Timer(w.clock, w.now, w.set_stip), kind="clint"),
     Slot("uart", 0x1000_0000, 0x1000, 10,
-         lambda w, s: Uart(w.irq(_irq(s)), w.console_write)),
+         lambda w, s: Uart(w.irq(_irq(s)), w.console_write), kind="serial", regs=0x100),
     Slot("nic", 0x1000_1000, 0x1000, 1,
-         lambda w, s: Nic(w.mem, w.irq(_irq(s)), w.clock, mac=w.mac, mtu=w.mtu)),
+         lambda w, s: Nic(w.mem, w.irq(_irq(s)), w.clock, mac=w.mac, mtu=w.mtu),
+         node="ethernet", compatible=("emu,enic",)),
 )
 
 
@@ -115,3 +126,10 @@ def build(wiring: Wiring) -> dict[str, Device]:
         devices[s.name] = dev = s.make(wiring, s)
         wiring.attach(s, dev)
     return devices
+
+
+def board_spec(ram_base: int, ram_size: int, bootargs: str = "") -> BoardSpec:
+    """The device tree's description of this board (devicetree.build_dtb)."""
+    devices = tuple(DeviceSpec(s.kind, s.base, s.regs or s.size, s.irq, ndev=s.ndev,
+                               name=s.node, compatible=s.compatible) for s in SLOTS)
+    return BoardSpec(ram_base, ram_size, devices, chosen=ChosenSpec(bootargs=bootargs))

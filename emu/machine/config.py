@@ -23,7 +23,8 @@ DEBUG_TOPICS = tuple(TOPICS)
 class MachineConfig:
     """Everything that defines a run. Same config + same image = same run."""
 
-    kernel: str | None = None          # ELF path; None = the built default guest
+    kernel: str | None = None          # ELF or raw image; None = the built default guest
+    bios: str = "default"              # "default" (built-in SBI), "none" or a firmware file
     ram_size: int = board.DEFAULT_RAM_SIZE
     append: str = ""                   # kernel command line (-append)
     mmu: str = "auto"                  # "python" | "fast" | "auto"

@@ -24,8 +24,10 @@ from emu.machine.budget import BlockBudget
 from emu.machine.traps import TrapCore
 from emu.mmu import PageFault, PyFillHook, translate
 
-# Interrupts go to S-mode (mideleg); exceptions raised by QEMU are ours anyway.
+# What the built-in firmware (-bios default) delegates to S, as OpenSBI does:
+# the S interrupts, and the exceptions but ecall from S and M (the SBI's).
 MIDELEG_S = isa.SIP_SSIP | isa.SIP_STIP | isa.SIP_SEIP
+MEDELEG_S = 0xB1FF
 
 GPR_IDS = tuple(getattr(R, f"UC_RISCV_REG_X{i}") for i in range(32))
 CSR_IDS = {
@@ -37,6 +39,10 @@ CSR_IDS = {
     "mstatus": R.UC_RISCV_REG_MSTATUS, "mideleg": R.UC_RISCV_REG_MIDELEG,
     "medeleg": R.UC_RISCV_REG_MEDELEG, "mcounteren": R.UC_RISCV_REG_MCOUNTEREN,
     "mip": R.UC_RISCV_REG_MIP, "mie": R.UC_RISCV_REG_MIE,
+    "mtvec": R.UC_RISCV_REG_MTVEC, "mepc": R.UC_RISCV_REG_MEPC,
+    "mcause": R.UC_RISCV_REG_MCAUSE, "mtval": R.UC_RISCV_REG_MTVAL,
+    "mscratch": R.UC_RISCV_REG_MSCRATCH, "mhartid": R.UC_RISCV_REG_MHARTID,
+    "misa": R.UC_RISCV_REG_MISA,
 }
 
 
@@ -67,12 +73,6 @@ class Cpu:
         core = twins.pick("traps", traps)
         self.core: TrapCore = (TrapCore if core is None else core.TrapCore)(self.uc)
         self.traps_impl = "python" if core is None else "fast"
-        # Interrupts are delegated to S; counters stay disabled for S/U so that
-        # rdtime/rdcycle/rdinstret trap and are answered from virtual time.
-        self.set_csr("mideleg", MIDELEG_S)
-        self.set_csr("medeleg", 0xB3FF)
-        self.set_csr("mcounteren", 0)
-        self.set_csr("scounteren", 0)
 
     # -- registers ---------------------------------------------------------
     def reg(self, name: str) -> int:

@@ -1,8 +1,10 @@
 """Why unicorn stopped, or called us back, turned into what the guest sees.
 
-- UC_HOOK_INTR (pc already past the instruction): ecall from S is an SBI
-  call, answered in the hook without stopping; `csrr rd, time` traps as an
-  illegal instruction (unicorn has no time source) and is answered from
+- UC_HOOK_INTR (pc 4 past the instruction, whatever its length): ecall from
+  S is an SBI call answered in the hook without stopping when the built-in
+  firmware plays M-mode (-bios default), else a trap like ecall from U or M;
+  `csrr rd, time` traps as an illegal instruction (unicorn has no time
+  source) and is answered from
   virtual time, as OpenSBI emulates rdtime; anything else becomes a pending
   trap, delivered after emu_start returns.
 - emu_start's errors (pc precise): a TLB fill our Sv39 walker refused is a
@@ -39,6 +41,8 @@ _ACCESS_FAULT = {U.UC_ERR_READ_UNMAPPED: isa.CAUSE_LOAD_ACCESS,
                  U.UC_ERR_WRITE_PROT: isa.CAUSE_STORE_ACCESS,
                  U.UC_ERR_FETCH_PROT: isa.CAUSE_FETCH_ACCESS}
 SBI_NOT_SUPPORTED = SBI_ERR_NOT_SUPPORTED & isa.MASK64
+_ECALL_CAUSE = {isa.PRIV_U: isa.CAUSE_ECALL_U, isa.PRIV_S: isa.CAUSE_ECALL_S,
+                isa.PRIV_M: isa.CAUSE_ECALL_M}
 _AMO_STORE_CAUSE = {isa.CAUSE_LOAD_PAGE_FAULT: isa.CAUSE_STORE_PAGE_FAULT,
                     isa.CAUSE_LOAD_ACCESS: isa.CAUSE_STORE_ACCESS}
 
@@ -54,7 +58,8 @@ class Exits:
     def __init__(self, cpu: Cpu, traps: Traps, stats: Stats, firmware: Firmware,
                  log: TraceLog, now: Callable[[], int],
                  replan: Callable[[], int],
-                 hook_failed: Callable[[BaseException], None]) -> None:
+                 hook_failed: Callable[[BaseException], None],
+                 builtin_sbi: bool = True) -> None:
         self.cpu = cpu
         self.traps = traps
         self.stats = stats
@@ -63,6 +68,7 @@ class Exits:
         self.now = now
         self.replan = replan
         self.hook_failed = hook_failed
+        self.builtin_sbi = builtin_sbi
         cpu.uc.hook_add(U.UC_HOOK_INTR, self._on_intr)
 
     # -- UC_HOOK_INTR ----------------------------------------------------------
@@ -78,10 +84,12 @@ class Exits:
         epc = pc - 4
         self.cpu.budget.retract_after(pc)
         if intno == isa.CAUSE_ECALL_U:
-            if uc.reg_read(R.UC_RISCV_REG_PRIV) == 1:
+            # unicorn reports every ecall as 8; the cause is ecall from U, S or M
+            priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
+            if priv == isa.PRIV_S and self.builtin_sbi:
                 self._sbi(uc)
                 return
-            self.traps.raise_(isa.CAUSE_ECALL_U, 0, epc)
+            self.traps.raise_(_ECALL_CAUSE[priv], 0, epc)
             return
         if intno == isa.CAUSE_ILLEGAL_INSN:
             insn = self.cpu.fetch_insn(epc)

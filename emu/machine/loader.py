@@ -1,4 +1,6 @@
-"""ELF loading (pyelftools): PT_LOAD segments into RAM, entry, symbols.
+"""Image loading: an ELF's PT_LOAD segments into RAM with its entry and
+symbols (pyelftools), or a raw binary at a given address (a firmware's
+.bin, Linux's Image) - as QEMU's -bios and -kernel take either.
 
 Errors are LoadError with one line for the user (the CLI exits 2): not an
 ELF, not RISC-V, not 64-bit, not little-endian, or a segment outside RAM.
@@ -73,7 +75,7 @@ class Image:
     high: int
 
 
-def load_elf(path: str, mem: PhysMem) -> Image:
+def load_elf(path: str, mem: PhysMem, what: str = "kernel") -> Image:
     """Load the ELF at `path` into `mem`. Returns the Image.
 
     Raises LoadError (one line) for a missing/unreadable file, a non-ELF,
@@ -82,7 +84,7 @@ def load_elf(path: str, mem: PhysMem) -> Image:
     try:
         f = open(path, "rb")
     except OSError as exc:
-        raise LoadError(f"cannot open kernel {path!r}: {exc.strerror}") from None
+        raise LoadError(f"cannot open {what} {path!r}: {exc.strerror}") from None
     with f:
         try:
             elf = ELFFile(f)
@@ -128,3 +130,42 @@ def load_elf(path: str, mem: PhysMem) -> Image:
                     syms.add(s.name, s["st_value"], s["st_size"])
         syms.finish()
         return Image(path=path, entry=entry, symbols=syms, low=low or entry, high=high)
+
+
+ELF_MAGIC = b"\x7fELF"
+
+
+def is_elf(path: str, what: str = "kernel") -> bool:
+    """True if the file at `path` starts as an ELF does. Raises LoadError if
+    it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == ELF_MAGIC
+    except OSError as exc:
+        raise LoadError(f"cannot open {what} {path!r}: {exc.strerror}") from None
+
+
+def load_raw(path: str, mem: PhysMem, addr: int, what: str = "kernel") -> Image:
+    """Copy the raw binary at `path` to physical `addr` (its entry point).
+    Raises LoadError for a missing file, an empty one, or one that does not
+    fit in RAM there."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise LoadError(f"cannot open {what} {path!r}: {exc.strerror}") from None
+    if not data:
+        raise LoadError(f"{path}: empty image")
+    if not mem.contains(addr, len(data)):
+        raise LoadError(f"{path}: {len(data):,} bytes at 0x{addr:x} do not fit in RAM "
+                        f"0x{mem.base:x}+0x{mem.size:x}")
+    mem.write(addr, data)
+    return Image(path=path, entry=addr, symbols=Symbols(), low=addr, high=addr + len(data))
+
+
+def load_image(path: str, mem: PhysMem, addr: int, what: str = "kernel") -> Image:
+    """An ELF at its own addresses, or a raw binary at `addr` (as QEMU's
+    -kernel and -bios take either). `what` names the image in errors."""
+    if is_elf(path, what):
+        return load_elf(path, mem, what)
+    return load_raw(path, mem, addr, what)

@@ -24,14 +24,15 @@ from emu.devices.nic import Nic
 from emu.devices.plic import Plic
 from emu.devices.timer import Timer
 from emu.devices.uart import Uart
-from emu.machine import board, bootinfo
+from emu.machine import board, boot, bootinfo
 from emu.machine.config import MachineConfig
 from emu.machine.console import ConsoleIO
-from emu.machine.cpu import Cpu
+from emu.machine.cpu import MEDELEG_S, MIDELEG_S, Cpu
+from emu.machine.devicetree import build_dtb, fdt_address
 from emu.machine.exits import Exits
 from emu.machine.firmware import Firmware
 from emu.machine.images import default_kernel
-from emu.machine.loader import Image, load_elf
+from emu.machine.loader import Image
 from emu.machine.peers import RealPeers
 from emu.machine.runloop import RunLoop
 from emu.machine.stats import Stats
@@ -87,9 +88,11 @@ class Machine:
             write_phys=self._write_phys, shutdown=self._shutdown,
             fence_i=self.loop.request_tb_flush, sfence_vma=self.loop.request_tlb_flush)
         self.exits = Exits(self.cpu, self.traps, self.stats, self.firmware, self.log, self.now,
-                           self.loop.plan_budget, self.loop.hook_failed)
+                           self.loop.plan_budget, self.loop.hook_failed,
+                           builtin_sbi=config.bios == "default")
 
-        self.image: Image = load_elf(kernel or config.kernel or default_kernel(), self.mem)
+        self.boot = boot.load(config.bios, kernel or config.kernel or default_kernel(), self.mem)
+        self.image: Image = self.boot.kernel
         self.log.install(self.cpu.uc, self._read_code, self._symbol, self._registers)
         self._boot()
 
@@ -114,15 +117,36 @@ class Machine:
         self.cpu.uc.mmio_map(slot.base, slot.size, rd, None, wr, None)
 
     def _boot(self) -> None:
-        """Enter the kernel in S-mode: a0 = hart id, a1 = the boot-info block
-        (emu/machine/bootinfo.py), paging off."""
-        cfg = self.config
-        info = bootinfo.write(self.mem, cfg.append, board.TIMEBASE_HZ, cfg.seed)
-        self.cpu.set_reg("a0", 0)
-        self.cpu.set_reg("a1", info)
-        self.cpu.set_csr("satp", 0)
-        self.cpu.priv = 1
-        self.cpu.pc = self.image.entry
+        """Start the hart as emu/machine/boot.py says: through the reset
+        vector in M-mode with a real firmware or none, or in S-mode at the
+        kernel's entry with the built-in firmware (then a1 = the boot-info
+        block, emu/machine/bootinfo.py, and exceptions and interrupts
+        delegated to S as OpenSBI leaves them; counters stay disabled for S
+        and U so that rdtime traps and is answered from virtual time)."""
+        cfg, cpu = self.config, self.cpu
+        cpu.set_csr("satp", 0)
+        if self.boot.priv == isa.PRIV_S:
+            info = bootinfo.write(self.mem, cfg.append, board.TIMEBASE_HZ, cfg.seed)
+            cpu.set_csr("mideleg", MIDELEG_S)
+            cpu.set_csr("medeleg", MEDELEG_S)
+            cpu.set_csr("mcounteren", 0)
+            cpu.set_csr("scounteren", 0)
+            cpu.set_reg("a0", 0)
+            cpu.set_reg("a1", info)
+        else:
+            dtb = self.device_tree()
+            fdt = fdt_address(self.mem.base, self.mem.size, len(dtb))
+            self.mem.write(fdt, dtb)
+            start = self.boot.firmware.entry if self.boot.firmware else self.image.entry
+            cpu.uc.mem_map(boot.MROM_BASE, boot.MROM_SIZE, U.UC_PROT_READ | U.UC_PROT_EXEC)
+            cpu.uc.mem_write(boot.MROM_BASE, boot.reset_rom(start, fdt, self.image.entry))
+        cpu.priv = self.boot.priv
+        cpu.pc = self.boot.pc
+        self.traps.arm()
+
+    def device_tree(self) -> bytes:
+        """The flattened device tree of this machine (emu/machine/devicetree.py)."""
+        return build_dtb(board.board_spec(self.mem.base, self.mem.size, self.config.append))
 
     # -- time --------------------------------------------------------------
     @property

@@ -164,7 +164,7 @@ class RunLoop:
         the host for at most that long and advance by what really passed."""
         m = self.m
         m.stats.wfi += 1
-        if m.traps.sip & m.cpu.csr("sie"):
+        if m.traps.waiting():
             return
         peers = m.peers
         nxt = m.clock.next_time()

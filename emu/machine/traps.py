@@ -52,6 +52,10 @@ S_MODE = TrapMode(priv=1, status=R.UC_RISCV_REG_SSTATUS, cause=R.UC_RISCV_REG_SC
                   tval=R.UC_RISCV_REG_STVAL, epc=R.UC_RISCV_REG_SEPC,
                   tvec=R.UC_RISCV_REG_STVEC, ie=isa.SSTATUS_SIE, pie=isa.SSTATUS_SPIE,
                   pp_shift=8, pp_bits=1)
+M_MODE = TrapMode(priv=3, status=R.UC_RISCV_REG_MSTATUS, cause=R.UC_RISCV_REG_MCAUSE,
+                  tval=R.UC_RISCV_REG_MTVAL, epc=R.UC_RISCV_REG_MEPC,
+                  tvec=R.UC_RISCV_REG_MTVEC, ie=isa.MSTATUS_MIE, pie=isa.MSTATUS_MPIE,
+                  pp_shift=isa.MSTATUS_MPP_SHIFT, pp_bits=2)
 NO_IRQ = -1
 SBI_REGS = tuple(R.UC_RISCV_REG_A0 + i for i in range(8))   # a0..a7
 
@@ -108,21 +112,48 @@ class TrapCore:
         uc.reg_write(R.UC_RISCV_REG_PC, pc)
         return pc
 
-    def deliverable_irq(self, sip: int) -> int:
-        """The highest-priority interrupt of `sip` that sie enables and the
-        hart takes now (U-mode always; S-mode when sstatus.SIE is set), or
-        NO_IRQ. S-mode priority: SEI > SSI > STI."""
-        if not sip:
-            return NO_IRQ
-        pending = sip & self.csr(R.UC_RISCV_REG_SIE)
+    def take_trap(self, cause: int, tval: int, epc: int, interrupt: bool = False) -> int:
+        """Deliver a trap where the delegation registers send it: to S when
+        the hart is in U or S and medeleg (exceptions) or mideleg
+        (interrupts) has the cause's bit, else to M (privileged spec
+        3.1.8). Returns the new pc."""
+        priv = self.uc.reg_read(R.UC_RISCV_REG_PRIV)
+        deleg = self.csr(R.UC_RISCV_REG_MIDELEG if interrupt else R.UC_RISCV_REG_MEDELEG)
+        mode = S_MODE if priv <= 1 and deleg >> cause & 1 else M_MODE
+        return self.enter_trap(mode, cause, tval, epc, interrupt)
+
+    def mip(self) -> int:
+        """mip as unicorn holds it: the bits software wrote (SSIP, STIP,
+        SEIP); the device lines are the caller's."""
+        return self.csr(R.UC_RISCV_REG_MIP)
+
+    def enables(self) -> tuple[int, int]:
+        """(mie, mideleg)."""
+        return self.csr(R.UC_RISCV_REG_MIE), self.csr(R.UC_RISCV_REG_MIDELEG)
+
+    def deliverable_irq(self, lines: int) -> int:
+        """The interrupt the hart takes now, or NO_IRQ (privileged spec
+        3.1.9). Pending = the device `lines` | the software-written mip bits;
+        of those mie enables, the ones mideleg does not delegate go to M and
+        are taken below M, or in M with mstatus.MIE; the delegated ones go to
+        S and are taken in U, or in S with sstatus.SIE, never in M. M's
+        come first, each side in its priority order."""
+        pending = (lines | self.mip()) & self.csr(R.UC_RISCV_REG_MIE)
         if not pending:
             return NO_IRQ
-        if self.uc.reg_read(R.UC_RISCV_REG_PRIV) == 1 and \
-                not self.csr(R.UC_RISCV_REG_SSTATUS) & isa.SSTATUS_SIE:
-            return NO_IRQ
-        for irq in S_IRQ_PRIORITY:
-            if pending >> irq & 1:
-                return irq
+        mideleg = self.csr(R.UC_RISCV_REG_MIDELEG)
+        priv = self.uc.reg_read(R.UC_RISCV_REG_PRIV)
+        status = self.csr(R.UC_RISCV_REG_MSTATUS)
+        to_m = pending & ~mideleg
+        if to_m and (priv < 3 or status & isa.MSTATUS_MIE):
+            for irq in isa.M_IRQ_PRIORITY:
+                if to_m >> irq & 1:
+                    return irq
+        to_s = pending & mideleg
+        if to_s and (priv == 0 or (priv == 1 and status & isa.SSTATUS_SIE)):
+            for irq in isa.S_IRQ_PRIORITY:
+                if to_s >> irq & 1:
+                    return irq
         return NO_IRQ
 
     def run(self, pc: int) -> int:
@@ -171,15 +202,14 @@ class PendingTrap:
     epc: int
 
 
-# Highest priority first (privileged spec: SEI > SSI > STI).
-S_IRQ_PRIORITY = (isa.IRQ_S_EXT, isa.IRQ_S_SOFT, isa.IRQ_S_TIMER)
-
-
 class Traps:
     """Pending exceptions and interrupts of one hart, and their delivery.
 
-    `sip` holds the pending interrupt bits the devices drive. `on_trap`
-    observers are called (cause, tval, epc, interrupt) after each delivery.
+    `lines` holds the pending interrupt bits the devices drive (mip bit
+    positions: MSIP/MTIP from the CLINT, MEIP/SEIP from the PLIC's M and S
+    contexts, STIP from the built-in firmware's timer); the bits software
+    writes to mip (SSIP, STIP, SEIP) live in the CPU. `on_trap` observers
+    are called (cause, tval, epc, interrupt) after each delivery.
     `hold_trap(cause, tval, epc)`, if set, is asked about every exception
     before delivery; True keeps it in `held_trap` with pc still on the
     faulting instruction (the debugger's fault breakpoints).
@@ -189,31 +219,52 @@ class Traps:
         self.cpu = cpu
         self.stats = stats
         self.log = log
-        self.sip = 0
+        self.lines = 0
         self.pending: PendingTrap | None = None
         self.on_trap: list[Callable[[int, int, int, bool], None]] = []
         self.hold_trap: Callable[[int, int, int], bool] | None = None
         self.held_trap: PendingTrap | None = None
 
     # -- interrupt lines -----------------------------------------------------
+    def set_line(self, irq: int, level: bool) -> None:
+        """Drive the hart's interrupt line `irq` (a mip bit number)."""
+        lines = (self.lines | (1 << irq)) if level else (self.lines & ~(1 << irq))
+        if lines != self.lines:
+            self.lines = lines
+            self.arm()
+
     def set_stip(self, level: bool) -> None:
-        """The timer drives STIP."""
-        self._set_sip((self.sip | isa.SIP_STIP) if level else (self.sip & ~isa.SIP_STIP))
+        """The built-in firmware's timer drives STIP."""
+        self.set_line(isa.IRQ_S_TIMER, level)
 
     def set_seip(self, level: bool) -> None:
-        """The PLIC drives SEIP."""
-        self._set_sip((self.sip | isa.SIP_SEIP) if level else (self.sip & ~isa.SIP_SEIP))
+        """The PLIC's S context drives SEIP."""
+        self.set_line(isa.IRQ_S_EXT, level)
 
-    def _set_sip(self, sip: int) -> None:
-        """Record the pending interrupts; the budget hook stops the CPU at the
-        first block boundary where one is deliverable."""
-        if sip != self.sip:
-            self.sip = sip
-            self.cpu.budget.set_sip(sip, self.cpu.csr("sie") if sip else 0)
+    def set_meip(self, level: bool) -> None:
+        """The PLIC's M context drives MEIP."""
+        self.set_line(isa.IRQ_M_EXT, level)
+
+    def set_mtip(self, level: bool) -> None:
+        """The CLINT's timer drives MTIP."""
+        self.set_line(isa.IRQ_M_TIMER, level)
+
+    def set_msip(self, level: bool) -> None:
+        """The CLINT's msip drives MSIP."""
+        self.set_line(isa.IRQ_M_SOFT, level)
+
+    def arm(self) -> None:
+        """Give the budget hook the interrupt state as it is now, so that it
+        stops the CPU at the first block boundary where an interrupt is
+        deliverable (emu/machine/budget.py)."""
+        core = self.cpu.core
+        mie, mideleg = core.enables()
+        pc, priv = core.pc_priv()
+        self.cpu.budget.set_irq_state(self.lines, core.mip(), mie, mideleg, priv == isa.PRIV_M)
 
     def deliverable_irq(self) -> int | None:
-        """Return the highest-priority pending-and-enabled interrupt, or None."""
-        irq = self.cpu.core.deliverable_irq(self.sip)
+        """Return the interrupt the hart takes now, or None."""
+        irq = self.cpu.core.deliverable_irq(self.lines)
         return None if irq == NO_IRQ else irq
 
     # -- exceptions ----------------------------------------------------------
@@ -224,7 +275,8 @@ class Traps:
         self.cpu.uc.emu_stop()
 
     def deliver(self, cause: int, tval: int, epc: int, interrupt: bool = False) -> None:
-        """Enter the guest's trap handler for `cause` and count it."""
+        """Enter the guest's trap handler for `cause` - in S or M, as the
+        delegation registers say - and count it."""
         if interrupt:
             self.stats.interrupts[cause] = self.stats.interrupts.get(cause, 0) + 1
         else:
@@ -233,7 +285,8 @@ class Traps:
         if prev == 0:
             self.stats.user_traps += 1
         self.log.trap(cause, interrupt, epc, tval)
-        self.cpu.core.enter_trap(S_MODE, cause, tval, epc, interrupt)
+        self.cpu.core.take_trap(cause, tval, epc, interrupt)
+        self.arm()                  # the privilege and the enables changed
         for cb in self.on_trap:
             cb(cause, tval, epc, interrupt)
 
@@ -256,8 +309,17 @@ class Traps:
                 self.held_trap = t   # delivered by deliver_held() or the next slice
                 return True
             self.deliver(t.cause, t.tval, t.epc)
-        if running and self.sip:
+        budget = self.cpu.budget
+        if running and (self.lines or budget.umip):
             irq = self.deliverable_irq()
             if irq is not None:
                 self.deliver(irq, 0, self.cpu.pc, interrupt=True)
+            elif budget.irq_stop:
+                self.arm()          # the hook's view was stale (a bit software cleared)
         return False
+
+    def waiting(self) -> bool:
+        """True if an enabled interrupt is pending, whatever the global
+        enables say: what ends a `wfi` (privileged spec 3.3.3)."""
+        mie, _ = self.cpu.core.enables()
+        return bool((self.lines | self.cpu.core.mip()) & mie)

@@ -51,6 +51,11 @@ def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> 
     p.add_argument("-kernel", metavar="ELF",
                    help="kernel image (default: $EMU_KERNEL, else the built guest: "
                    "guest/build/kernel.elf in a checkout, the packaged one when installed)")
+    p.add_argument("-bios", metavar="FILE", default="default",
+                   help="M-mode firmware, as QEMU's -bios: default (emu's built-in SBI, "
+                   "the kernel entered in S-mode), none (the kernel entered in M-mode "
+                   "at 0x80000000, as xv6 wants), or an ELF/raw image such as OpenSBI's "
+                   "fw_dynamic (default: %(default)s)")
     p.add_argument("-m", metavar="SIZE", default="16M",
                    help="RAM size, e.g. 16M (default: %(default)s)")
     p.add_argument("-append", metavar="STR", default="",
@@ -146,7 +151,8 @@ def config_from_args(args: argparse.Namespace) -> MachineConfig:
     """Build and validate a MachineConfig (network included). Raises ConfigError."""
     topics = tuple(t for t in args.d.split(",") if t) if args.d else ()
     cfg = MachineConfig(
-        kernel=args.kernel, ram_size=parse_size(args.m), append=args.append, mmu=args.mmu,
+        kernel=args.kernel, bios=args.bios, ram_size=parse_size(args.m), append=args.append,
+        mmu=args.mmu,
         seed=args.seed, max_insns=args.max_insns, ns_per_insn=args.insn_ns, debug=topics,
         debug_file=args.D, stats_json=args.stats_json, clock=args.clock)
     cfg.validate()
