@@ -277,9 +277,12 @@ def test_external_interrupt_through_the_plic(asm, mmu):
     scause, nbytes, last, irqs, claimed = _rec(m, "got", 5)
     assert scause == isa.INTERRUPT_BIT | isa.IRQ_S_EXT
     assert nbytes == 3 and last == ord("c")
-    assert irqs == 2 and claimed == board.slot("uart").irq
-    assert m.stats.interrupts == {isa.IRQ_S_EXT: 2}
-    assert m.plic.claims == 2
+    # "b" enters the UART when the handler reads "a" and pends it again while
+    # it is claimed: QEMU's PLIC keeps that raise, so after the completion
+    # the handler is entered once more and finds nothing (docs/devices.md).
+    assert irqs == 3 and claimed == board.slot("uart").irq
+    assert m.stats.interrupts == {isa.IRQ_S_EXT: 3}
+    assert m.plic.claims == 3
 
 
 PAGEFAULT = PRELUDE + r"""

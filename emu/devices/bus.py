@@ -37,7 +37,11 @@ class Device(Protocol):
 
 
 class IrqLine:
-    """One interrupt source wired to the PLIC: level-triggered."""
+    """One interrupt source wired to the PLIC, as QEMU's qemu_irq: every
+    set() reaches the PLIC, even when the level does not change. That is
+    what makes QEMU's PLIC (hw/intc/sifive_plic.c) pend a source again: it
+    latches each high level a device drives, and only a claim clears the
+    latch (docs/devices.md, "PLIC"). `level` is the last level driven."""
 
     def __init__(self, plic: IrqSink, source: int) -> None:
         self.plic = plic
@@ -45,10 +49,9 @@ class IrqLine:
         self.level = False
 
     def set(self, level: bool) -> None:
-        """Drive the line high (True) or low (False)."""
-        if level != self.level:
-            self.level = level
-            self.plic.set_level(self.source, level)
+        """Drive the line high (True) or low (False), as qemu_set_irq."""
+        self.level = level
+        self.plic.set_level(self.source, level)
 
     def raise_(self) -> None:
         """Drive the line high."""
@@ -63,4 +66,4 @@ class IrqSink(Protocol):
     """The interrupt controller side of an IrqLine."""
 
     def set_level(self, source: int, level: bool) -> None:
-        """Record source's line level."""
+        """Take the level `source` reports (called on every device update)."""

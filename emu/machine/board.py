@@ -92,12 +92,13 @@ class Slot:
 # slot 0's window on source 1. The PLIC comes first: the others take lines
 # from it.
 SLOTS: tuple[Slot, ...] = (
-    Slot("plic", 0x0C00_0000, 0x40_0000, None, lambda w, s: Plic(w.set_seip),
+    Slot("plic", 0x0C00_0000, 0x40_0000, None, lambda w, s: Plic(seip=w.set_seip),
          kind="plic", ndev=32),
     Slot("timer", 0x0200_0000, 0x1_0000, None,
          lambda w, s: Timer(w.clock, w.now, w.set_stip), kind="clint"),
     Slot("uart", 0x1000_0000, 0x1000, 10,
-         lambda w, s: Uart(w.irq(_irq(s)), w.console_write), kind="serial", regs=0x100),
+         lambda w, s: Uart(w.irq(_irq(s)), w.console_write, w.clock, w.now),
+         kind="serial", regs=0x100),
     Slot("nic", 0x1000_1000, 0x1000, 1,
          lambda w, s: Nic(w.mem, w.irq(_irq(s)), w.clock, mac=w.mac, mtu=w.mtu),
          node="ethernet", compatible=("emu,enic",)),

@@ -15,7 +15,7 @@ import select
 from collections.abc import Callable
 from typing import IO
 
-from emu.devices.uart import Uart
+from emu.devices.uart import LSR_DR, UART_LSR, UART_RBR, Uart
 from emu.machine.peers import RealPeers
 
 
@@ -51,9 +51,12 @@ class ConsoleIO:
                     self.on_sink_closed()
 
     def read(self) -> int | None:
-        """One byte for SBI getchar, or None when nothing is queued."""
-        rx = self.uart.rx if self.uart is not None else None
-        return rx.popleft() if rx else None
+        """One byte for SBI getchar, or None when nothing was received: read
+        through the UART's registers, as OpenSBI's uart8250_getc."""
+        u = self.uart
+        if u is None or not u.read(UART_LSR, 1) & LSR_DR:
+            return None
+        return u.read(UART_RBR, 1)
 
     def poll_stdin(self, timeout: float | None) -> None:
         """Feed bytes waiting on host stdin to the UART; wait at most

@@ -19,7 +19,7 @@
 
 #define IRQ_NIC         1
 #define IRQ_UART        10
-#define PLIC_NUM_SOURCES 32
+#define PLIC_NUM_SOURCES 96
 #define PLIC_PRIORITY   0x0UL
 #define PLIC_PENDING    0x1000UL
 #define PLIC_SENABLE    0x2080UL
