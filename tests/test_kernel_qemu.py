@@ -47,11 +47,14 @@ def qemu_or_skip() -> str:
 
 
 def boot(kernel: str, firmware: str = "qemu-opensbi", append: str | None = None,
-         mem: str = "64M") -> str:
+         mem: str = "64M", dtb: Path | None = None) -> str:
     """Boot `kernel` on QEMU virt with one hart and return its console
     (stdout) once QEMU exits. `firmware` is QEMU's bundled OpenSBI or
-    Debian's fw_dynamic (skipped outside CI if that is not installed)."""
+    Debian's fw_dynamic (skipped outside CI if that is not installed);
+    `dtb` replaces QEMU's device tree."""
     cmd = [qemu_or_skip(), "-machine", "virt", "-m", mem, "-smp", "1", "-nographic"]
+    if dtb is not None:
+        cmd += ["-dtb", str(dtb)]
     if firmware == "debian-opensbi":
         if not DEBIAN_OPENSBI.exists():
             if IN_CI:
@@ -182,3 +185,23 @@ def test_swap_demo_says_it_cannot_swap(kernel):
         "boot: init failed, powering off",
     ])
     assert "memhog" not in out
+
+
+def test_a_tree_without_what_the_kernel_needs_is_a_panic_naming_it(kernel, tmp_path):
+    """QEMU's own tree with the PLIC's S-mode entry (cause 9) made cause 5:
+    the kernel stops at once, saying why, through the SBI console (the
+    UART is not known yet)."""
+    qemu = qemu_or_skip()
+    dumped = tmp_path / "virt.dtb"
+    subprocess.run([qemu, "-machine", f"virt,dumpdtb={dumped}", "-m", "64M", "-smp", "1",
+                    "-nographic"], check=True, capture_output=True, timeout=TIME_LIMIT)
+    blob = dumped.read_bytes()
+    # interrupts-extended = <&cpu0_intc 11 &cpu0_intc 9> (phandle 2: the hart's controller)
+    s_entry = bytes.fromhex("00000002" "0000000b" "00000002" "00000009")
+    assert blob.count(s_entry) == 1
+    patched = tmp_path / "no-s-context.dtb"
+    patched.write_bytes(blob.replace(s_entry, s_entry[:-1] + b"\x05"))
+    out = boot(kernel, append="test", dtb=patched)
+    in_order(out, ["emu: hello from S-mode through the SBI console",
+                   "panic: platform: the PLIC has no S-mode context for this hart"])
+    assert "emu kernel:" not in out and "PASS" not in out
