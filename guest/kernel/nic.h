@@ -2,7 +2,7 @@
 // Mirrors emu/devices/nic.py (the device) and docs/nic.md (the data sheet);
 // tests/test_nic_header.py checks every NIC_* constant here against nic.py
 // and compiles the layout asserts below. Include "types.h" first (xv6 style).
-// The device lives at NIC_BASE (memlayout.h) and interrupts on IRQ_NIC.
+// The device tree gives its base and PLIC source (compatible "emu,enic").
 #pragma once
 
 // Identity.
