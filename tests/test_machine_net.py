@@ -6,15 +6,27 @@ from __future__ import annotations
 
 import pytest
 
+from emu.devices import plic
+from emu.machine import board
 from emu.machine.config import MachineConfig
 from emu.machine.machine import Machine
 from emu.net.network import NetConfig
 from tests.conftest import IMPLS, compile_c
 
+# Where the board puts the NIC and the PLIC (the kernel reads them from the
+# device tree; this bare guest is told them here).
+BOARD = f"""
+#define NIC_BASE {board.slot("nic").base:#x}UL
+#define IRQ_NIC {board.slot("nic").irq}
+#define PLIC_BASE {board.slot("plic").base:#x}UL
+#define PLIC_SENABLE {plic.PLIC_SENABLE:#x}UL
+#define PLIC_SCLAIM {plic.PLIC_SCLAIM:#x}UL
+"""
+
 GUEST = r"""
 #include "types.h"
-#include "memlayout.h"
 #include "nic.h"
+/*BOARD*/
 
 #define R(off) (*(volatile uint32 *)(NIC_BASE + (off)))
 #define PLIC(off) (*(volatile uint32 *)(PLIC_BASE + (off)))
@@ -115,7 +127,8 @@ __attribute__((naked, section(".text.entry"))) void _start(void) {
 
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory):
-    return compile_c(tmp_path_factory.mktemp("netguest"), GUEST, "netguest")
+    return compile_c(tmp_path_factory.mktemp("netguest"), GUEST.replace("/*BOARD*/", BOARD),
+                     "netguest")
 
 
 @pytest.mark.parametrize("mmu", IMPLS)

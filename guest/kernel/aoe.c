@@ -121,7 +121,7 @@ static int pieces(struct bio *b, uint32 off, uint32 len, struct iov *v, int max)
 
 // Build the header and send q with a fresh tag. Returns 0 or -1 (NIC).
 static int xmit(struct aoereq *q) {
-  uint64 now = rdtime();
+  uint64 now = now_ns();
   q->gen++;
   uint32 idx = q - pool;
   q->tag = idx << 24 | (uint32)q->gen << 16 | (uint32)((now / 1000000) & 0xffff);
@@ -189,7 +189,7 @@ static void kick1(void) {
     q->state = RQ_INFLIGHT;
     q->timeout_ns = aoedev.rto;
     if (aoedev.inflight++ == 0)
-      aoedev.quiet_since = rdtime();
+      aoedev.quiet_since = now_ns();
     kstats.aoe_inflight = aoedev.inflight;
     if (aoedev.inflight > kstats.aoe_inflight_max)
       kstats.aoe_inflight_max = aoedev.inflight;
@@ -300,7 +300,7 @@ void aoe_rx(struct nbuf *nb) {
   if (!q || q->state != RQ_INFLIGHT || q->tag != tag) {
     if (q && ((tag >> 16) & 0xff) != 0) {
       kstats.aoe_stale++;   // one of our tags, no longer the live one
-      uint64 age = (uint16)(rdtime() / 1000000 - (tag & 0xffff));  // ms, from the tag
+      uint64 age = (uint16)(now_ns() / 1000000 - (tag & 0xffff));  // ms, from the tag
       if (age > kstats.aoe_stale_age_max_ms)
         kstats.aoe_stale_age_max_ms = age;
     }
@@ -314,7 +314,7 @@ void aoe_rx(struct nbuf *nb) {
     kstats.aoe_unknown++;
     return;
   }
-  uint64 now = rdtime();
+  uint64 now = now_ns();
   kstats.aoe_replies++;
   aoedev.quiet_since = now;
   rtt_sample(now - q->sent_ns);
@@ -381,7 +381,7 @@ static void aoe_dead(uint64 silent) {
 // timeout for that frame); a timeout collapses the window to 1. Returns the
 // earliest next deadline (0: nothing in flight).
 static uint64 scan(void) {
-  uint64 now = rdtime(), next = 0;
+  uint64 now = now_ns(), next = 0;
   int timedout = 0;
   if (aoedev.inflight && aoedev.state != AOE_DEAD && now - aoedev.quiet_since >= deadtime_ns) {
     aoe_dead(now - aoedev.quiet_since);
@@ -423,7 +423,7 @@ static uint64 scan(void) {
 
 // Called on every timer interrupt: run the retransmit scan when due.
 void aoe_timer(void) {
-  if (!timer_at || rdtime() < timer_at)
+  if (!timer_at || now_ns() < timer_at)
     return;
   timer_at = scan();
 }

@@ -13,23 +13,71 @@ struct vma;
 struct context;
 struct wmark;
 
-// bootinfo.c
-struct bootinfo {
-  uint64 magic, version, ram_base, ram_size, timebase_hz, hartid, seed, cmdline_len;
+// fdt.c
+uint32 fdt32(const void *p);
+uint64 fdt64(const void *p);
+int fdt_check(const void *p);
+int fdt_init(const void *p);
+uint64 fdt_totalsize(void);
+int fdt_memreserve(int i, uint64 *base, uint64 *size);
+int fdt_next_node(int node, int *depth);
+const char *fdt_name(int node);
+const void *fdt_getprop(int node, const char *name, int *len);
+uint32 fdt_getu32(int node, const char *name, uint32 dflt);
+int fdt_is_compatible(int node, const char *compat);
+int fdt_find_compatible(int from, const char *compat);
+int fdt_find_phandle(uint32 phandle);
+int fdt_subnode(int parent, const char *name);
+int fdt_parent(int node);
+int fdt_reg(int node, int i, uint64 *base, uint64 *size);
+
+// platform.c: what the device tree says about the machine.
+struct platdev {
+  uint64 base, size;  // reg (base 0: no such device)
+  uint32 irq;         // interrupts: its PLIC source
 };
-extern struct bootinfo *bootinfo;
-extern const char *cmdline;
-void bootinfo_init(uint64 addr);
+#define NRESV 8
+struct platform {
+  uint64 hartid;               // a0 at entry
+  uint64 fdt;                  // the tree (a1 at entry), kept in place
+  uint64 ram_base, ram_size;   // the /memory range holding the kernel
+  uint64 timebase_hz;          // the time CSR's frequency
+  char bootargs[1024];         // /chosen bootargs, "" if none
+  struct platdev uart;         // ns16550a
+  struct platdev enic;         // emu,enic (base 0: not in the tree)
+  struct {
+    uint64 base, size;
+    uint32 ndev;               // riscv,ndev: sources 1..ndev
+    int ctx;                   // our hart's S-mode context
+  } plic;
+  int nresv;                   // memory kalloc must not hand out
+  struct {
+    uint64 base, size;
+  } resv[NRESV];
+};
+extern struct platform platform;
+void platforminit(uint64 hartid, uint64 dtb);
+void platformprint(void);
+
+// time.c
+uint64 now_ns(void);
+uint64 tb2ns(uint64 tb);
+uint64 ns2tb(uint64 ns);
+
+// plic.c
+void plicinit(void);
+void plic_enable(uint32 irq);
+void devintr(void);
 
 // sbi.c
 void sbi_putchar(int c);
-void sbi_set_timer(uint64 when);
+void sbi_set_timer(uint64 stime);
 void sbi_shutdown(uint32 reason) __attribute__((noreturn));
 long sbi_probe(long ext);
 long sbi_spec_version(void);
 
 // uart.c
-void uartinit(void);
+void uartinit(uint64 base);
 void uartputc(int c);
 
 // printf.c
@@ -68,7 +116,7 @@ int paraminit(const char *cmdline);
 // kalloc.c
 extern struct frame *frames;
 extern struct wmark wmark;
-void kinit(uint64 start, uint64 end, uint64 min_kb);
+void kinit(uint64 start, uint64 min_kb);
 void *palloc(int use);
 void *palloc_flags(int use, int gfp);
 int memalloc_entitled(int gfp);
@@ -153,6 +201,7 @@ void swtch(struct context *old, struct context *new);
 // trap.c
 extern volatile uint64 ticks;
 extern uint64 tick_ns;
+extern uint64 timer_fired;
 void trapinit(void);
 void timer_program(int busy);
 
@@ -171,7 +220,6 @@ extern int netup;
 int netinit(void);
 int net_tx(const struct iov *v, int n);
 void nic_intr(void);
-void devintr(void);
 
 // net.c
 int nb_copy(const struct nbuf *nb, uint32 off, void *dst, uint32 len);

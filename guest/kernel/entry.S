@@ -1,5 +1,5 @@
 # The kernel's first instructions: the firmware enters here in S-mode with
-# a0 = hart id, a1 = boot-info block, satp = 0 (bare), interrupts off.
+# a0 = hart id, a1 = the flattened device tree, satp = 0 (bare), interrupts off.
 .section .text.entry
 .globl _entry
 _entry:

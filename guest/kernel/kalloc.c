@@ -2,26 +2,26 @@
 // RAM), a free list threaded through it, and the free-memory watermarks.
 #include "types.h"
 #include "riscv.h"
-#include "memlayout.h"
 #include "mm.h"
 #include "defs.h"
 #include "proc.h"
 #include "net.h"
 
-struct frame *frames;       // frames[(pa - RAM_BASE) >> PGSHIFT]
+struct frame *frames;       // frames[(pa - rambase) >> PGSHIFT]
 struct wmark wmark;
+static uint64 rambase;      // platform.ram_base
 static uint64 nframes;
 static uint64 managed_lo;   // first page the allocator hands out
 static uint32 freelist = NOFRAME;
 static int throttled;       // tasks sleeping in throttle_direct_reclaim
 
 struct frame *pa2frame(uint64 pa) {
-  if (pa < RAM_BASE || pa >= RAM_BASE + nframes * PGSIZE)
+  if (pa < rambase || pa >= rambase + nframes * PGSIZE)
     panic("pa2frame");
-  return &frames[(pa - RAM_BASE) >> PGSHIFT];
+  return &frames[(pa - rambase) >> PGSHIFT];
 }
 
-uint64 frame2pa(struct frame *f) { return RAM_BASE + ((uint64)(f - frames) << PGSHIFT); }
+uint64 frame2pa(struct frame *f) { return rambase + ((uint64)(f - frames) << PGSHIFT); }
 
 static uint32 fnum(struct frame *f) { return f - frames; }
 
@@ -71,7 +71,7 @@ uint64 min_free_kbytes(uint64 lowmem_kb) {
 // classic zone rule). The min never exceeds half of the managed pages, so a
 // tiny machine keeps memory to run in.
 static void setwmark(uint64 min_kb) {
-  uint64 min = min_kb / 4, cap = (nframes - (managed_lo - RAM_BASE) / PGSIZE) / 2;
+  uint64 min = min_kb / 4, cap = (nframes - (managed_lo - rambase) / PGSIZE) / 2;
   if (min > cap)
     min = cap;
   wmark.min = min;
@@ -91,12 +91,24 @@ static void setwmark(uint64 min_kb) {
   kstats.reserve_limit[RESERVE_SWAP_IO] = min - rx - tx;
 }
 
-// Build the frame table at `start` (the end of the kernel image) for RAM up
-// to `end`, free every page after it, and set the watermarks (min_kb, or
-// Linux's rule if 0). Everything below the first free page is reserved, the
-// embedded program images are FRAME_IMAGE.
-void kinit(uint64 start, uint64 end, uint64 min_kb) {
-  nframes = (end - RAM_BASE) / PGSIZE;
+// Returns 1 if the page at pa overlaps a range the device tree reserves.
+static int inresv(uint64 pa) {
+  for (int i = 0; i < platform.nresv; i++)
+    if (pa < platform.resv[i].base + platform.resv[i].size &&
+        platform.resv[i].base < pa + PGSIZE)
+      return 1;
+  return 0;
+}
+
+// Build the frame table at `start` (the end of the kernel image) for the
+// RAM the device tree gives (platform.ram_base, ram_size), free every page
+// after it except the ranges the tree reserves (its own pages among them),
+// and set the watermarks (min_kb, or Linux's rule if 0). Everything below
+// the first free page is reserved, the embedded program images are
+// FRAME_IMAGE.
+void kinit(uint64 start, uint64 min_kb) {
+  rambase = platform.ram_base;
+  nframes = platform.ram_size / PGSIZE;
   frames = (struct frame *)PGROUNDUP(start);
   managed_lo = PGROUNDUP((uint64)(frames + nframes));
   memset(frames, 0, managed_lo - (uint64)frames);
@@ -112,7 +124,9 @@ void kinit(uint64 start, uint64 end, uint64 min_kb) {
     kstats.pages[FRAME_IMAGE]++;
   }
   // Push from the top so the lowest pages are handed out first.
-  for (uint64 pa = RAM_BASE + (nframes - 1) * PGSIZE; pa >= managed_lo; pa -= PGSIZE) {
+  for (uint64 pa = rambase + (nframes - 1) * PGSIZE; pa >= managed_lo; pa -= PGSIZE) {
+    if (inresv(pa))
+      continue;
     struct frame *f = pa2frame(pa);
     f->use = FRAME_FREE;
     f->next = freelist;
@@ -278,4 +292,5 @@ void kmeminfo(struct meminfo *mi) {
   mi->pfmemalloc_drop = kstats.pfmemalloc_drop;
   mi->reclaim_throttled = kstats.reclaim_throttled;
   mi->reserve_off = params.reserve_off;
+  mi->swap = swapstate != SWAP_OFF;
 }

@@ -1,9 +1,8 @@
-// Boot: console, boot parameters, the frame table and watermarks, the
-// kernel's page table, traps; then the first process - init, or the
-// in-kernel tests as a kernel thread - and the scheduler.
+// Boot: the device tree, console, boot parameters, the frame table and
+// watermarks, the kernel's page table, traps; then the first process -
+// init, or the in-kernel tests as a kernel thread - and the scheduler.
 #include "types.h"
 #include "riscv.h"
-#include "memlayout.h"
 #include "mm.h"
 #include "defs.h"
 
@@ -27,24 +26,27 @@ static void startinit(void) {
     panic("main: cannot start init");
 }
 
-void main(uint64 hartid, uint64 bootinfo_addr) {
-  bootinfo_init(bootinfo_addr);
+// The firmware enters here (entry.S) in S-mode, paging off, with a0 = our
+// hart id and a1 = the physical address of the flattened device tree.
+void main(uint64 hartid, uint64 dtb) {
   sbi_puts("emu: hello from S-mode through the SBI console\n");
-  uartinit();
+  platforminit(hartid, dtb);
+  uartinit(platform.uart.base);
   printf("emu kernel: hart %d, RAM %p + %d MiB, SBI v%d.%d\n", (int)hartid,
-         bootinfo->ram_base, (int)(bootinfo->ram_size >> 20),
+         platform.ram_base, (int)(platform.ram_size >> 20),
          (int)(sbi_spec_version() >> 24), (int)(sbi_spec_version() & 0xffffff));
-  printf("cmdline: '%s'\n", cmdline);
+  platformprint();
+  printf("cmdline: '%s'\n", platform.bootargs);
   kstats.magic = KSTATS_MAGIC;
   kstats.version = KSTATS_VERSION;
-  paraminit(cmdline);
+  paraminit(platform.bootargs);
   if (params.panic)
     panic("main: panic requested on the command line");
   if (params.tick_us)
     tick_ns = params.tick_us * 1000;
 
-  uint64 ramend = bootinfo->ram_base + bootinfo->ram_size;
-  kinit((uint64)end, ramend, params.min_free_kb);
+  uint64 ramend = platform.ram_base + platform.ram_size;
+  kinit((uint64)end, params.min_free_kb);
   printf("kalloc: %d of %d pages free; watermarks min %d low %d high %d pages\n",
          (int)nfree(), (int)kstats.pages_total, (int)wmark.min, (int)wmark.low,
          (int)wmark.high);
@@ -53,10 +55,11 @@ void main(uint64 hartid, uint64 bootinfo_addr) {
   vmswitch(kernel_pagetable);
   printf("vm: Sv39 on, satp %p\n", csr_read(satp));
   trapinit();
+  plicinit();
   syscallinit();
 
-  if (!params.test && netinit() != 0)
-    printf("net: no NIC\n");
+  if (!params.test)
+    netinit();   // says why on the console if there is no network
   if (params.test) {
     if (kthread("ktest", ktest) < 0)
       panic("main: cannot start ktest");

@@ -1,33 +1,22 @@
-// Physical address map of the emu machine. Mirrors the board table
-// (emu/machine/board.py, listed by emu/machine/memlayout.py);
-// tests/test_platform.py checks that every constant here matches.
+// What the device tree does not say: where the kernel is linked, and the
+// PLIC's register layout. Everything else - RAM, the devices' addresses and
+// interrupt sources, the timebase - comes from the tree (platform.c).
+// tests/test_platform.py checks every constant here against
+// emu/machine/memlayout.py.
 #pragma once
 
-#define RAM_BASE        0x80000000UL
-#define BOOTINFO_ADDR   0x80001000UL
-#define KERNEL_BASE     0x80200000UL
+#define KERNEL_BASE         0x80200000UL   // kernel.ld; the firmware's region is below
 
-#define TIMER_BASE      0x02000000UL
-#define TIMER_SIZE      0x10000UL
-#define TIMER_MTIME     0xBFF8UL
-#define PLIC_BASE       0x0C000000UL
-#define PLIC_SIZE       0x400000UL
-#define UART_BASE       0x10000000UL
-#define UART_SIZE       0x1000UL
-#define NIC_BASE        0x10001000UL
-#define NIC_SIZE        0x1000UL
-
-#define IRQ_NIC         1
-#define IRQ_UART        10
-#define PLIC_NUM_SOURCES 96
-#define PLIC_PRIORITY   0x0UL
-#define PLIC_PENDING    0x1000UL
-#define PLIC_SENABLE    0x2080UL
-#define PLIC_STHRESHOLD 0x201000UL
-#define PLIC_SCLAIM     0x201004UL
-
-#define TIMEBASE_HZ     1000000000UL
-
-#define BOOTINFO_MAGIC  0x31544F4F42554D45UL
-#define BOOTINFO_CMDLINE_OFF 64
-#define BOOTINFO_CMDLINE_MAX 1024
+// PLIC registers (RISC-V PLIC spec 1.0.0, "Memory Map"): a priority word
+// per source, the pending bits, then for context c an enable bitmap at
+// PLIC_ENABLE + PLIC_ENABLE_STRIDE * c (source s is bit s % 32 of word
+// s / 32) and a threshold and claim/complete pair at PLIC_CONTEXT +
+// PLIC_CONTEXT_STRIDE * c.
+#define PLIC_PRIORITY       0x0UL
+#define PLIC_PENDING        0x1000UL
+#define PLIC_ENABLE         0x2000UL
+#define PLIC_ENABLE_STRIDE  0x80UL
+#define PLIC_CONTEXT        0x200000UL
+#define PLIC_CONTEXT_STRIDE 0x1000UL
+#define PLIC_THRESHOLD      0x0UL
+#define PLIC_CLAIM          0x4UL

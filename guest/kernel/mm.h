@@ -4,7 +4,7 @@
 #include "kstats.h"
 
 // One struct frame per physical page of RAM (Linux: struct page), indexed by
-// (pa - RAM_BASE) / PGSIZE. `use` is a FRAME_* value (kstats.h, where the
+// (pa - platform.ram_base) / PGSIZE. `use` is a FRAME_* value (kstats.h, where the
 // host can name them); `next`/`prev` are frame numbers linking the free list
 // and kmalloc's partial lists now, the LRU lists of the swap issue later.
 struct frame {

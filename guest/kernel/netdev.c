@@ -9,7 +9,6 @@
 // descriptor is done as soon as the tail is written.
 #include "types.h"
 #include "riscv.h"
-#include "memlayout.h"
 #include "nic.h"
 #include "net.h"
 #include "kstats.h"
@@ -29,9 +28,9 @@ uint32 netmtu;
 uint32 netbufsz;                   // RX buffer size
 int netup;
 
-static inline uint32 r(uint32 off) { return *(volatile uint32 *)(NIC_BASE + off); }
-static inline void w(uint32 off, uint32 v) { *(volatile uint32 *)(NIC_BASE + off) = v; }
-#define PLIC(off) (*(volatile uint32 *)(PLIC_BASE + (off)))
+// The eNIC's registers, at the base the device tree gives (platform.c).
+static inline uint32 r(uint32 off) { return *(volatile uint32 *)(platform.enic.base + off); }
+static inline void w(uint32 off, uint32 v) { *(volatile uint32 *)(platform.enic.base + off) = v; }
 
 // Allocation flags for an RX buffer: while a network swap device is up or
 // coming up (the probe is swapon: Linux marks the transport's socket
@@ -62,14 +61,23 @@ static void rxrefill(void) {
 }
 
 // Bring the NIC up: reset, rings, RX buffers, interrupts. Returns 0, or -1
-// if there is no NIC or no memory.
+// (saying why on the console) if the device tree has no eNIC, the device
+// does not answer as one, or there is no memory.
 int netinit(void) {
-  if (r(NIC_REG_ID) != NIC_ID_MAGIC)
+  if (!platform.enic.base) {
+    printf("net: no eNIC in the device tree\n");
     return -1;
+  }
+  if (r(NIC_REG_ID) != NIC_ID_MAGIC) {
+    printf("net: no eNIC at 0x%lx (bad ID register)\n", platform.enic.base);
+    return -1;
+  }
   w(NIC_REG_CTRL, NIC_CTRL_RESET);
   uint8 *page = palloc(FRAME_KERNEL);
-  if (!page)
+  if (!page) {
+    printf("net: no memory for the rings\n");
     return -1;
+  }
   rx = (struct nic_desc *)page;
   tx = (struct nic_desc *)(page + NRX * NIC_DESC_SIZE);
   uint32 lo = r(NIC_REG_MAC_LO), hi = r(NIC_REG_MAC_HI);
@@ -89,9 +97,7 @@ int netinit(void) {
   w(NIC_REG_INT_MASK, NIC_INT_RX | NIC_INT_ERROR | NIC_INT_RX_NOBUF);
   w(NIC_REG_CTRL, NIC_CTRL_ENABLE);
   rxrefill();
-  PLIC(PLIC_PRIORITY + 4 * IRQ_NIC) = 1;
-  PLIC(PLIC_SENABLE) |= 1U << IRQ_NIC;
-  PLIC(PLIC_STHRESHOLD) = 0;
+  plic_enable(platform.enic.irq);
   csr_set(sie, SIE_SEIE);
   netup = 1;
   printf("net: NIC %02x:%02x:%02x:%02x:%02x:%02x mtu %d, rx ring %d x %d-byte page fragments\n",
@@ -187,15 +193,4 @@ void nic_intr(void) {
     return;
   }
   rxdrain();
-}
-
-// External interrupt from the PLIC: claim, dispatch, complete.
-void devintr(void) {
-  uint32 irq = PLIC(PLIC_SCLAIM);
-  if (irq == IRQ_NIC)
-    nic_intr();
-  else if (irq)
-    printf("devintr: unexpected irq %d\n", (int)irq);
-  if (irq)
-    PLIC(PLIC_SCLAIM) = irq;
 }

@@ -2,14 +2,14 @@
 // Mirrors emu/devices/nic.py (the device) and docs/nic.md (the data sheet);
 // tests/test_nic_header.py checks every NIC_* constant here against nic.py
 // and compiles the layout asserts below. Include "types.h" first (xv6 style).
-// The device lives at NIC_BASE (memlayout.h) and interrupts on IRQ_NIC.
+// The device tree gives its base and PLIC source (compatible "emu,enic").
 #pragma once
 
 // Identity.
 #define NIC_ID_MAGIC        0x43494e65  // "eNIC" as a little-endian u32
 #define NIC_VERSION         0x00010000  // major 1, minor 0
 
-// Registers: byte offsets from NIC_BASE, all 32 bits wide (use lw/sw).
+// Registers: byte offsets from the device's base, all 32 bits wide (use lw/sw).
 #define NIC_REG_ID          0x000  // RO  NIC_ID_MAGIC
 #define NIC_REG_VERSION     0x004  // RO  NIC_VERSION
 #define NIC_REG_MAC_LO      0x008  // RW  MAC bytes 0..3 (byte 0 in bits 7:0)

@@ -142,7 +142,7 @@ void wakeup(void *chan) {
 void sleepuntil(uint64 deadline) {
   struct proc *p = myproc();
   p->wake_at = deadline;
-  while (rdtime() < deadline && !p->killed)
+  while (now_ns() < deadline && !p->killed)
     sleep((void *)&ticks);
   p->wake_at = 0;
 }

@@ -123,7 +123,7 @@ static void cache_del(struct frame *f) {
 static int quarantined;  // the last failed slot_alloc skipped young slots
 
 static int64 slot_alloc(void) {
-  uint64 now = rdtime();
+  uint64 now = now_ns();
   quarantined = 0;
   for (uint32 n = 0; n < nslots; n++) {
     uint32 s = cursor;
@@ -354,14 +354,14 @@ void *palloc_reclaim(int use) {
     }
     if (n == 0 && quarantined) {
       kstats.tasks_blocked++;
-      sleepuntil(rdtime() + 1000000);  // young free slots come of age with time
+      sleepuntil(now_ns() + 1000000);  // young free slots come of age with time
       kstats.tasks_blocked--;
       continue;
     }
     if (n == 0 && ++idle > 4)
       return 0;
     if (n == 0)
-      sleepuntil(rdtime() + 1000000);
+      sleepuntil(now_ns() + 1000000);
   }
 }
 
@@ -558,7 +558,7 @@ static void kswapd(void) {
         if (writeback)
           sleep_blocked(&reclaim_chan);
         else if (quarantined)
-          sleepuntil(rdtime() + 1000000);
+          sleepuntil(now_ns() + 1000000);
         else
           break;
       }
@@ -579,7 +579,7 @@ static void swapready(int ok) {
   uint64 n = aoedev.nsectors / SLOT_SECT;
   nslots = n < maxslots ? n : maxslots;
   swaptables(nslots);  // give back what the device does not need
-  uint16 old = (uint16)(rdtime() / 1000000 - 30000);  // "written long ago"
+  uint16 old = (uint16)(now_ns() / 1000000 - 30000);  // "written long ago"
   for (uint32 i = 0; i < nslots; i++)
     *stx(i) = old;
   msl_ns = params.swap_msl_ms >= 0 ? (uint64)params.swap_msl_ms * 1000000 : 100000000;
@@ -637,7 +637,7 @@ static int swaptables(uint32 n) {
 // that never needs swap sends no frame at all.
 void swapinit(void) {
   if (params.swapoff || !netup) {
-    printf("swap: off\n");
+    printf("swap: off (%s)\n", params.swapoff ? "swap=off" : "no network");
     return;
   }
   maxslots = kstats.pages_total * 8;

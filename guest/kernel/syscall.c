@@ -9,7 +9,7 @@
 
 static uint64 boot_ns;
 
-void syscallinit(void) { boot_ns = rdtime(); }
+void syscallinit(void) { boot_ns = now_ns(); }
 
 static int64 sys_write(struct trapframe *tf) {
   char buf[128];
@@ -61,7 +61,7 @@ static int64 sys_sleep(struct trapframe *tf) {
   int64 ms = tf->a0;
   if (ms < 0 || ms > 1000000000L)
     return -1;
-  sleepuntil(rdtime() + ms * 1000000UL);
+  sleepuntil(now_ns() + ms * 1000000UL);
   return 0;
 }
 
@@ -96,7 +96,7 @@ out:
   return r;
 }
 
-static int64 sys_uptime(struct trapframe *tf) { return rdtime() - boot_ns; }
+static int64 sys_uptime(struct trapframe *tf) { return now_ns() - boot_ns; }
 
 static int64 sys_meminfo(struct trapframe *tf) {
   struct meminfo *mi = kmalloc(sizeof *mi);

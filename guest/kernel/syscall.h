@@ -62,6 +62,7 @@ struct meminfo {
   unsigned long pfmemalloc_drop;    // non-swap frames in reserve-backed buffers, dropped
   unsigned long reclaim_throttled;  // direct reclaimers put to sleep below min/2
   int reserve_off;                  // booted with reserve=off
+  int swap;                         // 1: a swap device is configured (0: swap=off, no network)
   unsigned long nproc;  // entries used in procs[]
   struct procinfo procs[NPROC];
 };

@@ -28,7 +28,7 @@ void trapinit(void) {
 static uint64 armed;  // what the timer is set to (~0: disarmed)
 
 void timer_program(int busy) {
-  uint64 next = nextdeadline(), now = rdtime(), aoe = aoe_deadline();
+  uint64 next = nextdeadline(), now = now_ns(), aoe = aoe_deadline();
   if (aoe && (!next || aoe < next))
     next = aoe;
   if (busy) {
@@ -41,10 +41,14 @@ void timer_program(int busy) {
   if (armed > now && armed <= next && armed != ~0UL)
     return;
   armed = next;
-  sbi_set_timer(next);  // also clears a pending timer interrupt
+  sbi_set_timer(next == ~0UL ? ~0UL : ns2tb(next));  // also clears a pending timer interrupt
 }
 
+// The deadline (ns) the last timer interrupt taken had been set for.
+uint64 timer_fired;
+
 static void clockintr(void) {
+  timer_fired = armed;
   ticks++;
   kstats.ticks++;
   aoe_timer();

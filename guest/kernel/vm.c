@@ -71,19 +71,26 @@ static void kvmmap(uint64 va, uint64 pa, uint64 size, int perm) {
   }
 }
 
-// Build the kernel's map: devices and all of RAM at their physical
-// addresses, none of it user-accessible. Text is R+X, read-only data
-// (including the embedded programs) R, the rest of RAM R+W; the firmware
-// region below the kernel is R (the boot-info block lives there).
+// Map a device's registers (whole pages: the UART's reg is 0x100 bytes).
+static void kvmmapdev(uint64 base, uint64 size) {
+  uint64 pa = PGROUNDDOWN(base);
+  kvmmap(pa, pa, PGROUNDUP(base + size) - pa, PTE_R | PTE_W);
+}
+
+// Build the kernel's map: the devices the kernel drives and RAM from the
+// kernel up at their physical addresses, none of it user-accessible. Text
+// is R+X, read-only data (including the embedded programs) R, the rest of
+// RAM R+W. The firmware's region below the kernel stays unmapped (OpenSBI
+// guards it with a PMP region), and so does the CLINT (M-mode's; time is
+// read from the time CSR).
 void kvminit(uint64 ramend) {
   kernel_pagetable = palloc(FRAME_PTABLE);
   if (!kernel_pagetable)
     panic("kvminit");
-  kvmmap(UART_BASE, UART_BASE, UART_SIZE, PTE_R | PTE_W);
-  kvmmap(NIC_BASE, NIC_BASE, NIC_SIZE, PTE_R | PTE_W);
-  kvmmap(PLIC_BASE, PLIC_BASE, PLIC_SIZE, PTE_R | PTE_W);
-  kvmmap(TIMER_BASE, TIMER_BASE, TIMER_SIZE, PTE_R);
-  kvmmap(RAM_BASE, RAM_BASE, KERNEL_BASE - RAM_BASE, PTE_R);
+  kvmmapdev(platform.uart.base, platform.uart.size);
+  if (platform.enic.base)
+    kvmmapdev(platform.enic.base, platform.enic.size);
+  kvmmapdev(platform.plic.base, platform.plic.size);
   kvmmap(KERNEL_BASE, KERNEL_BASE, (uint64)etext - KERNEL_BASE, PTE_R | PTE_X);
   kvmmap((uint64)etext, (uint64)etext, (uint64)erodata - (uint64)etext, PTE_R);
   kvmmap((uint64)erodata, (uint64)erodata, ramend - (uint64)erodata, PTE_R | PTE_W);

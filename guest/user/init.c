@@ -45,8 +45,17 @@ static int demo(void) {
 }
 
 // The default demo: a working set of 64 MiB (four processes of 16 MiB)
-// on a machine of 16 MiB, swapping over AoE through a lossy link.
+// on a machine of 16 MiB, swapping over AoE through a lossy link. Without a
+// swap device (no eNIC in the device tree, or swap=off) it cannot run:
+// it says so and returns NOSWAP.
+#define NOSWAP 6   // ENXIO: no such device
 static int swapdemo(void) {
+  struct meminfo mi;
+  if (meminfo(&mi) != 0 || !mi.swap) {
+    printf("init: swap demo: no swap device (no eNIC in the device tree, or swap=off), "
+           "cannot swap; exit status %d\n", NOSWAP);
+    return NOSWAP;
+  }
   printf("init: swap demo: 4 x 16 MiB of pages on a 16 MiB machine, over AoE, 2 passes\n");
   int st = step("working set 4x RAM", "memhog pages=4096 passes=2 procs=4", 0);
   st |= step("free memory and the reserve tree", "meminfo", 0);
