@@ -34,7 +34,6 @@ cdef extern from "unicorn/riscv.h":
 
 DEF SSTATUS_SIE = 2
 DEF MSTATUS_MIE = 8
-DEF CSR_TIME = 0xC01
 NO_IRQ = -1
 # Priority orders (privileged spec 3.1.9): into M, MEI MSI MTI SEI SSI STI;
 # into S, SEI SSI STI.
@@ -233,17 +232,3 @@ cdef class TrapCore:
         if a1 is not None:
             v1 = a1 & 0xFFFF_FFFF_FFFF_FFFF
             uc_reg_write(self.eng, UC_RISCV_REG_A1, &v1)
-
-    def emulate_counter(self, uint64_t insn, now):
-        """Complete `csrr rd, time` with virtual time `now`. Returns True if
-        `insn` was that read."""
-        cdef uint64_t v
-        cdef int rd
-        if (insn & 0x7F) != 0x73 or ((insn >> 12) & 7) != 2 or ((insn >> 15) & 31) != 0 \
-                or (insn >> 20) != CSR_TIME:
-            return False
-        rd = (insn >> 7) & 31
-        if rd:
-            v = now & 0xFFFF_FFFF_FFFF_FFFF
-            uc_reg_write(self.eng, UC_RISCV_REG_X0 + rd, &v)
-        return True

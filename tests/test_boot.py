@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu.machine import bootinfo
+from emu.machine.devicetree import fdt_address
 from emu.tools import report
 from tests.conftest import IMPLS, boot
 
@@ -79,12 +79,20 @@ def test_budget_twins_count_the_same_instructions(kernel):
     assert len(seen["python"]) > 5
 
 
-def test_bootinfo_block_holds_ram_and_cmdline(kernel):
+def test_the_kernel_takes_ram_cmdline_and_devices_from_the_device_tree(kernel):
+    """-bios default hands the kernel QEMU's a0/a1: the hart id and a tree
+    at QEMU 7.2's address, whose RAM, bootargs, timebase and devices the
+    kernel reports as it found them."""
     m = boot(kernel, append="hello=world", ram_size=32 << 20)
     assert m.exit_status == 0
-    assert m.mem.read_u64(bootinfo.BOOTINFO_ADDR) == bootinfo.BOOTINFO_MAGIC
-    assert m.mem.read_u64(bootinfo.BOOTINFO_ADDR + 24) == 32 << 20
+    dtb_size = int.from_bytes(m.mem.read(m.fdt + 4, 4), "big")
+    assert m.mem.read(m.fdt, 4) == bytes.fromhex("d00dfeed")
+    assert m.fdt == fdt_address(m.mem.base, 32 << 20, dtb_size) == 0x81e0_0000
     assert b"cmdline: 'hello=world'" in m.console
+    assert b"dt: timebase 10000000 Hz; uart 0x10000000 irq 10; plic 0xc000000, 96 sources, " \
+        b"S context 1" in m.console
+    assert b"dt: eNIC 0x4000000 irq 64" in m.console
+    assert f"dt: reserved 0x{m.fdt:x} + 0x{dtb_size:x}".encode() in m.console
     assert b"param: unknown key 'hello' (value 'world'), ignored" in m.console
     assert b"RAM 0x0000000080000000 + 32 MiB" in m.console
 

@@ -186,17 +186,68 @@ out: .space 16
 """
 
 
-def test_rdtime_reads_virtual_time(asm):
-    """rdtime traps (the time CSR is off for S/U) and the firmware answers
-    from virtual time: instructions x --insn-ns, identical on every run."""
+def test_rdtime_reads_the_clints_mtime(asm):
+    """rdtime reads mtime, 10 MHz ticks of virtual time (instructions x
+    --insn-ns), identical on every run. (It traps in unicorn; emu completes
+    it.) At 100 ns an instruction, one tick each."""
     elf = asm(COUNTERS)
-    m = boot(elf, ns_per_insn=3)
+    m = boot(elf, ns_per_insn=100)
     t0, t1 = _rec(m, "out", 2)
-    assert t0 == 3 * 1                     # the first instruction has retired
-    assert t1 - t0 == 3 * (1 + 2 * 100 + 1)  # li, 100 x (addi, bnez), the 2nd rdtime
+    assert t0 == 1                         # the first instruction has retired
+    assert t1 - t0 == 1 + 2 * 100 + 1      # li, 100 x (addi, bnez), the 2nd rdtime
+    assert t1 <= m.clint.mtime()
     assert m.stats.emulated_csr_reads == 2
-    m2 = boot(elf, ns_per_insn=3)
+    m2 = boot(elf, ns_per_insn=100)
     assert _rec(m2, "out", 2) == [t0, t1]
+
+
+COUNTEREN = PRELUDE + r"""
+    la t0, handler
+    csrw stvec, t0
+    csrw scounteren, zero
+    la t0, user
+    csrw sepc, t0
+    li t0, 0x100
+    csrc sstatus, t0            # SPP = U
+    sret
+user:
+    rdtime t1                   # scounteren.TM = 0: illegal instruction in U
+    j user
+handler:
+    la a2, out
+    csrr t0, scause
+    sd t0, 0(a2)
+    csrr t0, stval
+    sd t0, 8(a2)
+    li t0, 2                    # now let U read it
+    csrw scounteren, t0
+    la t0, again
+    csrw sepc, t0
+    la t0, handler2
+    csrw stvec, t0
+    sret
+again:
+    rdtime t1
+    ecall
+handler2:
+    la a2, out
+    sd t1, 16(a2)
+    SHUTDOWN 0
+.section .data
+.align 3
+out: .space 24
+"""
+
+
+def test_rdtime_obeys_the_counter_enables(asm):
+    """U reads time only when mcounteren.TM and scounteren.TM allow it (the
+    built-in firmware sets mcounteren as OpenSBI does); otherwise the
+    instruction is illegal, with stval holding it."""
+    m = boot(asm(COUNTEREN), ns_per_insn=100)
+    cause, tval, t = _rec(m, "out", 3)
+    assert cause == isa.CAUSE_ILLEGAL_INSN
+    assert tval == 0xC0102373                # csrrs t1, time, zero
+    assert 0 < t <= m.clint.mtime()
 
 
 def test_shutdown_reason_becomes_exit_status(asm):

@@ -169,8 +169,8 @@ def test_info_net_shows_rings_links_and_targets(tmp_path):
     """After the machine-level NIC round trip, `info net` shows the NIC's
     rings and counters, the guest port's links and the target's figures."""
     from tests.conftest import compile_c
-    from tests.test_machine_net import GUEST
-    elf = compile_c(tmp_path, GUEST, "netguest")
+    from tests.test_machine_net import SOURCE
+    elf = compile_c(tmp_path, SOURCE, "netguest")
     r = debug(elf, "continue\ninfo net\nquit\n")
     assert r.returncode == 0 and "Traceback" not in r.stderr + r.stdout, r.stderr
     out = blocks(r.stdout)["info net"]

@@ -33,7 +33,7 @@ def stat_reg(nic: N.Nic, key: str) -> int:
 def test_identity_and_defaults() -> None:
     nic, _, sink, _ = make_nic()
     assert nic.name == "nic"
-    assert (slot("nic").base, slot("nic").size) == (0x1000_1000, 0x1000)   # docs/nic.md
+    assert (slot("nic").base, slot("nic").size, slot("nic").irq) == (0x0400_0000, 0x1000, 64)
     assert nic.read(N.REG_ID, 4) == N.ID_MAGIC
     assert nic.read(N.REG_ID, 4).to_bytes(4, "little") == b"eNIC"
     assert nic.read(N.REG_VERSION, 4) == N.VERSION

@@ -1,9 +1,11 @@
 """The trap path's twins agree: emu.machine.traps.TrapCore (the reference)
 and emu._fast.traps.TrapCore (Cython, libunicorn's C API) driven with the
 same random sequences of trap entries (causes, interrupts, vectored and
-direct stvec, from U and S, any sstatus), interrupt checks, CSR accesses,
-SBI argument and result transfers and counter emulation must leave every
-register and CSR identical and return the same values: 0 mismatches.
+direct stvec and mtvec, from U, S and M, any sstatus/mstatus, delegated or
+not by medeleg/mideleg), interrupt checks over random device lines and
+enables in every privilege, CSR accesses and SBI argument and result
+transfers must leave every register and CSR identical and return the same
+values: 0 mismatches.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from unicorn import riscv_const as R
 
 from emu.core import isa, twins
 from emu.machine.cpu import MIDELEG_S
-from emu.machine.traps import NO_IRQ, S_MODE, TrapCore
+from emu.machine.traps import M_MODE, NO_IRQ, S_MODE, TrapCore
 from tests.conftest import need_fast
 
 CSRS = (R.UC_RISCV_REG_SSTATUS, R.UC_RISCV_REG_SIE, R.UC_RISCV_REG_STVEC,
         R.UC_RISCV_REG_SSCRATCH, R.UC_RISCV_REG_SEPC, R.UC_RISCV_REG_SCAUSE,
         R.UC_RISCV_REG_STVAL, R.UC_RISCV_REG_SATP, R.UC_RISCV_REG_MSTATUS,
-        R.UC_RISCV_REG_MEDELEG, R.UC_RISCV_REG_MIDELEG, R.UC_RISCV_REG_MIE)
+        R.UC_RISCV_REG_MEDELEG, R.UC_RISCV_REG_MIDELEG, R.UC_RISCV_REG_MIE,
+        R.UC_RISCV_REG_MTVEC, R.UC_RISCV_REG_MEPC, R.UC_RISCV_REG_MCAUSE,
+        R.UC_RISCV_REG_MTVAL, R.UC_RISCV_REG_MIP)
 GPRS = tuple(R.UC_RISCV_REG_X0 + i for i in range(32))
 SSTATUS_BITS = isa.SSTATUS_SIE | isa.SSTATUS_SPIE | isa.SSTATUS_SPP | isa.SSTATUS_SUM | \
     isa.SSTATUS_MXR
@@ -49,17 +53,23 @@ def _step(rng: random.Random, core, uc: U.Uc, op: int, args: tuple):
     if op == 0:
         return core.enter_trap(S_MODE, *args)
     if op == 1:
-        sip, sie, sstatus = args
-        core.set_csr(R.UC_RISCV_REG_SIE, sie)
-        core.set_csr(R.UC_RISCV_REG_SSTATUS, sstatus)
-        return core.deliverable_irq(sip)
+        lines, mie, mideleg, mstatus = args
+        core.set_csr(R.UC_RISCV_REG_MIE, mie)
+        core.set_csr(R.UC_RISCV_REG_MIDELEG, mideleg)
+        core.set_csr(R.UC_RISCV_REG_MSTATUS, mstatus)
+        return core.deliverable_irq(lines), core.mip(), core.enables()
     if op == 2:
         core.set_csr(*args)
         return None
     if op == 3:
         return core.csr(args[0])
     if op == 4:
-        return core.emulate_counter(*args)
+        medeleg, mideleg, *trap = args
+        core.set_csr(R.UC_RISCV_REG_MEDELEG, medeleg)
+        core.set_csr(R.UC_RISCV_REG_MIDELEG, mideleg)
+        return core.take_trap(*trap)
+    if op == 7:
+        return core.enter_trap(M_MODE, *args)
     if op == 5:
         core.sbi_return(*args)
         return core.sbi_args()
@@ -68,36 +78,40 @@ def _step(rng: random.Random, core, uc: U.Uc, op: int, args: tuple):
 
 
 def _random_op(rng: random.Random) -> tuple[int, tuple]:
-    op = rng.choice((0, 0, 0, 1, 1, 2, 2, 3, 4, 5, 6))
-    if op == 0:
+    op = rng.choice((0, 0, 0, 1, 1, 2, 2, 3, 4, 4, 5, 6, 7))
+    if op in (0, 7):
         interrupt = rng.random() < 0.4
         cause = rng.choice((1, 5, 9)) if interrupt else rng.choice(
             (0, 1, 2, 3, 5, 7, 8, 9, 12, 13, 15))
         return op, (cause, rng.getrandbits(64), rng.getrandbits(64) & ~1, interrupt)
     if op == 1:
-        bits = (0, 0x2, 0x20, 0x200, 0x22, 0x202, 0x220, 0x222)
-        return op, (rng.choice(bits), rng.choice(bits),
-                    rng.getrandbits(64) & SSTATUS_BITS)
+        irqs = 0xAAA                     # SSIP MSIP STIP MTIP SEIP MEIP
+        return op, (rng.getrandbits(12) & irqs, rng.getrandbits(12) & irqs,
+                    rng.choice((MIDELEG_S, 0, rng.getrandbits(12) & 0x222)),
+                    rng.getrandbits(64) & (SSTATUS_BITS | isa.MSTATUS_MIE | isa.MSTATUS_MPIE
+                                           | 3 << isa.MSTATUS_MPP_SHIFT))
     if op == 2:
-        reg = rng.choice(CSRS[:5] + (R.UC_RISCV_REG_MEDELEG,))
+        reg = rng.choice(CSRS[:5] + (R.UC_RISCV_REG_MEDELEG, R.UC_RISCV_REG_MTVEC,
+                                     R.UC_RISCV_REG_MIP))
         value = rng.getrandbits(64)
         if reg == R.UC_RISCV_REG_SSTATUS:
             value &= SSTATUS_BITS
-        elif reg == R.UC_RISCV_REG_STVEC:
+        elif reg in (R.UC_RISCV_REG_STVEC, R.UC_RISCV_REG_MTVEC):
             value = 0x8000_0000 + (rng.getrandbits(12) << 2) + rng.choice((0, 1))
-        elif reg == R.UC_RISCV_REG_SIE:
+        elif reg in (R.UC_RISCV_REG_SIE, R.UC_RISCV_REG_MIP):
             value &= 0x222
         return op, (reg, value)
     if op == 3:
         return op, (rng.choice(CSRS),)
     if op == 4:
-        rd = rng.randrange(32)
-        word = (0xC01 << 20) | (2 << 12) | (rd << 7) | 0x73 if rng.random() < 0.7 \
-            else rng.getrandbits(32)
-        return op, (word, rng.getrandbits(64))
+        interrupt = rng.random() < 0.4
+        cause = rng.choice((1, 3, 5, 7, 9, 11)) if interrupt else rng.choice(
+            (0, 1, 2, 3, 5, 7, 8, 9, 11, 12, 13, 15))
+        return op, (rng.getrandbits(16), rng.choice((MIDELEG_S, 0, rng.getrandbits(12))),
+                    cause, rng.getrandbits(64), rng.getrandbits(64) & ~1, interrupt)
     if op == 5:
         return op, (rng.getrandbits(64), rng.choice((None, rng.getrandbits(64))))
-    return op, (rng.choice((0, 1)),)
+    return op, (rng.choice((0, 1, 3)),)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -109,6 +123,7 @@ def test_twins_agree_on_random_trap_sequences(seed):
     cores = (TrapCore(ucs[0]), fast_cls(ucs[1]))
     for uc, core in zip(ucs, cores, strict=True):
         core.set_csr(R.UC_RISCV_REG_STVEC, 0x8000_0100)
+        core.set_csr(R.UC_RISCV_REG_MTVEC, 0x8000_0400)
         uc.reg_write(R.UC_RISCV_REG_PRIV, 1)
     for r in GPRS[1:]:
         v = rng.getrandbits(64)

@@ -36,6 +36,9 @@ class Clock:
         self.now: int = 0
         self._queue: list[Event] = []
         self._seq = itertools.count()
+        # Called with an event's time when it is scheduled ahead of every
+        # other (the run loop shortens the slice that is running to it).
+        self.on_earlier: Callable[[int], None] | None = None
 
     def schedule(self, at: int, callback: Callable[..., Any], *args: Any) -> Event:
         """Schedule `callback(*args)` at absolute virtual time `at` (ns).
@@ -43,7 +46,11 @@ class Clock:
         Times in the past are clamped to now. Returns the event (cancellable).
         """
         ev = Event(max(int(at), self.now), next(self._seq), callback, args)
-        heapq.heappush(self._queue, ev)
+        q = self._queue
+        earlier = not q or ev.at < q[0].at
+        heapq.heappush(q, ev)
+        if earlier and self.on_earlier is not None:
+            self.on_earlier(ev.at)
         return ev
 
     def after(self, delay: int, callback: Callable[..., Any], *args: Any) -> Event:

@@ -90,6 +90,15 @@ INSN_EBREAK = 0x0010_0073
 INSN_SRET = 0x1020_0073
 INSN_MRET = 0x3020_0073
 CSR_TIME = 0xC01
+COUNTEREN_TM = 1 << 1              # mcounteren/scounteren: time readable below
+
+
+def rdtime_rd(insn: int) -> int | None:
+    """The destination register if `insn` is `csrr rd, time` (csrrs rd,
+    time, x0; privileged spec "Zicsr"), else None."""
+    if insn & 0x7F != 0x73 or (insn >> 12) & 7 != 2 or (insn >> 15) & 31 or insn >> 20 != CSR_TIME:
+        return None
+    return (insn >> 7) & 31
 
 GPR_NAMES = ("zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1",
              "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7",

@@ -108,6 +108,12 @@ class Clint:
         self.stimecmp = Compare(clock, set_stip, NEVER)
         self.log = no_log
         self.mtimecmp.arm(self.mtime(), self.now())
+        self.mtimecmp.fired = 0          # MTIP high at power-on is not a timer firing
+
+    @property
+    def fired(self) -> int:
+        """Timer interrupts raised since power-on (both compares' rising edges)."""
+        return self.mtimecmp.fired + self.stimecmp.fired
 
     def mtime(self) -> int:
         """The current mtime: virtual ns / 100 + the guest's offset, mod 2**64."""

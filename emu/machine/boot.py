@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass
 
 from emu.core.memory import PhysMem
+from emu.core.units import ConfigError
+from emu.machine.devicetree import fdt_address
 from emu.machine.loader import Image, LoadError, load_image
 
 MROM_BASE = 0x1000
@@ -56,6 +58,45 @@ def reset_rom(start: int, fdt: int, next_addr: int, hart: int = 0) -> bytes:
     rom = struct.pack("<6I", *RESET_VEC) + struct.pack("<QQ", start, fdt)
     return rom + struct.pack("<6Q", FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, next_addr,
                              NEXT_MODE_S, 0, hart)
+
+
+def load_initrd(path: str, mem: PhysMem, kernel_entry: int) -> tuple[int, int]:
+    """Copy the initrd at `path` where QEMU 7.2 puts it (hw/riscv/boot.c,
+    riscv_load_initrd): kernel entry + min(RAM / 2, 128 MiB), so that a
+    kernel unpacking itself does not overwrite it. Returns its [start, end)
+    for /chosen. Raises LoadError (one line) if it cannot be read or does
+    not fit in RAM there."""
+    start = kernel_entry + min(mem.size // 2, 128 << 20)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise LoadError(f"cannot open initrd {path!r}: {exc.strerror}") from None
+    if not mem.contains(start, max(1, len(data))):
+        raise LoadError(f"{path}: the initrd ({len(data):,} bytes) does not fit in RAM at "
+                        f"0x{start:x} (QEMU's place for it: kernel entry + min(RAM/2, 128M))")
+    mem.write(start, data)
+    return start, start + len(data)
+
+
+def place_fdt(mem: PhysMem, size: int, taken: list[tuple[int, int]]) -> int:
+    """Where the device tree goes: QEMU 7.2's address (devicetree.fdt_address:
+    2 MiB aligned below the end of RAM) unless that would overwrite one of
+    the `taken` [start, end) ranges (the kernel, the firmware, the initrd) -
+    on a RAM too small for QEMU's rule, e.g. -m 4M with the kernel at 2 MiB,
+    where QEMU writes the tree over the kernel - then the last pages of RAM.
+    Raises ConfigError when neither place is free."""
+    def free(addr: int) -> bool:
+        return all(addr + size <= lo or hi <= addr for lo, hi in taken)
+
+    addr = fdt_address(mem.base, mem.size, size)
+    if free(addr):
+        return addr
+    addr = (mem.base + mem.size - size) & ~0xFFF
+    if addr >= mem.base and free(addr):
+        return addr
+    raise ConfigError(f"no room for the {size}-byte device tree in {mem.size >> 20} MiB of "
+                      "RAM beside the kernel and the initrd; give more RAM (-m)")
 
 
 def load(bios: str, kernel: str, mem: PhysMem) -> Boot:

@@ -11,12 +11,55 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emu.core.units import ConfigError
-from emu.machine import board, bootinfo
+from emu.devices.virtio import spec as virtio_spec
+from emu.machine import board
 from emu.machine.peers import CLOCK_MODES
 from emu.machine.tracelog import TOPICS
 from emu.net.network import NetConfig
 
 DEBUG_TOPICS = tuple(TOPICS)
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """One virtio-blk disk (QEMU's `-drive file=F,format=raw,if=none,id=X`
+    plus `-device virtio-blk-device,drive=X[,bus=virtio-mmio-bus.N]`):
+    the raw image `file`, the virtio-mmio `slot` it sits in (None: the
+    last free one, as QEMU places a device without bus=), whether writes
+    go to a throw-away overlay (`snapshot`), a read-only image, and the
+    serial GET_ID returns."""
+
+    file: str
+    slot: int | None = None
+    snapshot: bool = False
+    read_only: bool = False
+    serial: str = ""
+
+
+def place_disks(disks: tuple[DiskSpec, ...]) -> list[DiskSpec | None]:
+    """The disk in each virtio-mmio slot, as QEMU places them: a disk with a
+    slot there, the others in the highest free slots in command-line order.
+    Raises ConfigError for two disks on one slot, a slot out of range, or
+    more disks than slots."""
+    n = virtio_spec.MMIO_SLOTS
+    slots: list[DiskSpec | None] = [None] * n
+    for d in disks:
+        if d.slot is None:
+            continue
+        if not 0 <= d.slot < n:
+            raise ConfigError(f"bus=virtio-mmio-bus.{d.slot}: there are {n} virtio-mmio "
+                              f"buses (0..{n - 1})")
+        if slots[d.slot] is not None:
+            raise ConfigError(f"bus=virtio-mmio-bus.{d.slot} already holds a device")
+        slots[d.slot] = d
+    for d in disks:
+        if d.slot is not None:
+            continue
+        free = [i for i in range(n) if slots[i] is None]
+        if not free:
+            raise ConfigError(f"no free virtio-mmio bus for {d.file} (all {n} in use)")
+        slots[free[-1]] = d
+    return slots
 
 
 @dataclass
@@ -41,6 +84,10 @@ class MachineConfig:
     mtu: int = 9000                    # NIC MTU: 9000 carries a 4 KiB page per AoE frame
     net: NetConfig | None = None       # None = defaults (a perfect link, mem:64M)
     clock: str = "auto"                # virtual | wall | auto (emu/machine/peers.py)
+    initrd: str | None = None          # -initrd FILE, placed as QEMU 7.2 places it
+    dtb: str | None = None             # -dtb FILE instead of the generated tree
+    disks: tuple[DiskSpec, ...] = ()   # virtio-blk devices
+    virtio_legacy: bool = True         # QEMU 7.2's virtio-mmio.force-legacy default
 
     def validate(self) -> None:
         """Raise ConfigError if a knob is out of range."""
@@ -62,9 +109,7 @@ class MachineConfig:
             raise ConfigError("--max-insns must be positive")
         if self.ns_per_insn <= 0:
             raise ConfigError("instruction time must be positive")
-        if len(self.append.encode()) >= bootinfo.BOOTINFO_CMDLINE_MAX:
-            raise ConfigError(
-                f"-append string longer than {bootinfo.BOOTINFO_CMDLINE_MAX - 1} bytes")
+        place_disks(self.disks)
         if not 68 <= self.mtu <= 9000:
             raise ConfigError(f"MTU {self.mtu} out of range (68..9000)")
         if len(self.mac) != 6:

@@ -68,13 +68,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+import fdt as fdtlib
 from fdt import FDT, Node, PropBytes, Property, PropWords
 
 from emu.core.units import ConfigError
+from emu.devices.clint import TIMEBASE_HZ
 
 RISCV_ISA = "rv64imafdc_zicsr_zifencei"
 MMU_TYPE = "riscv,sv39"
-TIMEBASE_HZ = 10_000_000                 # QEMU's RISCV_ACLINT_DEFAULT_TIMEBASE_FREQ
 ROOT_COMPATIBLE = "riscv-virtio"
 ROOT_MODEL = "riscv-virtio,emu"
 
@@ -176,6 +177,30 @@ def fdt_address(ram_base: int, ram_size: int, fdt_size: int) -> int:
         raise ConfigError(f"a {fdt_size}-byte device tree does not fit in "
                           f"{ram_size >> 20} MiB of RAM")
     return addr
+
+
+def patch_chosen(blob: bytes, bootargs: str = "",
+                 initrd: tuple[int, int] | None = None) -> bytes:
+    """A tree the user brought (-dtb FILE) with /chosen's `bootargs` and
+    initrd properties set from -append and -initrd, as QEMU 7.2 sets them
+    in whatever tree it loads; the rest of the tree is kept. Raises
+    ConfigError (one line) if `blob` is not a flattened device tree."""
+    try:
+        tree = fdtlib.parse_dtb(blob)
+    except Exception as exc:  # noqa: BLE001 - the library raises many kinds
+        raise ConfigError(f"-dtb: not a flattened device tree ({exc})") from None
+    if not tree.exist_node("chosen"):
+        tree.add_item(Node("chosen"))
+    if bootargs:
+        tree.set_property("bootargs", bootargs, path="/chosen")
+    if initrd is not None:
+        chosen = tree.get_node("chosen")
+        for prop in (_addr("linux,initrd-start", initrd[0]),
+                     _addr("linux,initrd-end", initrd[1])):
+            if chosen.exist_property(prop.name):
+                chosen.remove_property(prop.name)
+            chosen.append(prop)
+    return tree.to_dtb(version=17)
 
 
 # -- checking the description ---------------------------------------------

@@ -3,9 +3,10 @@
 - UC_HOOK_INTR (pc 4 past the instruction, whatever its length): ecall from
   S is an SBI call answered in the hook without stopping when the built-in
   firmware plays M-mode (-bios default), else a trap like ecall from U or M;
-  `csrr rd, time` traps as an illegal instruction (unicorn has no time
-  source) and is answered from
-  virtual time, as OpenSBI emulates rdtime; anything else becomes a pending
+  `csrr rd, time` traps as an illegal instruction in unicorn (it has no time
+  source; QEMU's virt gives the CLINT's mtime) and is completed with the
+  CLINT's mtime where the counter-enable registers let the hart read it, so
+  the guest sees what it sees on QEMU; anything else becomes a pending
   trap, delivered after emu_start returns.
 - emu_start's errors (pc precise): a TLB fill our Sv39 walker refused is a
   page fault with stval the exact address; an invalid instruction is a
@@ -50,14 +51,13 @@ _AMO_STORE_CAUSE = {isa.CAUSE_LOAD_PAGE_FAULT: isa.CAUSE_STORE_PAGE_FAULT,
 class Exits:
     """Interprets the CPU's exits for one machine.
 
-    `replan()` returns the instructions to the next event (an SBI timer call
-    moves it); `hook_failed(exc)` records an exception raised inside a hook
-    and stops the CPU (it must not unwind through unicorn).
+    `mtime()` is the CLINT's time (what rdtime reads); `hook_failed(exc)`
+    records an exception raised inside a hook and stops the CPU (it must
+    not unwind through unicorn).
     """
 
     def __init__(self, cpu: Cpu, traps: Traps, stats: Stats, firmware: Firmware,
-                 log: TraceLog, now: Callable[[], int],
-                 replan: Callable[[], int],
+                 log: TraceLog, mtime: Callable[[], int],
                  hook_failed: Callable[[BaseException], None],
                  builtin_sbi: bool = True) -> None:
         self.cpu = cpu
@@ -65,8 +65,7 @@ class Exits:
         self.stats = stats
         self.firmware = firmware
         self.log = log
-        self.now = now
-        self.replan = replan
+        self.mtime = mtime
         self.hook_failed = hook_failed
         self.builtin_sbi = builtin_sbi
         cpu.uc.hook_add(U.UC_HOOK_INTR, self._on_intr)
@@ -93,9 +92,11 @@ class Exits:
             return
         if intno == isa.CAUSE_ILLEGAL_INSN:
             insn = self.cpu.fetch_insn(epc)
-            if insn is not None and self.cpu.core.emulate_counter(insn, self.now()):
+            rd = isa.rdtime_rd(insn) if insn is not None else None
+            if rd is not None and self._time_readable(uc.reg_read(R.UC_RISCV_REG_PRIV)):
                 # (cycle and instret do not trap in unicorn 2.1.4: QEMU answers
                 # them from the host's cycle counter - see docs/firmware.md.)
+                self.cpu.set_reg(f"x{rd}", self.mtime())
                 self.stats.emulated_csr_reads += 1
                 return
             self.traps.raise_(isa.CAUSE_ILLEGAL_INSN, insn or 0, epc)
@@ -112,9 +113,17 @@ class Exits:
             self.log("unimp", f"SBI call eid=0x{eid:x} fid={fid} is not implemented "
                      f"(SBI_ERR_NOT_SUPPORTED)")
         core.sbi_return(a0, a1)
-        if eid in (0x00, 0x54494D45):   # the next event moved: re-plan the slice
-            budget = self.cpu.budget
-            budget.set_stop(min(budget.stop_at, budget.icount + self.replan()))
+
+    def _time_readable(self, priv: int) -> bool:
+        """May a hart at `priv` read the time CSR? M always; S if
+        mcounteren.TM; U if mcounteren.TM and scounteren.TM (privileged
+        spec, "Counter-Enable Registers")."""
+        if priv == isa.PRIV_M:
+            return True
+        cpu = self.cpu
+        if not cpu.csr("mcounteren") & isa.COUNTEREN_TM:
+            return False
+        return priv == isa.PRIV_S or bool(cpu.csr("scounteren") & isa.COUNTEREN_TM)
 
     # -- emu_start's errors ------------------------------------------------------
     def handle_error(self, err: int, pc: int, faults_before: int) -> None:

@@ -12,6 +12,7 @@ Layer: machine.
 
 from __future__ import annotations
 
+import hashlib
 from typing import IO
 
 import unicorn as U
@@ -19,16 +20,20 @@ import unicorn as U
 from emu.core import isa
 from emu.core.clock import Clock
 from emu.core.memory import PhysMem
+from emu.core.units import ConfigError
 from emu.devices.bus import Device, IrqLine
+from emu.devices.clint import Clint
+from emu.devices.finisher import Finisher
 from emu.devices.nic import Nic
 from emu.devices.plic import Plic
-from emu.devices.timer import Timer
 from emu.devices.uart import Uart
-from emu.machine import board, boot, bootinfo
-from emu.machine.config import MachineConfig
+from emu.devices.virtio.blk import VirtioBlk
+from emu.devices.virtio.mmio import VirtioMmio
+from emu.machine import board, boot
+from emu.machine.config import DiskSpec, MachineConfig, place_disks
 from emu.machine.console import ConsoleIO
 from emu.machine.cpu import MEDELEG_S, MIDELEG_S, Cpu
-from emu.machine.devicetree import build_dtb, fdt_address
+from emu.machine.devicetree import build_dtb, patch_chosen
 from emu.machine.exits import Exits
 from emu.machine.firmware import Firmware
 from emu.machine.images import default_kernel
@@ -45,9 +50,11 @@ class Machine:
     """One emu machine built from a MachineConfig and a kernel ELF.
 
     Parts: `mem`, `clock`, `cpu`, `traps`, `exits`, `loop`, `console_io`,
-    `peers` (real peers and the clock mode),
-    the board's devices by name (`plic`, `timer`, `uart`, `nic`; all in
-    `devices`), `network`, `firmware`, `image`. After run(), `exit_status`
+    `peers` (real peers and the clock mode), the board's devices (`plic`,
+    `clint`, `uart`, `nic`, `finisher`, `virtio` - the eight virtio-mmio
+    slots -, all in `devices` by slot name), `network`, `firmware`, `image`
+    (the kernel), `boot` (what was loaded, emu/machine/boot.py), `fdt` (the
+    tree's address; None when no tree was handed over). After run(), `exit_status`
     holds the status for the shell (guest shutdown status, 124 when
     --max-insns ran out, 125 when the guest waits forever), `stop_reason`
     says why in words, `console` is everything the guest printed.
@@ -71,11 +78,15 @@ class Machine:
         self.loop = RunLoop(self)
 
         self.devices: dict[str, Device] = {}
+        self._disks = place_disks(config.disks)
         board.build(_Wiring(self))
         self.plic: Plic = self.devices["plic"]   # type: ignore[assignment]
-        self.timer: Timer = self.devices["timer"]  # type: ignore[assignment]
+        self.clint: Clint = self.devices["clint"]   # type: ignore[assignment]
         self.uart: Uart = self.devices["uart"]   # type: ignore[assignment]
         self.nic: Nic = self.devices["nic"]      # type: ignore[assignment]
+        self.finisher: Finisher = self.devices["test"]   # type: ignore[assignment]
+        self.virtio: list[VirtioMmio] = [self.devices[f"virtio{i}"]   # type: ignore[misc]
+                                         for i in range(len(self._disks))]
         self.console_io.uart = self.uart
         netcfg = config.net or NetConfig(seed=config.seed, mtu=config.mtu)
         self.network = Network(self.clock, netcfg)
@@ -84,15 +95,16 @@ class Machine:
             self.peers.add(f"bridge {bridge.iface}", bridge.sock.fileno())
         self.firmware = Firmware(
             console_write=self.console_io.write, console_read=self.console_io.read,
-            set_timer=self.timer.set_timer, read_phys=self._read_phys,
+            set_timer=self.clint.set_stimecmp, read_phys=self._read_phys,
             write_phys=self._write_phys, shutdown=self._shutdown,
             fence_i=self.loop.request_tb_flush, sfence_vma=self.loop.request_tlb_flush)
-        self.exits = Exits(self.cpu, self.traps, self.stats, self.firmware, self.log, self.now,
-                           self.loop.plan_budget, self.loop.hook_failed,
+        self.exits = Exits(self.cpu, self.traps, self.stats, self.firmware, self.log,
+                           self.clint.mtime, self.loop.hook_failed,
                            builtin_sbi=config.bios == "default")
 
         self.boot = boot.load(config.bios, kernel or config.kernel or default_kernel(), self.mem)
         self.image: Image = self.boot.kernel
+        self.fdt: int | None = None
         self.log.install(self.cpu.uc, self._read_code, self._symbol, self._registers)
         self._boot()
 
@@ -117,26 +129,32 @@ class Machine:
         self.cpu.uc.mmio_map(slot.base, slot.size, rd, None, wr, None)
 
     def _boot(self) -> None:
-        """Start the hart as emu/machine/boot.py says: through the reset
-        vector in M-mode with a real firmware or none, or in S-mode at the
-        kernel's entry with the built-in firmware (then a1 = the boot-info
-        block, emu/machine/bootinfo.py, and exceptions and interrupts
-        delegated to S as OpenSBI leaves them; counters stay disabled for S
-        and U so that rdtime traps and is answered from virtual time)."""
+        """Start the hart as emu/machine/boot.py says, with the device tree
+        (generated, or -dtb's with /chosen set) where QEMU 7.2 puts it and
+        the initrd where QEMU puts it: through the reset vector in M-mode
+        with a real firmware or none, or in S-mode at the kernel's entry
+        with the built-in firmware (a0 = hart id, a1 = the tree; exceptions
+        and interrupts delegated to S and the counters opened to S as
+        OpenSBI leaves them)."""
         cfg, cpu = self.config, self.cpu
+        initrd = (boot.load_initrd(cfg.initrd, self.mem, self.image.entry)
+                  if cfg.initrd else None)
+        dtb = self.device_tree(initrd)
+        taken = [(self.image.low, self.image.high)]
+        if self.boot.firmware is not None:
+            taken.append((self.boot.firmware.low, self.boot.firmware.high))
+        if initrd is not None:
+            taken.append(initrd)
+        self.fdt = fdt = boot.place_fdt(self.mem, len(dtb), taken)
+        self.mem.write(fdt, dtb)
         cpu.set_csr("satp", 0)
         if self.boot.priv == isa.PRIV_S:
-            info = bootinfo.write(self.mem, cfg.append, board.TIMEBASE_HZ, cfg.seed)
             cpu.set_csr("mideleg", MIDELEG_S)
             cpu.set_csr("medeleg", MEDELEG_S)
-            cpu.set_csr("mcounteren", 0)
-            cpu.set_csr("scounteren", 0)
+            cpu.set_csr("mcounteren", COUNTEREN_ALL)
             cpu.set_reg("a0", 0)
-            cpu.set_reg("a1", info)
+            cpu.set_reg("a1", fdt)
         else:
-            dtb = self.device_tree()
-            fdt = fdt_address(self.mem.base, self.mem.size, len(dtb))
-            self.mem.write(fdt, dtb)
             start = self.boot.firmware.entry if self.boot.firmware else self.image.entry
             cpu.uc.mem_map(boot.MROM_BASE, boot.MROM_SIZE, U.UC_PROT_READ | U.UC_PROT_EXEC)
             cpu.uc.mem_write(boot.MROM_BASE, boot.reset_rom(start, fdt, self.image.entry))
@@ -144,9 +162,21 @@ class Machine:
         cpu.pc = self.boot.pc
         self.traps.arm()
 
-    def device_tree(self) -> bytes:
-        """The flattened device tree of this machine (emu/machine/devicetree.py)."""
-        return build_dtb(board.board_spec(self.mem.base, self.mem.size, self.config.append))
+    def device_tree(self, initrd: tuple[int, int] | None = None) -> bytes:
+        """The flattened device tree handed to the guest: -dtb's file with
+        /chosen set, or emu's board as QEMU 7.2's virt describes it
+        (emu/machine/devicetree.py), with an rng-seed drawn from --seed."""
+        cfg = self.config
+        if cfg.dtb:
+            try:
+                with open(cfg.dtb, "rb") as f:
+                    blob = f.read()
+            except OSError as exc:
+                raise ConfigError(f"cannot open -dtb {cfg.dtb!r}: {exc.strerror}") from None
+            return patch_chosen(blob, cfg.append, initrd)
+        seed = hashlib.sha256(f"emu rng-seed {cfg.seed}".encode()).digest()
+        return build_dtb(board.board_spec(self.mem.base, self.mem.size, cfg.append,
+                                          initrd=initrd, rng_seed=seed))
 
     # -- time --------------------------------------------------------------
     @property
@@ -217,6 +247,17 @@ class Machine:
         self.stop_reason = f"guest shutdown (status {status})"
         self.loop.stop_cpu()
 
+    def _reset_requested(self) -> None:
+        # QEMU resets the machine and boots again; emu ends the run there, as
+        # QEMU does with -no-reboot (docs/guests.md).
+        self.exit_status = 0
+        self.stop_reason = "guest asked for a reset (emu stops there, as QEMU -no-reboot)"
+        self.loop.stop_cpu()
+
+
+# mcounteren as OpenSBI leaves it: S may read cycle, time and instret.
+COUNTEREN_ALL = 0b111
+
 
 class _Wiring:
     """What the board's factories get from the machine (board.Wiring)."""
@@ -228,13 +269,31 @@ class _Wiring:
         self.mac = m.config.mac
         self.mtu = m.config.mtu
         self.now = m.now
-        self.set_stip = m.traps.set_stip
-        self.set_seip = m.traps.set_seip
+        self.set_line = m.traps.set_line
         self.console_write = m.console_io.write
+        self.end = m._shutdown
+        self.reset = m._reset_requested
 
     def irq(self, source: int) -> IrqLine:
         """The PLIC line for `source`."""
         return self._m.devices["plic"].line(source)   # type: ignore[attr-defined]
+
+    def virtio(self, index: int, slot: board.Slot) -> Device:
+        """Slot `index`'s transport, with the disk the configuration puts
+        there. Raises ConfigError for an image that cannot be opened."""
+        m = self._m
+        disk: DiskSpec | None = m._disks[index]
+        dev = None
+        if disk is not None:
+            try:
+                dev = VirtioBlk(disk.file, snapshot=disk.snapshot, read_only=disk.read_only,
+                                serial=disk.serial)
+            except (OSError, ValueError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                raise ConfigError(f"-drive file={disk.file}: {why}") from None
+        assert slot.irq is not None
+        return VirtioMmio(m.mem, self.irq(slot.irq), m.clock, dev, legacy=m.config.virtio_legacy,
+                          name=slot.name)
 
     def attach(self, slot: board.Slot, dev: Device) -> None:
         """Record `dev` under its slot's name, give it the -d log, map it."""

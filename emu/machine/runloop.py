@@ -48,6 +48,7 @@ class RunLoop:
         self._hook_error: BaseException | None = None
         self._flush_tb = self._flush_tlb = False
         self._end: tuple[int, str] | None = None    # set by end(): status, reason
+        machine.clock.on_earlier = self._event_scheduled
 
     # -- requests from hooks ---------------------------------------------------
     def hook_failed(self, exc: BaseException) -> None:
@@ -82,6 +83,17 @@ class RunLoop:
         """SBI remote_sfence_vma: flush the TLB once the slice ends."""
         self._flush_tlb = True
         self.stop_cpu()
+
+    def _event_scheduled(self, at: int) -> None:
+        """An event was scheduled before every other (a device register
+        write, an SBI set_timer): end the running slice there, not at the
+        event planned when it began."""
+        if not self.running:
+            return
+        m = self.m
+        budget = m.cpu.budget
+        ns = m.config.ns_per_insn
+        budget.set_stop(min(budget.stop_at, budget.icount + max(1, -(-(at - m.now()) // ns))))
 
     # -- planning ------------------------------------------------------------------
     def plan_budget(self) -> int:

@@ -180,18 +180,6 @@ class TrapCore:
         if a1 is not None:
             self.uc.reg_write(R.UC_RISCV_REG_A1, a1 & isa.MASK64)
 
-    def emulate_counter(self, insn: int, now: int) -> bool:
-        """Complete `csrr rd, time` (it traps: unicorn has no time source)
-        with the virtual time `now`, as OpenSBI emulates rdtime. Returns
-        True if `insn` was that read."""
-        opcode, funct3, rs1, csr = insn & 0x7F, (insn >> 12) & 7, (insn >> 15) & 31, insn >> 20
-        if opcode != 0x73 or funct3 != 2 or rs1 != 0 or csr != isa.CSR_TIME:
-            return False
-        rd = (insn >> 7) & 31
-        if rd:
-            self.uc.reg_write(R.UC_RISCV_REG_X0 + rd, now & isa.MASK64)
-        return True
-
 
 @dataclass
 class PendingTrap:

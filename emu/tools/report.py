@@ -80,7 +80,7 @@ def collect(machine: Any) -> dict[str, Any]:
         "sbi_calls": st.sbi_calls,
         "emulated_csr_reads": st.emulated_csr_reads,
         "wfi": st.wfi,
-        "timer_fired": machine.timer.fired,
+        "timer_fired": machine.clint.fired,
         "plic_claims": machine.plic.claims,
         "uart_tx_bytes": machine.uart.tx_bytes,
         "nic": machine.nic.stats(),
