@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYX := $(wildcard fast/*.pyx)
 EXT_STAMP := emu/_fast/.built
 
-.PHONY: all setup run test test-pure bench bench-compare lint guest clean docs wheel
+.PHONY: all setup run test test-pure bench bench-compare lint guest clean docs wheel xv6 xv6-usertests
 
 all: setup
 
@@ -63,6 +63,17 @@ wheel: $(STAMP)
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# xv6-riscv, unmodified, built outside its read-only source tree with Debian's
+# cross compiler (docs/guests.md): build/xv6/kernel/kernel and build/xv6/fs.img.
+XV6_SRC ?= ../shared/guests/xv6-riscv
+xv6:
+	@[ -d build/xv6 ] || { mkdir -p build && cp -r $(XV6_SRC) build/xv6; }
+	$(MAKE) -s -C build/xv6 TOOLPREFIX=riscv64-linux-gnu- CPUS=1 kernel/kernel fs.img
+
+# xv6's own test suite on emu, to ALL TESTS PASSED (.ci/run runs it after make test).
+xv6-usertests: setup xv6
+	EMU_XV6_USERTESTS=1 $(VENV)/bin/pytest -q tests/test_xv6.py -k usertests
 
 clean:
 	$(MAKE) -s -C guest clean

@@ -4,7 +4,7 @@ as a C callback registered directly with libunicorn (no Python on the
 per-block path). Same names and contract as the reference (its docstring
 explains the interrupt window for M and S)."""
 
-from libc.stdint cimport uint64_t, uint32_t, int64_t
+from libc.stdint cimport uint64_t, uint32_t, uint16_t, int64_t, uint8_t
 
 cdef extern from "unicorn/unicorn.h":
     ctypedef struct uc_engine:
@@ -18,6 +18,9 @@ cdef extern from "unicorn/unicorn.h":
     uc_err uc_emu_stop(uc_engine *uc) nogil
     uc_err uc_reg_read(uc_engine *uc, int regid, void *value) nogil
     uc_err uc_reg_write(uc_engine *uc, int regid, const void *value) nogil
+    int UC_PROT_EXEC
+    uc_err uc_vmem_read(uc_engine *uc, uint64_t address, int prot, void *bytes,
+                        size_t size) nogil
 
 cdef extern from "unicorn/riscv.h":
     int UC_RISCV_REG_SIE
@@ -26,24 +29,14 @@ cdef extern from "unicorn/riscv.h":
     int UC_RISCV_REG_MIP
     int UC_RISCV_REG_MSTATUS
     int UC_RISCV_REG_PRIV
+    int UC_RISCV_REG_PC
+    int UC_RISCV_REG_SEPC
+    int UC_RISCV_REG_MEPC
 
 DEF SSTATUS_SIE = 2
 DEF MSTATUS_MIE = 8
 DEF PRIV_M = 3
-
-
-cdef struct budget_state:
-    int64_t icount
-    int64_t stop_at
-    uint64_t lines
-    uint64_t umip
-    uint64_t mie
-    uint64_t mideleg
-    int in_m
-    uint64_t blk_pc
-    uint64_t blk_size
-    int stopped
-    int irq_stop
+include "budget_state.pxi"
 
 
 cdef inline uint64_t _m_csr(uc_engine *uc, int reg, uint64_t priv) noexcept nogil:
@@ -89,24 +82,96 @@ cdef inline bint _irq_deliverable(uc_engine *uc, budget_state *s, uint64_t priv)
     return False
 
 
+cdef uint64_t _count_insns(uc_engine *uc, uint64_t pc, uint64_t size,
+                           int *system) noexcept nogil:
+    # Instructions in [pc, pc+size) as the hart fetches them now: a 16-bit
+    # parcel whose low two bits are not 11 is a compressed instruction
+    # (unprivileged spec, "Expanded Instruction-Length Encoding"). If the
+    # bytes cannot be read, 4-byte instructions are assumed, at least one.
+    # *system: SYS_* for the range's SYSTEM-opcode instructions.
+    cdef uint8_t buf[MAX_BLOCK]
+    cdef uint64_t i = 0, n = 0
+    cdef uint32_t insn
+    system[0] = SYS_INSIDE
+    if size == 0:
+        return 0
+    if size > MAX_BLOCK or uc_vmem_read(uc, pc, UC_PROT_EXEC, buf, size) != 0:
+        return (size + 3) >> 2
+    system[0] = SYS_NONE
+    while i < size:
+        if (buf[i] & 3) != 3:
+            i += 2
+        else:
+            if (buf[i] & 0x7F) == 0x73 and i + 4 <= size:
+                insn = buf[i] | (<uint32_t>buf[i + 1] << 8) | (<uint32_t>buf[i + 2] << 16) \
+                    | (<uint32_t>buf[i + 3] << 24)
+                if i + 4 < size:
+                    system[0] = SYS_INSIDE
+                elif insn == 0x10200073:
+                    system[0] = SYS_SRET
+                elif insn == 0x30200073:
+                    system[0] = SYS_MRET
+                else:
+                    system[0] = SYS_LAST
+            i += 4
+        n += 1
+    return n
+
+
+cdef inline count_entry *_block(uc_engine *uc, budget_state *s, uint64_t pc,
+                                uint32_t size) noexcept nogil:
+    # Cached per translated block: valid while no fetch TLB fill happened
+    # since it was counted (any new code mapping arrives through one).
+    cdef uint64_t epoch = s.code_epoch[0] + s.own_epoch
+    cdef count_entry *e = &s.cache[(pc >> 1) & (NCACHE - 1)]
+    cdef int system = 1
+    if e.pc == pc and e.size == size and e.epoch == epoch:
+        return e
+    e.pc = pc
+    e.size = size
+    e.epoch = epoch
+    e.n = <uint16_t>_count_insns(uc, pc, size, &system)
+    e.system = <uint16_t>system
+    s.counted += 1
+    return e
+
+
 cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
                     void *user) noexcept nogil:
     cdef budget_state *s = <budget_state *>user
     cdef uint64_t priv = 0
     cdef bint have_priv = False
+    cdef count_entry *e
     if s.stopped:
         return
     if s.icount >= s.stop_at:
         s.stopped = 1
         uc_emu_stop(uc)
         return
-    if s.in_m:
-        uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
-        have_priv = True
-        if priv != PRIV_M:                  # an mret: what did M leave pending?
-            s.in_m = 0
-            s.umip = _m_csr(uc, UC_RISCV_REG_MIP, priv)
-    if s.lines | s.umip:
+    if s.after_system:
+        # Only a SYSTEM instruction changes the privilege, the enables or
+        # mip while the hart runs; the machine's own changes come through
+        # set_irq_state / set_stop / start, which set after_system.
+        if s.after_system >= SYS_LAST and s.expect_valid:
+            if s.after_system == SYS_SRET:
+                uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
+                s.expect = _m_csr(uc, UC_RISCV_REG_SEPC, priv)
+            elif s.after_system == SYS_MRET:
+                uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
+                s.expect = _m_csr(uc, UC_RISCV_REG_MEPC, priv)
+            if address != s.expect:         # unicorn delivered an interrupt itself
+                s.stopped = 1
+                s.native_trap = 1
+                uc_emu_stop(uc)
+                return
+        if s.in_m:
+            uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
+            have_priv = True
+            if priv != PRIV_M:                  # an mret: what did M leave pending?
+                s.in_m = 0
+                s.umip = _m_csr(uc, UC_RISCV_REG_MIP, priv)
+        s.masked = 0
+    if (s.lines | s.umip) and not s.masked:
         if not have_priv:
             uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
         if _irq_deliverable(uc, s, priv):
@@ -114,9 +179,14 @@ cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
             s.irq_stop = 1
             uc_emu_stop(uc)
             return
+        s.masked = 1
+    e = _block(uc, s, address, size)
+    s.after_system = e.system
+    s.expect = address + size
+    s.expect_valid = 1
     s.blk_pc = address
     s.blk_size = size
-    s.icount += size >> 2
+    s.icount += e.n
 
 
 cdef class BlockBudget:
@@ -129,6 +199,8 @@ cdef class BlockBudget:
     cdef object uc
     cdef uc_hook hh
     cdef bint installed
+    cdef uint64_t no_mmu_epoch
+    cdef object epoch_owner
 
     def __init__(self, uc):
         self.uc = uc
@@ -143,6 +215,16 @@ cdef class BlockBudget:
         self.s.blk_size = 0
         self.s.stopped = 0
         self.s.irq_stop = 0
+        self.s.counted = 0
+        self.s.masked = 0
+        self.s.after_system = SYS_INSIDE
+        self.s.expect = 0
+        self.s.expect_valid = 0
+        self.s.native_trap = 0
+        self.s.own_epoch = 1          # never matches a zeroed cache entry
+        self.no_mmu_epoch = 0
+        self.s.code_epoch = &self.no_mmu_epoch
+        self.epoch_owner = None
         self.installed = False
 
     def install(self):
@@ -167,6 +249,16 @@ cdef class BlockBudget:
         self.s.stop_at = stop_at
         self.s.stopped = 0
         self.s.irq_stop = 0
+        self.s.native_trap = 0
+        self.s.expect_valid = 0
+        self.s.after_system = SYS_INSIDE   # the machine may have changed anything
+
+    def start(self, unsigned long long pc):
+        """A slice begins at `pc` (after set_stop): its first block must start
+        there, or unicorn took an interrupt on entry."""
+        self.s.expect = pc
+        self.s.expect_valid = 1
+        self.s.after_system = SYS_LAST
 
     def set_irq_state(self, unsigned long long lines, unsigned long long umip,
                       unsigned long long mie, unsigned long long mideleg, in_m):
@@ -177,13 +269,39 @@ cdef class BlockBudget:
         self.s.mie = mie
         self.s.mideleg = mideleg
         self.s.in_m = 1 if in_m else 0
+        self.s.expect_valid = 0
+        if not self.s.after_system:
+            self.s.after_system = SYS_INSIDE
+
+    def watch_code(self, mmu):
+        """Drop cached block counts whenever `mmu` (a fill hook exposing
+        `code_epoch_address`) fills a fetch translation."""
+        self.epoch_owner = mmu
+        self.s.code_epoch = <uint64_t *><size_t>mmu.code_epoch_address
+
+    def forget_code(self):
+        """Drop every cached block count (code changed in place)."""
+        self.s.own_epoch += 1
 
     def retract_after(self, unsigned long long pc):
         """Uncount the instructions of the current block from `pc` on."""
         cdef uint64_t end = self.s.blk_pc + self.s.blk_size
+        cdef uc_engine *eng = <uc_engine *><size_t>self.uc._uch.value
+        cdef int system = 0
         if self.s.blk_pc <= pc < end:
-            self.s.icount -= <int64_t>((end - pc) >> 2)
+            self.s.icount -= <int64_t>_count_insns(eng, pc, end - pc, &system)
             self.s.blk_size = pc - self.s.blk_pc
+
+    @property
+    def state_address(self):
+        """Address of the C state (fast/budget_state.pxi), for the trap
+        path's C interrupt hook."""
+        return <size_t>&self.s
+
+    @property
+    def counted(self):
+        """Blocks decoded to count their instructions (count-cache misses)."""
+        return self.s.counted
 
     @property
     def icount(self):
@@ -232,6 +350,10 @@ cdef class BlockBudget:
     @property
     def irq_stop(self):
         return bool(self.s.irq_stop)
+
+    @property
+    def native_trap(self):
+        return bool(self.s.native_trap)
 
 
 cdef void _null_block(uc_engine *uc, uint64_t address, uint32_t size,

@@ -267,6 +267,7 @@ cdef struct HookState:
     uint64_t faults
     uint64_t fault_cause
     uint64_t fault_vaddr
+    uint64_t code_fills  # successful fetch fills, never reset (the budget's code epoch)
     uint64_t by_cause[N_CAUSES]
     uint64_t ring[RING]  # page vaddr of fill n at ring[n % RING]
 
@@ -325,6 +326,8 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
     if rc == 0:
         st.ring[st.fills & (RING - 1)] = vaddr
         st.fills += 1
+        if acc == ACC_FETCH:
+            st.code_fills += 1
         result.paddr = paddr & ~(<uint64_t>0xFFF)
         result.perms = <uc_prot>perms
         return True
@@ -371,6 +374,7 @@ cdef class FillHook:
         self.st.ram = <unsigned char *>self.view.buf
         self.st.base = ram_base
         self.st.size = ram_size
+        self.st.code_fills = 0
         self.reset_counters()
 
     def __dealloc__(self):
@@ -409,6 +413,12 @@ cdef class FillHook:
         hooks = getattr(self.uc, "_emu_fill_hooks", [])
         if self in hooks:
             hooks.remove(self)
+
+    @property
+    def code_epoch_address(self):
+        """Address of a uint64 that grows by one on every successful fetch
+        fill and is never reset (emu/machine/budget.py's `watch_code`)."""
+        return <size_t>&self.st.code_fills
 
     def reset_counters(self):
         """Zero fills, faults, faults_by_cause and the last-fault record."""

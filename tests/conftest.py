@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,17 @@ IN_CI = os.environ.get("CI") == "true"
 # Implementations every twin-gated test runs with (the pure path always; the
 # compiled one unless EMU_PURE=1 asks for the pure path only).
 IMPLS = ["python"] if twins.pure_forced() else ["python", "fast"]
+
+def need_tool(tool: str) -> str:
+    """The path of host tool `tool`; skip (outside CI, saying why) or fail
+    (in CI: .ci/run installs it) without it."""
+    path = shutil.which(tool)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{tool} is missing: CI must install it (.ci/run)")
+        pytest.skip(f"needs {tool}; not in CI, so skipping")
+    return path
+
 
 def need_fast(available: bool, what: str = "the compiled twin") -> None:
     """Skip a compiled-twin test only when EMU_PURE=1 asks for the pure path;

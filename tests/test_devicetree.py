@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import select
-import shutil
 import struct
 import subprocess
 import time
@@ -41,7 +40,7 @@ from emu.machine.devicetree import (
     build_dtb,
     fdt_address,
 )
-from tests.conftest import IN_CI
+from tests.conftest import need_tool as need
 
 MIB = 1 << 20
 
@@ -75,16 +74,6 @@ DIFFERENCES = {
     ("/cpus/cpu@0/interrupt-controller", "#address-cells"): struct.pack(">I", 0),
     ("/chosen", "rng-seed"): None,          # QEMU's is random; emu's only when given
 }
-
-
-def need(tool: str) -> str:
-    """The path of `tool`; skip (outside CI) or fail (in CI) without it."""
-    path = shutil.which(tool)
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"{tool} is missing: CI must install it (.ci/run)")
-        pytest.skip(f"needs {tool}; not in CI, so skipping")
-    return path
 
 
 def read_dtb(blob: bytes) -> dict[str, list[tuple[str, bytes]]]:

@@ -32,10 +32,18 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line and exit status 2."""
+    """ArgumentParser whose errors are one line and exit status 2, and which
+    reads single-dash options as QEMU does: whole words, never abbreviated
+    or bundled (argparse would take `-sd` as `-s -d` and `-no` as
+    `-nographic`; QEMU rejects both)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+    def _get_option_tuples(self, option_string: str) -> list:  # type: ignore[override]
+        if not option_string.startswith("--"):
+            return []
+        return super()._get_option_tuples(option_string)
 
 
 def _silence_stdout() -> None:

@@ -47,6 +47,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if flags.wants_log_help(args):
         return 0
     cfg = flags.config_from_args(args)
+    dump = flags.dumpdtb_path(args)
+    if dump:
+        return dump_dtb(cfg, dump)
     addr = flags.gdb_address(args)
     if addr is not None:      # -s / -gdb: run under the GDB stub
         from emu.debug.main import run_with_gdb
@@ -59,7 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg, console=sys.stdout.buffer, deadlock_ns=deadlock_ns,
         sample_ns=1_000_000 if plot else None,
         progress=sys.stderr if show_progress else None,
-        stdin=args.stdin == "on" or (args.stdin == "auto" and sys.stdin.isatty()))
+        stdin=args.stdin == "on" or (args.stdin == "auto" and sys.stdin.isatty()
+                                     and not (args.send or args.until)))
     if args.profile:
         import cProfile
         profiler = cProfile.Profile()
@@ -86,4 +90,22 @@ def cmd_debug(args: argparse.Namespace) -> int:
     if flags.wants_log_help(args):
         return 0
     cfg = flags.config_from_args(args)
+    dump = flags.dumpdtb_path(args)
+    if dump:
+        return dump_dtb(cfg, dump)
     return run_debugger(cfg, flags.gdb_address(args), wait=args.gdb_wait)
+
+
+def dump_dtb(cfg: Any, path: str) -> int:
+    """-machine virt,dumpdtb=FILE: build the machine, write the device tree
+    it would hand the guest, exit 0 without running (as QEMU does)."""
+    from emu.core.units import ConfigError
+    from emu.machine.machine import Machine
+
+    dtb = Machine(cfg).dtb
+    try:
+        with open(path, "wb") as f:
+            f.write(dtb)
+    except OSError as exc:
+        raise ConfigError(f"dumpdtb={path}: {exc.strerror}") from None
+    return 0

@@ -104,6 +104,7 @@ class Clint:
         self.set_msip = set_msip
         self.msip = False
         self.delta = 0                  # mtime - virtual ns / 100, mod 2**64
+        self.on_delta: Callable[[], None] | None = None   # told when the guest sets mtime
         self.mtimecmp = Compare(clock, set_mtip, 0)
         self.stimecmp = Compare(clock, set_stip, NEVER)
         self.log = no_log
@@ -132,6 +133,8 @@ class Clint:
     def _set_mtime(self, value: int) -> None:
         now = self.now()
         self.delta = (value - now // NS_PER_TICK) & _U64
+        if self.on_delta is not None:
+            self.on_delta()
         for cmp in (self.mtimecmp, self.stimecmp):
             cmp.arm(value & _U64, now)
 

@@ -4,7 +4,14 @@ budget is spent or a pending interrupt becomes deliverable (pure-Python
 reference; fast/budget.pyx is its twin with the same names, a C hook
 registered with libunicorn).
 
-Counting: a block of `size` bytes of 4-byte instructions retires size/4.
+Counting: a block retires as many instructions as it holds. With the C
+extension they are 2 or 4 bytes long (a 16-bit parcel whose low two bits
+are not 11 is compressed: unprivileged spec, "Expanded Instruction-Length
+Encoding"), so the hook reads the block's bytes through the hart's own
+translation (uc_vmem_read) and counts them - once per translated block: the
+count is cached by (pc, size) until the MMU fills a fetch translation (every
+new code mapping arrives through one: `watch_code`) or the machine says code
+changed in place (`forget_code`).
 Stopping from a block hook happens *before* the block runs, so a block is
 counted only when it is let run; the run loop uncounts the tail of a block
 an exception cut short (`retract_after`).
@@ -19,6 +26,21 @@ sstatus.SIE - and stops so the machine can deliver it. CSR writes end a
 translated block, so an interrupt is taken right after the instruction that
 enables it; in S the hook rereads sie (mie's S view), in M all of mie.
 
+Between checks the hook remembers that what is pending is masked: only a
+SYSTEM instruction (decoded with the count) can unmask it while the hart
+runs, so a masked interrupt costs no CSR reads on the blocks in between.
+
+Interrupts unicorn takes itself. A bit software writes into mip (xv6's
+timervec raises SSIP from M; OpenSBI forwards STIP) makes QEMU's own
+interrupt logic deliver it the moment it is enabled - at the first return
+to unicorn's main loop, which follows a SYSTEM instruction or begins a
+slice - with no hook called. The hook notices it at the next block: after a
+block ending in a SYSTEM instruction the next one must start right behind
+it (at sepc/mepc after sret/mret, at `start`'s pc for a slice's first), and
+starting anywhere else means a trap was taken. It stops there
+(`native_trap`) so the machine can count, log and report the interrupt as
+its own deliveries are.
+
 M-mode code may write mip (xv6's timervec raises SSIP, OpenSBI forwards
 STIP) and then `mret`: while the hart is in M (`in_m`, set by the machine
 when it enters M) the hook watches the privilege at every block, and on
@@ -29,12 +51,62 @@ Layer: machine.
 
 from __future__ import annotations
 
+import ctypes
+
 import unicorn as uc_mod
 from unicorn import riscv_const as R
 
 from emu.core.isa import MSTATUS_MIE, SSTATUS_SIE
 
 PRIV_M = 3
+SRET, MRET = 0x10200073, 0x30200073
+# What a block's SYSTEM-opcode instructions mean for the block after it:
+SYS_NONE = 0      # none: the interrupt state did not change
+SYS_INSIDE = 1    # one, not last: recheck what is enabled
+SYS_LAST = 2      # last: recheck; the next block follows unless a trap was taken
+SYS_SRET = 3      # sret last: the next block is at sepc unless a trap was taken
+SYS_MRET = 4      # mret last: the next block is at mepc unless a trap was taken
+MAX_BLOCK = 8192   # bytes: QEMU caps a TB at 512 instructions, two pages
+
+
+def _vmem_read():
+    """libunicorn's uc_vmem_read (not wrapped by the 2.1.4 binding)."""
+    from unicorn.unicorn_py3.unicorn import uclib
+    fn = uclib.uc_vmem_read
+    fn.restype = ctypes.c_int
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p,
+                   ctypes.c_size_t)
+    return fn
+
+
+def count_insns(uc: uc_mod.Uc, pc: int, size: int) -> tuple[int, int]:
+    """(instructions in [pc, pc+size) as the hart fetches them now, SYS_* of
+    its SYSTEM-opcode instructions). If the bytes cannot be read: 4-byte
+    instructions, at least one, and SYS_INSIDE."""
+    if size <= 0:
+        return 0, SYS_INSIDE
+    buf = ctypes.create_string_buffer(size)
+    if size > MAX_BLOCK or _VMEM_READ(uc._uch, pc, uc_mod.UC_PROT_EXEC, buf, size) != 0:
+        return (size + 3) >> 2, SYS_INSIDE
+    data = buf.raw
+    i = n = 0
+    system = SYS_NONE
+    while i < size:
+        if data[i] & 3 != 3:
+            i += 2
+        else:
+            if data[i] & 0x7F == 0x73 and i + 4 <= size:
+                insn = int.from_bytes(data[i:i + 4], "little")
+                if i + 4 < size:
+                    system = SYS_INSIDE
+                else:
+                    system = {SRET: SYS_SRET, MRET: SYS_MRET}.get(insn, SYS_LAST)
+            i += 4
+        n += 1
+    return n, system
+
+
+_VMEM_READ = _vmem_read()
 
 
 class BlockBudget:
@@ -61,7 +133,18 @@ class BlockBudget:
         self.blk_size = 0
         self.stopped = False
         self.irq_stop = False
+        self.counted = 0                 # blocks decoded (count-cache misses)
+        self.masked = False              # the last check found the pending interrupts masked
+        self.after_system = SYS_INSIDE   # SYS_* of the block let run last
+        self.expect = 0                  # where the next block must start
+        self.expect_valid = False
+        self.native_trap = False         # unicorn took an interrupt itself
         self._handle: int | None = None
+        # (pc, size) -> (epoch, instructions, SYS_*)
+        self._counts: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self._no_mmu = ctypes.c_uint64(0)
+        self._code_epoch = self._no_mmu
+        self._own_epoch = 0
 
     def install(self) -> None:
         """Register the block hook on the engine."""
@@ -108,27 +191,74 @@ class BlockBudget:
             uc.emu_stop()
             return
         priv = -1
-        if self.in_m:
-            priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
-            if priv != PRIV_M:               # an mret: what did M leave pending?
-                self.in_m = False
-                self.umip = self._m_csr(uc, R.UC_RISCV_REG_MIP, priv)
-        if self.lines | self.umip:
+        if self.after_system:
+            # Only a SYSTEM instruction changes the privilege, the enables or
+            # mip while the hart runs; the machine's own changes come through
+            # set_irq_state / set_stop / start, which set after_system.
+            if self.after_system >= SYS_LAST and self.expect_valid:
+                if self.after_system == SYS_SRET:
+                    priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
+                    self.expect = self._m_csr(uc, R.UC_RISCV_REG_SEPC, priv)
+                elif self.after_system == SYS_MRET:
+                    priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
+                    self.expect = self._m_csr(uc, R.UC_RISCV_REG_MEPC, priv)
+                if address != self.expect:   # unicorn delivered an interrupt itself
+                    self.stopped = self.native_trap = True
+                    uc.emu_stop()
+                    return
+            if self.in_m:
+                priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
+                if priv != PRIV_M:               # an mret: what did M leave pending?
+                    self.in_m = False
+                    self.umip = self._m_csr(uc, R.UC_RISCV_REG_MIP, priv)
+            self.masked = False
+        if (self.lines | self.umip) and not self.masked:
             if priv < 0:
                 priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
             if self._irq_deliverable(uc, priv):
                 self.stopped = self.irq_stop = True
                 uc.emu_stop()
                 return
+            self.masked = True
         self.blk_pc = address
         self.blk_size = size
-        self.icount += size >> 2
+        epoch = self._code_epoch.value + self._own_epoch
+        hit = self._counts.get((address, size))
+        if hit is None or hit[0] != epoch:
+            n, system = count_insns(uc, address, size)
+            if len(self._counts) > 4096:
+                self._counts.clear()
+            hit = self._counts[(address, size)] = (epoch, n, system)
+            self.counted += 1
+        self.after_system = hit[2]
+        self.expect = address + size
+        self.expect_valid = True
+        self.icount += hit[1]
+
+    def watch_code(self, mmu: object) -> None:
+        """Drop cached block counts whenever `mmu` (a fill hook exposing
+        `code_epoch_address`) fills a fetch translation."""
+        self._code_epoch = ctypes.c_uint64.from_address(mmu.code_epoch_address)  # type: ignore[attr-defined]
+
+    def forget_code(self) -> None:
+        """Drop every cached block count (code changed in place)."""
+        self._own_epoch += 1
 
     def set_stop(self, stop_at: int) -> None:
         """Arm the budget: stop at the first block start with icount >= stop_at."""
         self.stop_at = stop_at
         self.stopped = False
         self.irq_stop = False
+        self.native_trap = False
+        self.expect_valid = False
+        self.after_system = SYS_INSIDE   # the machine may have changed anything
+
+    def start(self, pc: int) -> None:
+        """A slice begins at `pc` (after set_stop): its first block must start
+        there, or unicorn took an interrupt on entry."""
+        self.expect = pc
+        self.expect_valid = True
+        self.after_system = SYS_LAST
 
     def set_irq_state(self, lines: int, umip: int, mie: int, mideleg: int,
                       in_m: bool) -> None:
@@ -139,6 +269,9 @@ class BlockBudget:
         self.mie = mie
         self.mideleg = mideleg
         self.in_m = bool(in_m)
+        self.expect_valid = False
+        if not self.after_system:
+            self.after_system = SYS_INSIDE
 
     def retract_after(self, pc: int) -> None:
         """Uncount the instructions of the current block from `pc` on.
@@ -148,5 +281,5 @@ class BlockBudget:
         """
         end = self.blk_pc + self.blk_size
         if self.blk_pc <= pc < end:
-            self.icount -= (end - pc) >> 2
+            self.icount -= count_insns(self.uc, pc, end - pc)[0]
             self.blk_size = pc - self.blk_pc

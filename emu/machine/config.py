@@ -88,6 +88,9 @@ class MachineConfig:
     dtb: str | None = None             # -dtb FILE instead of the generated tree
     disks: tuple[DiskSpec, ...] = ()   # virtio-blk devices
     virtio_legacy: bool = True         # QEMU 7.2's virtio-mmio.force-legacy default
+    console_send: tuple[str, ...] = ()  # lines typed after each console prompt (--send)
+    console_prompt: str = "$ "         # what the guest prints when it waits for a line
+    console_until: str | None = None   # end the run (status 0) once the guest prints this
 
     def validate(self) -> None:
         """Raise ConfigError if a knob is out of range."""
@@ -110,6 +113,10 @@ class MachineConfig:
         if self.ns_per_insn <= 0:
             raise ConfigError("instruction time must be positive")
         place_disks(self.disks)
+        if self.console_send and not self.console_prompt:
+            raise ConfigError("--send needs a non-empty --prompt")
+        if self.console_until == "":
+            raise ConfigError("--until needs a text to wait for")
         if not 68 <= self.mtu <= 9000:
             raise ConfigError(f"MTU {self.mtu} out of range (68..9000)")
         if len(self.mac) != 6:

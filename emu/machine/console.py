@@ -3,7 +3,10 @@ copied to a sink, e.g. the terminal) and what it reads (bytes queued in the
 UART, from host stdin in interactive runs).
 
 Reading host stdin is the one input that makes a run depend on the outside
-world; the report says so (`deterministic: false`).
+world; the report says so (`deterministic: false`). A console script
+(`ConsoleScript`: --send, --prompt, --until) is the deterministic way to
+type: each line goes in when the guest has printed its prompt, at that
+point of virtual time, so the same run types at the same instruction.
 
 Layer: machine.
 """
@@ -19,6 +22,42 @@ from emu.devices.uart import LSR_DR, UART_LSR, UART_RBR, Uart
 from emu.machine.peers import RealPeers
 
 
+class ConsoleScript:
+    """Lines to type and a text to wait for, as `expect` would: after each
+    `prompt` the guest prints, the next of `sends` is typed (with a newline);
+    once every line is typed, `until` appearing in what the guest prints
+    after the last line calls `on_until` (the machine ends the run, status 0).
+    Without `until`, the run goes on after the last line."""
+
+    def __init__(self, sends: tuple[str, ...], prompt: str, until: str | None,
+                 type_: Callable[[bytes], None], on_until: Callable[[str], None]) -> None:
+        if not prompt and sends:
+            raise ValueError("a console script needs a non-empty prompt")
+        self.sends = [t.encode() + b"\n" for t in sends]
+        self.prompt = prompt.encode()
+        self.until = until.encode() if until else None
+        self.type_ = type_
+        self.on_until = on_until
+        self.mark = 0           # transcript length when the last line was typed
+        self.done = False
+
+    def printed(self, transcript: bytearray, new: int) -> None:
+        """The guest printed `new` more bytes, now at the end of `transcript`."""
+        if self.done:
+            return
+        if self.sends:
+            start = max(self.mark, len(transcript) - new - len(self.prompt) + 1)
+            if transcript.find(self.prompt, start) >= 0:
+                self.mark = len(transcript)
+                self.type_(self.sends.pop(0))
+            return
+        if self.until is not None:
+            start = max(self.mark, len(transcript) - new - len(self.until) + 1)
+            if transcript.find(self.until, start) >= 0:
+                self.done = True
+                self.on_until(self.until.decode(errors="replace"))
+
+
 class ConsoleIO:
     """Routes console bytes. `transcript` holds everything printed; `sink`
     (file-like with write(bytes), or None) gets a copy as it is printed;
@@ -32,6 +71,12 @@ class ConsoleIO:
         self.stdin_fd: int | None = None
         self.peers = peers
         self.on_sink_closed: Callable[[], None] | None = None
+        self.script: ConsoleScript | None = None
+
+    def type_(self, data: bytes) -> None:
+        """Queue `data` for the UART's receiver, as if typed."""
+        if self.uart is not None:
+            self.uart.feed(data)
 
     def attach_stdin(self, fd: int) -> None:
         """Feed host stdin (`fd`) to the UART: a real peer."""
@@ -42,6 +87,8 @@ class ConsoleIO:
     def write(self, data: bytes) -> None:
         """The guest printed `data` (UART THR or SBI console)."""
         self.transcript += data
+        if self.script is not None:
+            self.script.printed(self.transcript, len(data))
         if self.sink is not None:
             try:
                 self.sink.write(data)

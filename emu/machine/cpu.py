@@ -58,7 +58,23 @@ class Cpu:
                  traps: str = "auto") -> None:
         self.uc = U.Uc(U.UC_ARCH_RISCV, U.UC_MODE_RISCV64)
         self.uc.ctl_set_tlb_mode(U.UC_TLB_VIRTUAL)
+        # No exit address: emu_start's `until` would otherwise stop the hart
+        # at that address - 0, where xv6's first process starts. With the
+        # exits set in use and empty, every address runs.
+        self.uc.ctl_exits_enabled(True)
+        self.uc.ctl_set_exits([])
         self.uc.mem_map_ptr(mem.base, mem.size, U.UC_PROT_ALL, mem.address)
+        # Stale translated code. unicorn 2.1.4 clears a TLB entry's "not
+        # dirty" flag after the first store through it and never sets it
+        # again when code is later translated from that page (its
+        # tlb_protect_code is a stub), so later stores through the entry skip
+        # the check that invalidates translated blocks: xv6 ran a freed page's
+        # old code (ls's syscall stubs) in the sh that reused the page. While
+        # any memory hook covers an address, unicorn keeps the flag. This one
+        # never fires - RAM is mapped with every permission - and keeps every
+        # store to RAM on the path that drops stale code, as QEMU does.
+        self.uc.hook_add(U.UC_HOOK_MEM_WRITE_PROT, _never_fires, begin=mem.base,
+                         end=mem.base + mem.size - 1)
         self.mem = mem
         fill = twins.pick("sv39", mmu)
         self.mmu = (PyFillHook if fill is None else fill.FillHook)(
@@ -68,6 +84,7 @@ class Cpu:
         counter = twins.pick("budget", budget)
         self.budget = (BlockBudget if counter is None else counter.BlockBudget)(self.uc)
         self.budget_impl = "python" if counter is None else "fast"
+        self.budget.watch_code(self.mmu)
         self.budget.install()
         # The trap path's register work (emu/machine/traps.py TrapCore, twin fast/traps.pyx).
         core = twins.pick("traps", traps)
@@ -142,6 +159,12 @@ class Cpu:
         """Return (SUM, MXR) from sstatus."""
         st = self.csr("sstatus")
         return bool(st & isa.SSTATUS_SUM), bool(st & isa.SSTATUS_MXR)
+
+
+def _never_fires(*_args: object) -> bool:
+    """The write-protect hook over RAM (see Cpu.__init__): RAM is writable,
+    so unicorn never calls it; if it did, refusing keeps unicorn's error."""
+    return False
 
 
 def _reg_id(name: str) -> int:

@@ -68,12 +68,12 @@ class Exits:
         self.mtime = mtime
         self.hook_failed = hook_failed
         self.builtin_sbi = builtin_sbi
-        cpu.uc.hook_add(U.UC_HOOK_INTR, self._on_intr)
+        cpu.core.install_intr(self._on_intr, cpu.budget, builtin_sbi)
 
     # -- UC_HOOK_INTR ----------------------------------------------------------
-    def _on_intr(self, uc: U.Uc, intno: int, _user: object) -> None:
+    def _on_intr(self, intno: int) -> None:
         try:
-            self._handle_intr(uc, intno)
+            self._handle_intr(self.cpu.uc, intno)
         except Exception as exc:  # noqa: BLE001 - surfaced after emu_start
             self.hook_failed(exc)
 

@@ -31,7 +31,7 @@ from emu.devices.virtio.blk import VirtioBlk
 from emu.devices.virtio.mmio import VirtioMmio
 from emu.machine import board, boot
 from emu.machine.config import DiskSpec, MachineConfig, place_disks
-from emu.machine.console import ConsoleIO
+from emu.machine.console import ConsoleIO, ConsoleScript
 from emu.machine.cpu import MEDELEG_S, MIDELEG_S, Cpu
 from emu.machine.devicetree import build_dtb, patch_chosen
 from emu.machine.exits import Exits
@@ -88,6 +88,12 @@ class Machine:
         self.virtio: list[VirtioMmio] = [self.devices[f"virtio{i}"]   # type: ignore[misc]
                                          for i in range(len(self._disks))]
         self.console_io.uart = self.uart
+        self.clint.on_delta = self.loop.sync_time
+        if config.console_send or config.console_until:
+            self.console_io.script = ConsoleScript(
+                config.console_send, config.console_prompt, config.console_until,
+                self.console_io.type_,
+                lambda text: self.loop.end(0, f"the console printed {text!r} (--until)"))
         netcfg = config.net or NetConfig(seed=config.seed, mtu=config.mtu)
         self.network = Network(self.clock, netcfg)
         self.nic.transmit = self.network.attach_guest(self.nic, config.mac).send
@@ -104,7 +110,8 @@ class Machine:
 
         self.boot = boot.load(config.bios, kernel or config.kernel or default_kernel(), self.mem)
         self.image: Image = self.boot.kernel
-        self.fdt: int | None = None
+        self.fdt: int | None = None      # where the device tree is in RAM
+        self.dtb = b""                   # the device tree handed to the guest
         self.log.install(self.cpu.uc, self._read_code, self._symbol, self._registers)
         self._boot()
 
@@ -139,7 +146,7 @@ class Machine:
         cfg, cpu = self.config, self.cpu
         initrd = (boot.load_initrd(cfg.initrd, self.mem, self.image.entry)
                   if cfg.initrd else None)
-        dtb = self.device_tree(initrd)
+        self.dtb = dtb = self.device_tree(initrd)
         taken = [(self.image.low, self.image.high)]
         if self.boot.firmware is not None:
             taken.append((self.boot.firmware.low, self.boot.firmware.high))

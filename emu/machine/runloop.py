@@ -110,6 +110,12 @@ class RunLoop:
             n = min(n, max(1, cfg.max_insns - m.icount))
         return n
 
+    def sync_time(self) -> None:
+        """Give the trap path's C rdtime what the CLINT's mtime() computes
+        (at each slice start, and when the guest sets mtime)."""
+        m = self.m
+        m.cpu.core.set_time(m.config.ns_per_insn, m.idle_ns, m.clint.delta)
+
     # -- one slice -------------------------------------------------------------------
     def run_slice(self) -> None:
         """Run one slice and handle why it ended (see module docstring).
@@ -126,15 +132,20 @@ class RunLoop:
             traps.deliver_held()
         budget.set_stop(budget.icount + self.plan_budget())
         traps.pending = None
+        core = cpu.core
+        core.set_intr_fast(traps.fast_path_ok())
+        self.sync_time()
+        start_pc = core.pc_priv()[0]
+        budget.start(start_pc)
         faults_before = cpu.mmu.faults
         self.stop_requested = False
-        core = cpu.core
         self.running = True
         try:
-            err = core.run(core.pc_priv()[0])
+            err = core.run(start_pc)
         finally:
             self.running = False
         pc, priv = core.pc_priv()
+        traps.count_fast(*core.drain_intr())
         m.stats.slices += 1
         if priv == 0:
             m.stats.user_slices += 1
@@ -148,6 +159,8 @@ class RunLoop:
         if self._hook_error is not None:
             exc, self._hook_error = self._hook_error, None
             raise MachineError(f"hook failed: {exc!r}") from exc
+        if budget.native_trap:
+            traps.note_native()
         if err:
             budget.retract_after(pc)
             m.exits.handle_error(err, pc, faults_before)

@@ -72,6 +72,25 @@ class TrapCore:
     def __init__(self, uc: U.Uc) -> None:
         self.uc = uc
 
+    def install_intr(self, handler: Callable[[int], None], budget: object,
+                     builtin_sbi: bool) -> None:
+        """Serve UC_HOOK_INTR with handler(intno). (The compiled twin answers
+        ecall and rdtime in C while set_intr_fast(True); this reference
+        leaves every interrupt to `handler`, the readable path.)"""
+        self.uc.hook_add(U.UC_HOOK_INTR, lambda _uc, intno, _user: handler(intno))
+
+    def set_intr_fast(self, fast: bool) -> None:
+        """The compiled twin's switch for its C ecall/rdtime path; nothing here."""
+
+    def set_time(self, ns_per_insn: int, base_ns: int, delta: int) -> None:
+        """What the compiled twin's C rdtime reads; nothing here (the
+        handler asks the CLINT)."""
+
+    def drain_intr(self) -> tuple[dict[int, int], int, int]:
+        """({cause: n}, user traps, rdtime reads) handled without the
+        handler since the last drain: none on this path."""
+        return {}, 0, 0
+
     def csr(self, regid: int) -> int:
         """Read CSR `regid` (a unicorn register id)."""
         uc = self.uc
@@ -157,9 +176,9 @@ class TrapCore:
         return NO_IRQ
 
     def run(self, pc: int) -> int:
-        """emu_start at `pc` with no end address. Returns 0, or unicorn's
-        error code when it stopped on one; an exception a Python hook kept
-        is raised."""
+        """emu_start at `pc` (the engine has no exit address: emu/machine/cpu.py).
+        Returns 0, or unicorn's error code when it stopped on one; an
+        exception a Python hook kept is raised."""
         try:
             self.uc.emu_start(pc, 0)
         except U.UcError as exc:
@@ -277,6 +296,43 @@ class Traps:
         self.arm()                  # the privilege and the enables changed
         for cb in self.on_trap:
             cb(cause, tval, epc, interrupt)
+
+    def fast_path_ok(self) -> bool:
+        """May the compiled trap path deliver ecalls and answer rdtime in its
+        C hook (TrapCore.set_intr_fast)? Not while anything watches traps:
+        an on_trap observer, a held trap, the `int` log."""
+        return not self.on_trap and self.hold_trap is None and not self.log.enabled("int")
+
+    def count_fast(self, delivered: dict[int, int], user: int, rdtime_reads: int) -> None:
+        """Add what the C hook handled (TrapCore.drain_intr) to the stats."""
+        traps = self.stats.traps
+        for cause, n in delivered.items():
+            traps[cause] = traps.get(cause, 0) + n
+        self.stats.user_traps += user
+        self.stats.emulated_csr_reads += rdtime_reads
+
+    def note_native(self) -> None:
+        """Unicorn took an interrupt itself (a mip bit software wrote; see
+        emu/machine/budget.py): count, log and report it as a delivery."""
+        cpu = self.cpu
+        priv = cpu.priv
+        m = priv == isa.PRIV_M
+        cause = cpu.csr("mcause" if m else "scause")
+        epc = cpu.csr("mepc" if m else "sepc")
+        tval = cpu.csr("mtval" if m else "stval")
+        status = cpu.csr("mstatus")
+        prev = ((status >> isa.MSTATUS_MPP_SHIFT) & 3 if m
+                else int(bool(status & isa.SSTATUS_SPP)))
+        interrupt = bool(cause >> 63)
+        code = cause & ~(1 << 63)
+        counts = self.stats.interrupts if interrupt else self.stats.traps
+        counts[code] = counts.get(code, 0) + 1
+        if prev == 0:
+            self.stats.user_traps += 1
+        self.log.trap(code, interrupt, epc, tval)
+        self.arm()
+        for cb in self.on_trap:
+            cb(code, tval, epc, interrupt)
 
     def deliver_held(self) -> bool:
         """Deliver the exception hold_trap kept back (a debugger stepping into

@@ -160,6 +160,7 @@ class PyFillHook:
         self._cnt = [0, 0, 0, 0]  # fills, faults, last cause, last vaddr
         self._by_cause: dict[int, int] = {}
         self._ring = [0] * RING  # page vaddr of fill n at _ring[n % RING]
+        self._code_fills = ctypes.c_uint64(0)  # successful fetch fills, never reset
         self._cb = _FILL_CB(self._make_callback())
 
     # -- lifecycle --------------------------------------------------------
@@ -199,6 +200,12 @@ class PyFillHook:
         """Zero fills, faults, faults_by_cause and the last-fault record."""
         self._cnt[:] = [0, 0, 0, 0]
         self._by_cause.clear()
+
+    @property
+    def code_epoch_address(self) -> int:
+        """Address of a uint64 that grows by one on every successful fetch
+        fill and is never reset (emu/machine/budget.py's `watch_code`)."""
+        return ctypes.addressof(self._code_fills)
 
     @property
     def fills(self) -> int:
@@ -250,6 +257,7 @@ class PyFillHook:
         prio_u = prio_s + 8
         q, base, cnt, by_cause, ring = self._q, self.ram_base, self._cnt, self._by_cause, \
             self._ring
+        code_fills = self._code_fills
         keep = (regs, vals, ptrs, prio)  # buffers the raw pointers refer to
         entries: dict[int, _TlbEntry] = {}
         uc_obj = self.uc
@@ -264,8 +272,11 @@ class PyFillHook:
                     reg_write(handle, UC_RISCV_REG_PRIV, prio_s)
                     read_batch(handle, regs_p, ptrs_p, 3)
                     reg_write(handle, UC_RISCV_REG_PRIV, prio_u)
-                r = fill_page(q, base, vals[1], vals[2], vaddr, access - 16, priv)
+                acc = access - 16
+                r = fill_page(q, base, vals[1], vals[2], vaddr, acc, priv)
                 if r >= 0:
+                    if acc == 2:                 # a fetch: the budget's code epoch
+                        code_fills.value += 1
                     # unicorn passes a few distinct stack addresses for the
                     # entry: reuse one typed view per address.
                     e = entries.get(entry)

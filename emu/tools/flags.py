@@ -19,6 +19,7 @@ from emu.machine.peers import CLOCK_MODES
 from emu.machine.tracelog import help_text
 from emu.net.network import NetConfig
 from emu.net.pcap import DEFAULT_SNAPLEN
+from emu.tools import qemuflags
 from emu.tools.progress import PLAIN_PERIOD_S
 
 
@@ -57,10 +58,18 @@ def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> 
                    "at 0x80000000, as xv6 wants), or an ELF/raw image such as OpenSBI's "
                    "fw_dynamic (default: %(default)s)")
     p.add_argument("-m", metavar="SIZE", default="16M",
-                   help="RAM size, e.g. 16M (default: %(default)s)")
+                   help="RAM size, e.g. 16M; a bare number is MiB, as QEMU's "
+                   "(default: %(default)s)")
     p.add_argument("-append", metavar="STR", default="",
                    help="kernel command line (default: %(default)r; without init=, our "
                    "kernel runs its process and paging demo)")
+    p.add_argument("-initrd", metavar="FILE",
+                   help="initial ramdisk, placed in RAM as QEMU 7.2 places it and named in "
+                   "the device tree's /chosen")
+    p.add_argument("-dtb", metavar="FILE",
+                   help="device tree blob to hand the guest instead of the generated one "
+                   "(its /chosen gets -append, -initrd and the rng seed)")
+    add_qemu_flags(p)
     p.add_argument("--mmu", choices=("python", "fast", "auto"), default="auto",
                    help="Sv39 walker: pure-Python reference, the compiled twin, or the "
                    "compiled one when built (default: %(default)s)")
@@ -95,9 +104,48 @@ def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> 
                    "(deterministic); wall: waits follow the wall clock, as QEMU without "
                    "-icount; auto: wall once a real peer (a bridged interface, stdin, "
                    "gdb) is attached, else virtual (default: %(default)s)")
+    g = p.add_argument_group("console script (deterministic input, as expect)")
+    g.add_argument("--send", metavar="LINE", action="append", default=[],
+                   help="type LINE (and a newline) once the guest prints the prompt; "
+                   "repeatable, in order")
+    g.add_argument("--prompt", metavar="TEXT", default="$ ",
+                   help="what the guest prints when it waits for a line (default: %(default)r)")
+    g.add_argument("--until", metavar="TEXT",
+                   help="end the run with status 0 once the guest prints TEXT after the last "
+                   "--send line (e.g. 'ALL TESTS PASSED')")
     p.add_argument("--stdin", choices=("auto", "on", "off"), default="auto",
-                   help="feed host stdin to the UART (auto: when stdin is a terminal; "
-                   "default: %(default)s); makes the run depend on input timing")
+                   help="feed host stdin to the UART (auto: when stdin is a terminal and no "
+                   "--send/--until script is given; default: %(default)s); makes the run "
+                   "depend on input timing")
+
+
+def add_qemu_flags(p: argparse.ArgumentParser) -> None:
+    """The rest of QEMU's virt command line, with QEMU's meanings
+    (emu/tools/qemuflags.py), so that a guest's own qemu line runs as is."""
+    g = p.add_argument_group("QEMU compatibility (qemu-system-riscv64 -machine virt)")
+    g.add_argument("-machine", "-M", dest="machine", metavar="virt[,dumpdtb=FILE]",
+                   help="the board: virt only; dumpdtb=FILE writes the device tree and exits")
+    g.add_argument("-smp", metavar="1", help="number of harts: emu has one")
+    g.add_argument("-nographic", action="store_true",
+                   help="accepted: emu has no display, the console is stdio")
+    g.add_argument("-display", metavar="none", help="accepted as none: emu has no display")
+    g.add_argument("-serial", metavar="mon:stdio", help="the UART's backend: stdio only")
+    g.add_argument("-monitor", metavar="none", help="accepted as none: emu has no monitor")
+    g.add_argument("-global", dest="qemu_global", action="append", default=[],
+                   metavar="virtio-mmio.force-legacy=on|off",
+                   help="virtio-mmio transport version: legacy (1, as QEMU 7.2 without it) or "
+                   "modern (2, as xv6 wants)")
+    g.add_argument("-drive", action="append", default=[],
+                   metavar="file=IMG,if=none,format=raw,id=ID[,snapshot=on][,readonly=on]",
+                   help="a raw disk image, attached by -device virtio-blk-device,drive=ID")
+    g.add_argument("-device", action="append", default=[],
+                   metavar="virtio-blk-device,drive=ID[,bus=virtio-mmio-bus.N][,serial=S]",
+                   help="a virtio-blk disk on a virtio-mmio slot (without bus=: the "
+                   "highest free slot, as QEMU)")
+    g.add_argument("-snapshot", action="store_true",
+                   help="writes to every disk go to a throw-away overlay")
+    g.add_argument("-no-reboot", dest="no_reboot", action="store_true",
+                   help="accepted: a guest reset always ends emu's run")
 
 
 def add_net_flags(p: argparse.ArgumentParser) -> None:
@@ -150,14 +198,30 @@ def net_config_from_args(args: argparse.Namespace, *, seed: int, mtu: int) -> Ne
 def config_from_args(args: argparse.Namespace) -> MachineConfig:
     """Build and validate a MachineConfig (network included). Raises ConfigError."""
     topics = tuple(t for t in args.d.split(",") if t) if args.d else ()
+    qemuflags.machine_option(args.machine)
+    qemuflags.smp_option(args.smp)
+    qemuflags.serial_option(args.serial)
+    qemuflags.monitor_option(args.monitor)
+    qemuflags.display_option(args.display)
+    legacy = qemuflags.global_options(args.qemu_global)
     cfg = MachineConfig(
         kernel=args.kernel, bios=args.bios, ram_size=parse_size(args.m), append=args.append,
         mmu=args.mmu,
         seed=args.seed, max_insns=args.max_insns, ns_per_insn=args.insn_ns, debug=topics,
-        debug_file=args.D, stats_json=args.stats_json, clock=args.clock)
+        debug_file=args.D, stats_json=args.stats_json, clock=args.clock,
+        initrd=args.initrd, dtb=args.dtb, console_send=tuple(args.send),
+        console_prompt=args.prompt, console_until=args.until,
+        disks=qemuflags.disks_from(args.drive, args.device, args.snapshot))
+    if legacy is not None:
+        cfg.virtio_legacy = legacy
     cfg.validate()
     cfg.net = net_config_from_args(args, seed=cfg.seed, mtu=cfg.mtu)
     return cfg
+
+
+def dumpdtb_path(args: argparse.Namespace) -> str | None:
+    """-machine virt,dumpdtb=FILE: where to write the device tree, or None."""
+    return qemuflags.machine_option(args.machine)
 
 
 def wants_log_help(args: argparse.Namespace) -> bool:

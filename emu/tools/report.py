@@ -37,11 +37,13 @@ TRAP_KEYS = {isa.CAUSE_MISALIGNED_FETCH: "misaligned_fetch",
              isa.CAUSE_STORE_ACCESS: "store_access_fault",
              isa.CAUSE_ECALL_U: "ecall_u",
              isa.CAUSE_ECALL_S: "ecall_s",
+             isa.CAUSE_ECALL_M: "ecall_m",
              isa.CAUSE_FETCH_PAGE_FAULT: "fetch_page_fault",
              isa.CAUSE_LOAD_PAGE_FAULT: "load_page_fault",
              isa.CAUSE_STORE_PAGE_FAULT: "store_page_fault"}
 IRQ_KEYS = {isa.IRQ_S_SOFT: "software", isa.IRQ_S_TIMER: "timer",
-            isa.IRQ_S_EXT: "external"}
+            isa.IRQ_S_EXT: "external", isa.IRQ_M_SOFT: "m_software",
+            isa.IRQ_M_TIMER: "m_timer", isa.IRQ_M_EXT: "m_external"}
 
 
 def _named(counts: dict[int, int], names: dict[int, str], all_keys: bool) -> dict[str, int]:

@@ -1,0 +1,200 @@
+"""QEMU's command-line spelling for the `virt` board: the options a guest's
+own Makefile passes to qemu-system-riscv64 (xv6's, OpenSBI's, Linux's),
+parsed into what MachineConfig holds.
+
+Accepted, with QEMU 7.2's meaning:
+  -machine virt[,dumpdtb=FILE]    -M the same; dumpdtb writes the device tree and exits
+  -smp 1                          emu has one hart; more is refused
+  -nographic, -display none       emu has no display: the console is stdio
+  -serial mon:stdio | stdio       the UART on stdio (the only place it can be)
+  -monitor none | stdio           no monitor (stdio: the console is still stdio)
+  -global virtio-mmio.force-legacy=on|off|true|false
+  -drive file=F,if=none,format=raw,id=ID[,snapshot=on][,readonly=on]
+  -device virtio-blk-device,drive=ID[,bus=virtio-mmio-bus.N][,serial=S]
+  -drive file=F,format=raw,if=virtio   the short form: a virtio-blk disk in the
+                                  highest free virtio-mmio slot. (QEMU 7.2 puts
+                                  it on virt's PCI bus, which emu does not have;
+                                  xv6 and Linux find it on virtio-mmio.)
+  -snapshot                       every drive as snapshot=on
+  -no-reboot                      a guest reset ends the run (emu always does)
+
+Option strings follow QemuOpts: comma-separated key=value pairs, ",," is a
+literal comma, and a first item without "=" is the implied key (the machine
+type, the device driver). Anything else is a one-line ConfigError - never a
+silently different machine.
+
+Layer: tools.
+"""
+
+from __future__ import annotations
+
+from emu.core.units import ConfigError
+from emu.machine.config import DiskSpec
+
+_BOOL = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+DRIVE_KEYS = {"file", "if", "format", "id", "snapshot", "readonly", "media", "cache"}
+BLK_KEYS = {"drive", "bus", "serial"}
+
+
+def parse_opts(text: str, implied: str | None = None) -> dict[str, str]:
+    """QemuOpts: "a=1,b=x,,y" -> {"a": "1", "b": "x,y"}; a first item
+    without "=" is stored under `implied`. Raises ConfigError."""
+    items: list[str] = []
+    cur = ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == ",":
+            if text[i + 1:i + 2] == ",":
+                cur += ","
+                i += 2
+                continue
+            items.append(cur)
+            cur = ""
+        else:
+            cur += c
+        i += 1
+    items.append(cur)
+    out: dict[str, str] = {}
+    for n, item in enumerate(items):
+        key, eq, value = item.partition("=")
+        if not eq:
+            if n == 0 and implied is not None and item:
+                out[implied] = item
+                continue
+            raise ConfigError(f"{text!r}: expected key=value, got {item!r}")
+        out[key] = value
+    return out
+
+
+def _flag(opts: dict[str, str], key: str, where: str) -> bool:
+    value = opts.get(key, "off")
+    if value not in _BOOL:
+        raise ConfigError(f"{where}: {key}={value!r} is not on/off")
+    return _BOOL[value]
+
+
+def machine_option(text: str | None) -> str | None:
+    """-machine virt[,dumpdtb=FILE]: returns the dumpdtb file or None.
+    Raises ConfigError for another board or option."""
+    if text is None:
+        return None
+    opts = parse_opts(text, implied="type")
+    kind = opts.pop("type", "virt")
+    if kind != "virt":
+        raise ConfigError(f"-machine {kind}: emu is QEMU's virt board (-machine virt)")
+    dumpdtb = opts.pop("dumpdtb", None)
+    if opts:
+        raise ConfigError(f"-machine: unsupported option {sorted(opts)[0]!r} (emu knows "
+                          "virt and dumpdtb=FILE)")
+    return dumpdtb
+
+
+def smp_option(text: str | None) -> None:
+    """-smp N: emu has one hart. Raises ConfigError for more."""
+    if text is None:
+        return
+    opts = parse_opts(text, implied="cpus")
+    cpus = opts.pop("cpus", "1")
+    if cpus != "1" or any(v != "1" for v in opts.values()):
+        raise ConfigError(f"-smp {text}: emu has one hart (-smp 1)")
+
+
+def serial_option(text: str | None) -> None:
+    """-serial: the UART can only be on stdio. Raises ConfigError."""
+    if text not in (None, "stdio", "mon:stdio"):
+        raise ConfigError(f"-serial {text}: emu's UART is on stdio (-serial mon:stdio)")
+
+
+def monitor_option(text: str | None) -> None:
+    """-monitor: emu has no monitor; none (and stdio, shared with the console) accepted."""
+    if text not in (None, "none", "stdio"):
+        raise ConfigError(f"-monitor {text}: emu has no QEMU monitor (-monitor none)")
+
+
+def display_option(text: str | None) -> None:
+    """-display: emu has no display."""
+    if text not in (None, "none"):
+        raise ConfigError(f"-display {text}: emu has no display (-display none)")
+
+
+def global_options(items: list[str]) -> bool | None:
+    """-global DRIVER.PROP=VALUE: only virtio-mmio.force-legacy. Returns its
+    value or None when not given. Raises ConfigError."""
+    legacy: bool | None = None
+    for item in items:
+        prop, eq, value = item.partition("=")
+        if not eq or prop != "virtio-mmio.force-legacy":
+            raise ConfigError(f"-global {item}: emu knows only virtio-mmio.force-legacy=on|off")
+        if value not in _BOOL:
+            raise ConfigError(f"-global {item}: {value!r} is not on/off")
+        legacy = _BOOL[value]
+    return legacy
+
+
+def disks_from(drives: list[str], devices: list[str], snapshot: bool) -> tuple[DiskSpec, ...]:
+    """-drive and -device virtio-blk-device lines -> the disks, in -device
+    order, then the if=virtio drives. A drive no device uses stays
+    unattached, as in QEMU. Raises
+    ConfigError (unknown keys, formats, ids, drivers; a drive used twice)."""
+    by_id: dict[str, dict[str, str]] = {}
+    short: list[DiskSpec] = []
+    for text in drives:
+        opts = parse_opts(text, implied="file")
+        unknown = set(opts) - DRIVE_KEYS
+        if unknown:
+            raise ConfigError(f"-drive {text}: unsupported option {sorted(unknown)[0]!r}")
+        if "file" not in opts or not opts["file"]:
+            raise ConfigError(f"-drive {text}: needs file=IMAGE")
+        if opts.get("format", "raw") != "raw":
+            raise ConfigError(f"-drive {text}: emu reads raw images only (format=raw)")
+        iface = opts.get("if", "none")
+        if iface not in ("none", "virtio"):
+            raise ConfigError(f"-drive {text}: if={iface} needs a bus emu does not have; use "
+                              "if=virtio, or if=none,id=ID with -device "
+                              "virtio-blk-device,drive=ID")
+        if opts.get("media", "disk") != "disk":
+            raise ConfigError(f"-drive {text}: emu has disks only (media=disk)")
+        where = f"-drive {text}"
+        if iface == "virtio":
+            short.append(DiskSpec(file=opts["file"], snapshot=snapshot or
+                                  _flag(opts, "snapshot", where),
+                                  read_only=_flag(opts, "readonly", where)))
+            continue
+        ident = opts.get("id")
+        if not ident:
+            raise ConfigError(f"-drive {text}: if=none needs id=ID for -device to name it")
+        if ident in by_id:
+            raise ConfigError(f"-drive {text}: duplicate id {ident!r}")
+        by_id[ident] = opts
+    used: set[str] = set()
+    disks: list[DiskSpec] = []
+    for text in devices:
+        opts = parse_opts(text, implied="driver")
+        driver = opts.pop("driver", "")
+        if driver != "virtio-blk-device":
+            raise ConfigError(f"-device {driver or text}: emu has virtio-blk-device only "
+                              "(on the virtio-mmio bus)")
+        unknown = set(opts) - BLK_KEYS
+        if unknown:
+            raise ConfigError(f"-device {text}: unsupported option {sorted(unknown)[0]!r}")
+        ident = opts.get("drive", "")
+        if ident not in by_id:
+            raise ConfigError(f"-device {text}: no -drive with id={ident!r}")
+        if ident in used:
+            raise ConfigError(f"-device {text}: drive {ident!r} is already in use")
+        used.add(ident)
+        slot = None
+        bus = opts.get("bus")
+        if bus is not None:
+            prefix = "virtio-mmio-bus."
+            if not bus.startswith(prefix) or not bus[len(prefix):].isdigit():
+                raise ConfigError(f"-device {text}: bus={bus!r} is not virtio-mmio-bus.N")
+            slot = int(bus[len(prefix):])
+        drive = by_id[ident]
+        where = f"-drive id={ident}"
+        disks.append(DiskSpec(file=drive["file"], slot=slot,
+                              snapshot=snapshot or _flag(drive, "snapshot", where),
+                              read_only=_flag(drive, "readonly", where),
+                              serial=opts.get("serial", "")))
+    return tuple(disks + short)

@@ -1,0 +1,136 @@
+"""QEMU's virt command line on `emu run`: option strings read as QemuOpts,
+disks placed from -drive/-device, every unsupported spelling refused with
+one line (never misread), -machine virt,dumpdtb=FILE, and the console
+script (--send/--prompt/--until)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from emu.core.units import ConfigError
+from emu.machine.config import DiskSpec
+from emu.machine.console import ConsoleScript
+from emu.tools import qemuflags
+from tests.test_cli import emu
+
+
+def test_qemuopts_syntax():
+    assert qemuflags.parse_opts("virt,dumpdtb=a,,b.dtb", implied="type") == \
+        {"type": "virt", "dumpdtb": "a,b.dtb"}
+    assert qemuflags.parse_opts("file=x.img,if=none") == {"file": "x.img", "if": "none"}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        qemuflags.parse_opts("file=x.img,oops")
+
+
+def test_drives_and_devices_become_disks_in_device_order():
+    drives = ["file=a.img,if=none,format=raw,id=x0",
+              "file=b.img,if=none,format=raw,id=x1,readonly=on",
+              "file=unused.img,if=none,id=x2",
+              "file=c.img,format=raw,if=virtio"]
+    devices = ["virtio-blk-device,drive=x1,serial=SN1",
+               "virtio-blk-device,drive=x0,bus=virtio-mmio-bus.0"]
+    assert qemuflags.disks_from(drives, devices, snapshot=False) == (
+        DiskSpec("b.img", None, False, True, "SN1"),
+        DiskSpec("a.img", 0, False, False, ""),
+        DiskSpec("c.img", None, False, False, ""))
+    (d,) = qemuflags.disks_from(["file=a.img,if=none,id=x0"], ["virtio-blk-device,drive=x0"],
+                                snapshot=True)
+    assert d.snapshot
+
+
+@pytest.mark.parametrize("drives, devices, needle", [
+    (["file=a.img,format=qcow2,if=none,id=x"], [], "raw images only"),
+    (["file=a.img,if=ide,id=x"], [], "if=ide"),
+    (["file=a.img,if=none"], [], "needs id=ID"),
+    (["if=none,id=x"], [], "needs file="),
+    (["file=a.img,if=none,id=x", "file=b.img,if=none,id=x"], [], "duplicate id"),
+    (["file=a.img,if=none,id=x,aio=native"], [], "unsupported option 'aio'"),
+    ([], ["virtio-blk-device,drive=nope"], "no -drive with id='nope'"),
+    (["file=a.img,if=none,id=x"], ["virtio-blk-device,drive=x", "virtio-blk-device,drive=x"],
+     "already in use"),
+    (["file=a.img,if=none,id=x"], ["virtio-blk-device,drive=x,bus=pci.0"],
+     "not virtio-mmio-bus.N"),
+    (["file=a.img,if=none,id=x"], ["virtio-net-device,netdev=n0"], "virtio-blk-device only"),
+])
+def test_bad_drive_and_device_lines(drives, devices, needle):
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(".", r"\.")):
+        qemuflags.disks_from(drives, devices, snapshot=False)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["-smp", "2"], "emu has one hart"),
+    (["-machine", "sifive_u"], "virt board"),
+    (["-machine", "virt,aclint=on"], "unsupported option 'aclint'"),
+    (["-serial", "tcp::4444"], "UART is on stdio"),
+    (["-monitor", "telnet::5555"], "no QEMU monitor"),
+    (["-display", "gtk"], "no display"),
+    (["-global", "virtio-mmio.foo=1"], "force-legacy"),
+    (["-global", "virtio-mmio.force-legacy=maybe"], "not on/off"),
+    # QEMU spellings emu does not know are refused whole, never read as
+    # bundled or abbreviated options (-sd is not -s -d, -no not -nographic)
+    (["-sd", "x.img"], "unrecognized arguments: -sd"),
+    (["-no"], "unrecognized arguments: -no"),
+    (["-cpu", "rv64"], "unrecognized arguments: -cpu"),
+    (["-drive", "file=/nonexistent.img,if=none,format=raw,id=x0", "-device",
+      "virtio-blk-device,drive=x0,bus=virtio-mmio-bus.9"], "virtio-mmio-bus.9"),
+    (["--send", "ls", "--prompt", ""], "--send needs a non-empty --prompt"),
+])
+def test_unsupported_qemu_spellings_are_one_line_and_status_2(args, needle):
+    r = emu("run", *args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_the_accepted_spellings_run(kernel):
+    r = emu("run", "-machine", "virt", "-smp", "1", "-nographic", "-serial", "mon:stdio",
+            "-monitor", "none", "-display", "none", "-no-reboot", "-snapshot",
+            "-global", "virtio-mmio.force-legacy=false", "-kernel", kernel, "-m", "16",
+            "--max-insns", "2000000", "-q")
+    assert r.returncode == 124, r.stderr
+
+
+@pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc (device-tree-compiler)")
+def test_dumpdtb_writes_the_tree_and_does_not_run(kernel, tmp_path):
+    out = tmp_path / "virt.dtb"
+    r = emu("run", "-machine", f"virt,dumpdtb={out}", "-kernel", kernel, "-m", "128M",
+            "-append", "console=ttyS0")
+    assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr
+    dts = subprocess.run(["dtc", "-I", "dtb", "-O", "dts", str(out)], capture_output=True,
+                         text=True, check=True)
+    assert dts.stderr == ""
+    assert 'bootargs = "console=ttyS0"' in dts.stdout
+    assert "reg = <0x00 0x80000000 0x00 0x8000000>" in dts.stdout
+
+
+class _Uart:
+    def __init__(self) -> None:
+        self.typed = b""
+
+    def __call__(self, data: bytes) -> None:
+        self.typed += data
+
+
+def test_the_console_script_types_after_each_prompt_and_ends_on_until():
+    typed, ended = _Uart(), []
+    script = ConsoleScript(("ls", "echo hi"), "$ ", "done", typed, ended.append)
+    out = bytearray()
+
+    def guest(text: bytes) -> None:        # printed one byte at a time, as a UART does
+        for b in text:
+            out.append(b)
+            script.printed(out, 1)
+
+    guest(b"booting\n$")
+    assert typed.typed == b""
+    guest(b" ")
+    assert typed.typed == b"ls\n"
+    guest(b"ls\nREADME\ndone? not yet: $ ")   # `until` counts only after the last line
+    assert typed.typed == b"ls\necho hi\n" and ended == []
+    guest(b"echo hi\nhi\n$ done")
+    assert ended == ["done"]
+    guest(b"$ done")
+    assert ended == ["done"]                   # once

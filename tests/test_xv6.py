@@ -1,0 +1,130 @@
+"""xv6-riscv, unmodified (../shared/guests/xv6-riscv, built by `make xv6`
+with Debian's cross compiler), on emu with its own QEMU command line: it
+boots to the shell, runs programs, prints what QEMU prints for the same
+typed session, runs the same twice, and - `make xv6-usertests`, run by
+.ci/run after make test - passes its own test suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from emu.core import twins
+from tests.conftest import IN_CI, REPO, need_tool
+
+XV6_SRC = REPO.parent / "shared" / "guests" / "xv6-riscv"
+BUILD = REPO / "build" / "xv6"
+# xv6's Makefile (qemu target) with CPUS=1, as ../shared/guests/README.md runs it.
+BOARD = ["-machine", "virt", "-bios", "none", "-m", "128M", "-smp", "1", "-nographic",
+         "-global", "virtio-mmio.force-legacy=false"]
+
+
+def command(kernel: Path, fs: Path) -> list[str]:
+    """xv6's command line, the same for emu and QEMU."""
+    return [*BOARD, "-kernel", str(kernel), "-drive", f"file={fs},if=none,format=raw,id=x0",
+            "-device", "virtio-blk-device,drive=x0,bus=virtio-mmio-bus.0"]
+
+
+@pytest.fixture(scope="module")
+def xv6() -> tuple[Path, Path]:
+    """(kernel, fs.img), built by `make xv6`; skip outside CI without the
+    sources or the cross compiler, fail in CI."""
+    if not XV6_SRC.is_dir():
+        if IN_CI:
+            pytest.fail(f"{XV6_SRC} is missing in CI")
+        pytest.skip(f"needs the xv6-riscv sources at {XV6_SRC}; not in CI, so skipping")
+    need_tool("riscv64-linux-gnu-gcc")
+    r = subprocess.run(["make", "-s", "xv6"], cwd=REPO, capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return BUILD / "kernel" / "kernel", BUILD / "fs.img"
+
+
+def emu_session(kernel: Path, fs: Path, sends: list[str], until: str, tmp: Path,
+                *extra: str) -> tuple[str, dict]:
+    """Run xv6 on emu with a console script; return (console, stats)."""
+    stats = tmp / f"stats{len(list(tmp.iterdir()))}.json"
+    script = [a for s in sends for a in ("--send", s)]
+    r = subprocess.run(["emu", "run", *command(kernel, fs), "-snapshot", *script,
+                        "--until", until, "--stats-json", str(stats), "-q", *extra],
+                       capture_output=True, timeout=1800, check=False,
+                       env={**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:"
+                            f"{os.environ['PATH']}"})
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout.decode(), json.loads(stats.read_text())
+
+
+def qemu_session(kernel: Path, fs: Path, sends: list[str], until: str,
+                 timeout: float = 300) -> str:
+    """The same session on QEMU: each line typed once the console shows the
+    prompt, the run ended when `until` appears after the last one."""
+    qemu = need_tool("qemu-system-riscv64")
+    p = subprocess.Popen([qemu, *command(kernel, fs), "-snapshot"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE)
+    assert p.stdin is not None and p.stdout is not None
+    out, mark, todo = b"", 0, list(sends)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([p.stdout], [], [], 1.0)
+            if not ready:
+                continue
+            data = os.read(p.stdout.fileno(), 4096)
+            if not data:
+                break
+            out += data
+            if todo and b"$ " in out[mark:]:
+                p.stdin.write(todo.pop(0).encode() + b"\n")
+                p.stdin.flush()
+                mark = len(out)
+            elif not todo and until.encode() in out[mark:]:
+                end = out.index(until.encode(), mark) + len(until)
+                return out[:end].decode()
+        raise AssertionError(f"QEMU did not print {until!r}:\n{out.decode()[-2000:]}")
+    finally:
+        p.kill()
+        p.wait()
+
+
+SESSION = ["ls", "echo hi | wc", "cat README | grep -c xv6", "mkdir d", "ln README d/r",
+           "ls d", "rm d/r", "forktest"]
+
+
+def test_xv6_boots_and_runs_programs_as_on_qemu_and_twice_the_same(xv6, tmp_path):
+    kernel, fs = xv6
+    out, stats = emu_session(kernel, fs, SESSION, "$ ", tmp_path)
+    assert "xv6 kernel is booting" in out and "init: starting sh" in out
+    assert "\nREADME         2 2 2305\n" in out and "\n1 1 3 \n" in out
+    assert "fork test OK" in out
+    assert stats["exit_status"] == 0 and stats["interrupts"]["software"] > 0
+    assert stats["interrupts"]["m_timer"] >= stats["interrupts"]["software"]
+    again, stats2 = emu_session(kernel, fs, SESSION, "$ ", tmp_path)
+    assert again == out and stats2["instructions"] == stats["instructions"]
+    assert qemu_session(kernel, fs, SESSION, "$ ") == out
+
+
+@pytest.mark.skipif(twins.pure_forced(), reason="EMU_PURE=1: xv6's boot takes ~450 M "
+                    "instructions, minutes on the pure block budget; "
+                    "test_xv6_on_the_pure_sv39_twin covers the pure walker")
+def test_xv6_on_the_pure_sv39_twin(xv6, tmp_path):
+    """The boot and a few programs with the pure Sv39 walker
+    (the block budget compiled: xv6 boots through 450 M instructions)."""
+    kernel, fs = xv6
+    out, stats = emu_session(kernel, fs, ["echo hi | wc", "ls d"], "$ ", tmp_path,
+                             "--mmu", "python")
+    assert "\n1 1 3 \n" in out and "ls: cannot open d" in out
+    assert stats["mmu"] == "python"
+
+
+@pytest.mark.skipif(os.environ.get("EMU_XV6_USERTESTS") != "1",
+                    reason="xv6's usertests take minutes: `make xv6-usertests` (.ci/run) runs it")
+def test_xv6_usertests_pass(xv6, tmp_path):
+    kernel, fs = xv6
+    out, stats = emu_session(kernel, fs, ["usertests -q"], "ALL TESTS PASSED", tmp_path)
+    assert "ALL TESTS PASSED" in out and "FAILED" not in out, out[-3000:]
