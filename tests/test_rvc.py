@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from emu.core import isa
+from tests.conftest import IMPLS
 from tests.conftest import boot as boot_machine
 
 MLINK = """
@@ -17,7 +18,7 @@ ENTRY(_start)
 SECTIONS { . = 0x80000000; .text : { *(.text*) } . = ALIGN(8); .data : { *(.data*) } }
 """
 RVC = ("-mcpu=generic_rv64+m+a+c+zicsr",)
-TWINS = ("python", "fast")
+TWINS = IMPLS          # the budget twins (the pure one only under EMU_PURE=1)
 
 # Translated blocks: the reset vector's 6 instructions at 0x1000, then
 # [c.li, c.addi, addi, c.bnez] (4 instructions, 10 bytes), then

@@ -96,6 +96,12 @@ SESSION = ["ls", "echo hi | wc", "cat README | grep -c xv6", "mkdir d", "ln READ
            "ls d", "rm d/r", "forktest"]
 
 
+PURE_TOO_SLOW = pytest.mark.skipif(
+    twins.pure_forced(), reason="EMU_PURE=1: xv6's boot is ~450 M instructions, most of an "
+    "hour on the pure block budget; make test runs it (and the pure Sv39 walker with it)")
+
+
+@PURE_TOO_SLOW
 def test_xv6_boots_and_runs_programs_as_on_qemu_and_twice_the_same(xv6, tmp_path):
     kernel, fs = xv6
     out, stats = emu_session(kernel, fs, SESSION, "$ ", tmp_path)
@@ -109,9 +115,7 @@ def test_xv6_boots_and_runs_programs_as_on_qemu_and_twice_the_same(xv6, tmp_path
     assert qemu_session(kernel, fs, SESSION, "$ ") == out
 
 
-@pytest.mark.skipif(twins.pure_forced(), reason="EMU_PURE=1: xv6's boot takes ~450 M "
-                    "instructions, minutes on the pure block budget; "
-                    "test_xv6_on_the_pure_sv39_twin covers the pure walker")
+@PURE_TOO_SLOW
 def test_xv6_on_the_pure_sv39_twin(xv6, tmp_path):
     """The boot and a few programs with the pure Sv39 walker
     (the block budget compiled: xv6 boots through 450 M instructions)."""
@@ -122,6 +126,7 @@ def test_xv6_on_the_pure_sv39_twin(xv6, tmp_path):
     assert stats["mmu"] == "python"
 
 
+@PURE_TOO_SLOW
 @pytest.mark.skipif(os.environ.get("EMU_XV6_USERTESTS") != "1",
                     reason="xv6's usertests take minutes: `make xv6-usertests` (.ci/run) runs it")
 def test_xv6_usertests_pass(xv6, tmp_path):
