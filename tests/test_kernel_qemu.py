@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -205,3 +206,23 @@ def test_a_tree_without_what_the_kernel_needs_is_a_panic_naming_it(kernel, tmp_p
     in_order(out, ["emu: hello from S-mode through the SBI console",
                    "panic: platform: the PLIC has no S-mode context for this hart"])
     assert "emu kernel:" not in out and "PASS" not in out
+
+
+@pytest.mark.slow
+def test_debian_opensbi_boots_our_kernel_on_emu_to_its_whole_test_table(kernel):
+    """The same fw_dynamic QEMU's tests use, as emu's -bios: OpenSBI runs in
+    M-mode on emu's virt board and hands over to the kernel in S-mode, which
+    passes every test - the network ones too, since emu's tree has the eNIC."""
+    if not DEBIAN_OPENSBI.exists():
+        if IN_CI:
+            pytest.fail(f"{DEBIAN_OPENSBI} missing: CI must install opensbi")
+        pytest.skip(f"needs {DEBIAN_OPENSBI} (apt-get install opensbi); not in CI")
+    r = subprocess.run([sys.executable, "-m", "emu", "run", "-bios", str(DEBIAN_OPENSBI),
+                        "-kernel", kernel, "-m", "64M", "-append", "test", "-q"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0, r.stderr.decode() + out[-3000:]
+    assert "OpenSBI v" in out and "Domain0 Next Mode         : S-mode" in out
+    results = RESULT.findall(out)
+    assert [n for _, n, _ in results] == KTEST_NAMES
+    assert all(s == "PASS" for s, _, _ in results), [r for r in results if r[0] != "PASS"]

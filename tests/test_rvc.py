@@ -140,3 +140,23 @@ def test_an_interrupt_unicorn_takes_itself_is_counted_and_logged(asm, budget, tm
     assert m.exit_status == 0, m.stop_reason           # the S handler saw scause = SSI
     assert m.stats.interrupts == {isa.IRQ_S_SOFT: 1}
     assert "cause:0000000000000001" in log.read_text() and "s_software" in log.read_text()
+
+
+def test_the_debugger_disassembles_compressed_code_with_targets(asm):
+    from elftools.elf.elffile import ELFFile
+
+    from emu.debug.disasm import decode, is_call
+
+    elf = asm(LOOP, ld=MLINK, extra=RVC)
+    with open(elf, "rb") as f:
+        text = ELFFile(f).get_section_by_name(".text")
+        code, base = text.data(), text["sh_addr"]
+    out, a = [], base
+    while a < base + len(code):
+        ins = decode(a, int.from_bytes(code[a - base:a - base + 4].ljust(4, b"\0"), "little"))
+        out.append((ins.mnemonic, ins.size, ins.target))
+        a += ins.size
+    loop = base + 2
+    assert out == [("c.li", 2, None), ("c.addi", 2, None), ("addi", 4, None),
+                   ("c.bnez", 2, loop), ("c.j", 2, base + 10)]
+    assert is_call(0x9082) and not is_call(0x8082)       # c.jalr ra vs c.jr ra (ret)

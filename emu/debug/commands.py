@@ -506,14 +506,19 @@ def c_disas(s: Session, args: list[str]) -> str:
             addr, n = ext[0], (ext[1] - ext[0]) // 4
     n = max(1, min(n, 512))
     out = []
-    for i in range(n):
-        a = addr + 4 * i
+    a = addr
+    end = ext[1] if ext and ext[0] == addr else None
+    for _ in range(n):
+        if end is not None and a >= end:
+            break
         try:
             word = s.ctl.mem.read_u(a, 4)
         except MemError as exc:
             out.append(f"   0x{a:x}:  <{exc}>")
             break
-        out.append(format_insn(decode(a, word), s.ctl.symbols, "=>" if a == pc else "  "))
+        ins = decode(a, word)
+        out.append(format_insn(ins, s.ctl.symbols, "=>" if a == pc else "  "))
+        a += ins.size
     return "\n".join(out)
 
 

@@ -77,17 +77,32 @@ def registers(regs: dict[str, int], prev: dict[str, int] | None, style: Style) -
 
 
 def code(ctl, pc: int, before: int = 3, after: int = 5) -> list[str]:
-    """Disassembly lines around `pc`, the current one marked with `=>`."""
-    out = []
-    for a in range(pc - 4 * before, pc + 4 * (after + 1), 4):
+    """Disassembly lines around `pc`, the current one marked with `=>`.
+    Instructions are 2 or 4 bytes long, so the lines before pc are decoded
+    forward from the start of pc's function when it is near (else from pc
+    - 4 x before, as for fixed-size code)."""
+    hit = ctl.symbols.lookup(pc)
+    start = pc - hit[1] if hit and hit[1] <= 256 else pc - 4 * before
+    lines: list[tuple[int, str]] = []
+    a = start
+    while a <= pc or sum(1 for x, _ in lines if x > pc) < after:
         try:
             word = ctl.mem.read_u(a, 4)
         except MemError:
             if a == pc:
-                out.append(f"=> 0x{a:x}:  <not readable>")
+                lines.append((a, f"=> 0x{a:x}:  <not readable>"))
+            a += 4
+            if a > pc + 4 * (after + 1):
+                break
             continue
-        out.append(format_insn(decode(a, word), ctl.symbols, "=>" if a == pc else "  "))
-    return out
+        ins = decode(a, word)
+        if a < pc < a + ins.size:       # decoding from the start fell out of step
+            lines, a = [], pc
+            continue
+        lines.append((a, format_insn(ins, ctl.symbols, "=>" if a == pc else "  ")))
+        a += ins.size
+    shown_before = [t for x, t in lines if x < pc][-before:]
+    return shown_before + [t for x, t in lines if x >= pc]
 
 
 def source(ctl, pc: int) -> list[str]:

@@ -139,8 +139,8 @@ def _render(spec: Spec, addr: int, read, labels: Labels, pc: int | None,
             ins = decode(a, int.from_bytes(read(a, 4), "little"))
             mark = "=> " if a == pc else "   "
             lines.append(f"{mark}0x{a:x}{labels(a)}:\t{gdb_insn_text(ins, labels)}")
-            a += 4
-        return a - 4, a
+            last, a = a, a + ins.size
+        return last, a
     if spec.fmt == "s":
         a = last = addr
         for _ in range(n):

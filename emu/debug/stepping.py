@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import unicorn as U
 
-from emu.debug.disasm import is_call
+from emu.debug.disasm import insn_size, is_call
 from emu.debug.faults import FAULT_CAUSES
 from emu.debug.frames import caller_of
 from emu.debug.stops import DebugError, Stop
@@ -216,7 +216,7 @@ class Stepping:
             word = m.cpu.fetch_insn(pc)
             self._took_interrupt = False
             if over and word is not None and is_call(word) and m.traps.held_trap is None:
-                sp, priv, ret = m.cpu.reg("sp"), m.cpu.priv, pc + 4
+                sp, priv, ret = m.cpu.reg("sp"), m.cpu.priv, pc + insn_size(word)
 
                 def back(sp=sp, priv=priv) -> str | None:
                     ok = m.cpu.reg("sp") >= sp and m.cpu.priv == priv
