@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import subprocess
 import time
@@ -133,3 +134,40 @@ def test_xv6_usertests_pass(xv6, tmp_path):
     kernel, fs = xv6
     out, stats = emu_session(kernel, fs, ["usertests -q"], "ALL TESTS PASSED", tmp_path)
     assert "ALL TESTS PASSED" in out and "FAILED" not in out, out[-3000:]
+
+
+@PURE_TOO_SLOW
+def test_real_gdb_on_xv6_breaks_steps_compressed_code_and_reads_m_mode_csrs(xv6, tmp_path):
+    """gdb-multiarch on xv6's own ELF (double-float ABI: the stub must
+    describe the FPU), as docs/guests.md shows: break usertrap, bt, x/i,
+    stepi over 2-byte instructions, an M-mode CSR."""
+    import socket
+
+    gdb = need_tool("gdb-multiarch")
+    kernel, fs = xv6
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    emu_p = subprocess.Popen(["emu", "run", *command(kernel, fs), "-snapshot", "-S", "-gdb",
+                              f"tcp::{port}", "-q"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE,
+                             env={**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:"
+                                  f"{os.environ['PATH']}"})
+    try:
+        time.sleep(1.5)
+        r = subprocess.run([gdb, "-batch", "-nx", str(kernel), "-ex", "set confirm off",
+                            "-ex", f"target remote :{port}", "-ex", "b usertrap", "-ex", "c",
+                            "-ex", "bt 1", "-ex", "x/2i $pc", "-ex", "stepi", "-ex", "p $pc",
+                            "-ex", "p/x $mtvec", "-ex", "kill"],
+                           capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        emu_p.kill()
+        emu_p.wait()
+    out = r.stdout
+    assert "Breakpoint 1, usertrap () at kernel/trap.c" in out, out + r.stderr
+    assert "#0  usertrap () at kernel/trap.c" in out
+    assert re.search(r"=> 0x[0-9a-f]+ <usertrap>:\tadd\tsp,sp,-32", out), out
+    # one stepi over a compressed instruction moves pc by 2
+    start = int(re.search(r"=> (0x[0-9a-f]+) <usertrap>", out).group(1), 16)
+    assert f"= (void (*)()) {start + 2:#x} <usertrap+2>" in out, out
+    assert re.search(r"\$\d+ = 0x8000[0-9a-f]{4}\n", out), out         # mtvec: timervec

@@ -3,18 +3,24 @@ the stub serves through qXfer:features:read.
 
 Numbering follows gdb's own RISC-V numbering (gdb/riscv-tdep.h): x0..x31 are
 0..31, pc is 32, CSR n is 65 + n, and the virtual `priv` register is 4161
-(65 + 4096). The `g` packet carries only x0..x31 and pc, as QEMU's does;
-gdb fetches CSRs and priv one by one with `p`. There is no FPU (the guest
-is RV64IMA), so the org.gnu.gdb.riscv.fpu feature is absent.
+(65 + 4096), f0..f31 are 33..64 with fflags, frm and fcsr as CSRs 1..3.
+The `g` packet carries only x0..x31 and pc, as QEMU's does; gdb fetches
+the rest one by one with `p`. The FPU feature (org.gnu.gdb.riscv.fpu) is
+there because the CPU runs F and D: gdb refuses a target without it for an
+ELF built for the double-float ABI (xv6's: "bfd requires flen 8, but target
+has flen 0"). The M-mode CSRs are there for M-mode guests (xv6, OpenSBI).
 
 Layer: debug (above the tools it uses: flags, session, report).
 """
 
 from __future__ import annotations
 
+from unicorn import riscv_const as R
+
 from emu.core.isa import GPR_NAMES
 
 PC_REGNUM = 32
+FP_BASE = 33
 CSR_BASE = 65
 PRIV_REGNUM = CSR_BASE + 4096
 NUM_G_REGS = 33   # x0..x31, pc
@@ -22,8 +28,15 @@ NUM_G_REGS = 33   # x0..x31, pc
 # The S-mode CSRs the stub exposes (privileged spec numbers).
 CSRS = {"sstatus": 0x100, "sie": 0x104, "stvec": 0x105, "scounteren": 0x106,
         "sscratch": 0x140, "sepc": 0x141, "scause": 0x142, "stval": 0x143,
-        "sip": 0x144, "satp": 0x180}
+        "sip": 0x144, "satp": 0x180,
+        "mstatus": 0x300, "misa": 0x301, "medeleg": 0x302, "mideleg": 0x303,
+        "mie": 0x304, "mtvec": 0x305, "mcounteren": 0x306, "mscratch": 0x340,
+        "mepc": 0x341, "mcause": 0x342, "mtval": 0x343, "mip": 0x344, "mhartid": 0xF14}
 _CSR_BY_NUM = {CSR_BASE + n: name for name, n in CSRS.items()}
+# The FPU's CSRs (unprivileged spec, "F" chapter) and their unicorn ids.
+FP_CSRS = {"fflags": (1, R.UC_RISCV_REG_FFLAGS), "frm": (2, R.UC_RISCV_REG_FRM),
+           "fcsr": (3, R.UC_RISCV_REG_FCSR)}
+_FP_CSR_BY_NUM = {CSR_BASE + n: rid for n, rid in FP_CSRS.values()}
 
 _TYPES = {"ra": "code_ptr", "sp": "data_ptr", "gp": "data_ptr", "tp": "data_ptr"}
 
@@ -35,12 +48,17 @@ def target_xml() -> str:
     cpu.append(f'    <reg name="pc" bitsize="64" type="code_ptr" regnum="{PC_REGNUM}"/>')
     csr = [f'    <reg name="{n}" bitsize="64" type="int" regnum="{CSR_BASE + num}" '
            'group="system"/>' for n, num in CSRS.items()]
+    fpu = [f'    <reg name="f{i}" bitsize="64" type="ieee_double" regnum="{FP_BASE + i}" '
+           'group="float"/>' for i in range(32)]
+    fpu += [f'    <reg name="{n}" bitsize="32" type="int" regnum="{CSR_BASE + num}" '
+            'group="float"/>' for n, (num, _) in FP_CSRS.items()]
     return "\n".join([
         '<?xml version="1.0"?>',
         '<!DOCTYPE target SYSTEM "gdb-target.dtd">',
         '<target version="1.0">',
         '  <architecture>riscv:rv64</architecture>',
         '  <feature name="org.gnu.gdb.riscv.cpu">', *cpu, '  </feature>',
+        '  <feature name="org.gnu.gdb.riscv.fpu">', *fpu, '  </feature>',
         '  <feature name="org.gnu.gdb.riscv.csr">', *csr, '  </feature>',
         '  <feature name="org.gnu.gdb.riscv.virtual">',
         f'    <reg name="priv" bitsize="64" type="int" regnum="{PRIV_REGNUM}" '
@@ -58,6 +76,10 @@ def read_reg(cpu, n: int) -> int | None:
         return cpu.pc
     if n == PRIV_REGNUM:
         return cpu.priv
+    if FP_BASE <= n < FP_BASE + 32:
+        return cpu.uc.reg_read(R.UC_RISCV_REG_F0 + n - FP_BASE)
+    if n in _FP_CSR_BY_NUM:
+        return cpu.uc.reg_read(_FP_CSR_BY_NUM[n])
     name = _CSR_BY_NUM.get(n)
     return cpu.csr(name) if name else None
 
@@ -75,6 +97,12 @@ def write_reg(cpu, n: int, value: int) -> bool:
         if value not in (0, 1, 3):
             return False
         cpu.priv = value
+        return True
+    if FP_BASE <= n < FP_BASE + 32:
+        cpu.uc.reg_write(R.UC_RISCV_REG_F0 + n - FP_BASE, value)
+        return True
+    if n in _FP_CSR_BY_NUM:
+        cpu.uc.reg_write(_FP_CSR_BY_NUM[n], value)
         return True
     name = _CSR_BY_NUM.get(n)
     if name is None:
