@@ -160,3 +160,25 @@ def test_the_debugger_disassembles_compressed_code_with_targets(asm):
     assert out == [("c.li", 2, None), ("c.addi", 2, None), ("addi", 4, None),
                    ("c.bnez", 2, loop), ("c.j", 2, base + 10)]
     assert is_call(0x9082) and not is_call(0x8082)       # c.jalr ra vs c.jr ra (ret)
+
+
+def test_compressed_loads_and_stores_give_the_exact_fault_address(asm, tmp_path):
+    """stval of a page fault is rs1 + offset, for the compressed forms too
+    (xv6 is full of c.ld/c.sd): checked against the assembler's encodings."""
+    from elftools.elf.elffile import ELFFile
+
+    from emu.core.isa import access_address
+
+    src = ("_start:\n c.ld a0, 16(a1)\n c.sd a2, 24(s1)\n c.ldsp ra, 40(sp)\n"
+           " c.sdsp s0, 48(sp)\n c.lw a3, 4(a4)\n c.sw a3, 8(a4)\n c.lwsp a0, 12(sp)\n"
+           " c.swsp a0, 20(sp)\n c.fld fa0, 136(a1)\n c.fsdsp fs0, 264(sp)\n c.addi a0, 1\n")
+    elf = asm(".globl _start\n.option rvc\n" + src, ld=MLINK,
+              extra=("-mcpu=generic_rv64+m+a+f+d+c+zicsr",))
+    with open(elf, "rb") as f:
+        code = ELFFile(f).get_section_by_name(".text").data()
+    regs = {n: 0x1000 * n for n in range(32)}
+    got = [access_address(int.from_bytes(code[i:i + 2], "little"), regs.__getitem__)
+           for i in range(0, len(code), 2)]
+    want = [(11, 16), (9, 24), (2, 40), (2, 48), (14, 4), (14, 8), (2, 12), (2, 20),
+            (11, 136), (2, 264)]
+    assert got == [regs[r] + off for r, off in want] + [None]

@@ -114,10 +114,38 @@ def sext(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) & 1 else v
 
 
+def _c_access(h: int) -> tuple[int, int] | None:
+    """(base register, offset) of a compressed load or store (RVC, RV64:
+    C.FLD C.LW C.LD C.FSD C.SW C.SD, and the sp-relative C.*SP forms), else
+    None. Offsets per the unprivileged spec's "Load and Store Instructions"
+    of the C chapter (scaled, zero-extended)."""
+    quadrant, f3 = h & 3, h >> 13 & 7
+    if quadrant == 0 and f3 in (1, 2, 3, 5, 6, 7):
+        rs1 = 8 + (h >> 7 & 7)
+        if f3 in (2, 6):                   # C.LW / C.SW: uimm[5:3|2|6]
+            return rs1, ((h >> 10 & 7) << 3) | ((h >> 6 & 1) << 2) | ((h >> 5 & 1) << 6)
+        return rs1, ((h >> 10 & 7) << 3) | ((h >> 5 & 3) << 6)   # 8-byte: uimm[5:3|7:6]
+    if quadrant == 2 and f3 in (1, 3):     # C.FLDSP / C.LDSP: uimm[5], uimm[4:3|8:6]
+        return 2, ((h >> 12 & 1) << 5) | ((h >> 5 & 3) << 3) | ((h >> 2 & 7) << 6)
+    if quadrant == 2 and f3 == 2:          # C.LWSP: uimm[5], uimm[4:2|7:6]
+        return 2, ((h >> 12 & 1) << 5) | ((h >> 4 & 7) << 2) | ((h >> 2 & 3) << 6)
+    if quadrant == 2 and f3 in (5, 7):     # C.FSDSP / C.SDSP: uimm[5:3|8:6]
+        return 2, ((h >> 10 & 7) << 3) | ((h >> 7 & 7) << 6)
+    if quadrant == 2 and f3 == 6:          # C.SWSP: uimm[5:2|7:6]
+        return 2, ((h >> 9 & 15) << 2) | ((h >> 7 & 3) << 6)
+    return None
+
+
 def access_address(word: int, reg: Callable[[int], int]) -> int | None:
     """Return the virtual address the load, store, FP load/store or AMO
-    `word` accesses, given `reg(n)` -> the value of xN (before the
-    instruction ran); None for any other instruction."""
+    `word` accesses (a compressed one in its low 16 bits too), given
+    `reg(n)` -> the value of xN (before the instruction ran); None for any
+    other instruction."""
+    if word & 3 != 3:
+        c = _c_access(word & 0xFFFF)
+        if c is None:
+            return None
+        return (reg(c[0]) + c[1]) & MASK64
     op = word & 0x7F
     rs1 = (word >> 15) & 31
     if op in (OP_LOAD, OP_LOAD_FP):        # I-type immediate
