@@ -85,3 +85,11 @@ def test_target_xml_has_the_features_gdb_needs():
                    'name="stvec"', 'name="pc"', 'name="zero"'):
         assert needle in xml
     assert 'regnum="4161"' in xml and f'regnum="{65 + 0x180}"' in xml
+
+
+def test_target_xml_describes_the_fpu_and_m_mode_only_when_the_guest_has_them():
+    plain = gdbregs.target_xml()
+    assert "org.gnu.gdb.riscv.fpu" not in plain and 'name="mstatus"' not in plain
+    full = gdbregs.target_xml(fpu=True, mmode=True)
+    assert "org.gnu.gdb.riscv.fpu" in full and 'name="f31"' in full and 'name="fcsr"' in full
+    assert 'name="mstatus"' in full and f'regnum="{65 + 0x300}"' in full

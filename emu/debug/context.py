@@ -79,10 +79,11 @@ def registers(regs: dict[str, int], prev: dict[str, int] | None, style: Style) -
 def code(ctl, pc: int, before: int = 3, after: int = 5) -> list[str]:
     """Disassembly lines around `pc`, the current one marked with `=>`.
     Instructions are 2 or 4 bytes long, so the lines before pc are decoded
-    forward from the start of pc's function when it is near (else from pc
-    - 4 x before, as for fixed-size code)."""
+    forward from the start of pc's function when pc is inside one and near
+    its start (else from pc - 4 x before, as for fixed-size code, starting
+    over at pc if that falls out of step)."""
     hit = ctl.symbols.lookup(pc)
-    start = pc - hit[1] if hit and hit[1] <= 256 else pc - 4 * before
+    start = pc - hit[1] if hit and 0 < hit[1] <= 256 else pc - 4 * before
     lines: list[tuple[int, str]] = []
     a = start
     while a <= pc or sum(1 for x, _ in lines if x > pc) < after:

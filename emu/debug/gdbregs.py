@@ -6,9 +6,10 @@ Numbering follows gdb's own RISC-V numbering (gdb/riscv-tdep.h): x0..x31 are
 (65 + 4096), f0..f31 are 33..64 with fflags, frm and fcsr as CSRs 1..3.
 The `g` packet carries only x0..x31 and pc, as QEMU's does; gdb fetches
 the rest one by one with `p`. The FPU feature (org.gnu.gdb.riscv.fpu) is
-there because the CPU runs F and D: gdb refuses a target without it for an
-ELF built for the double-float ABI (xv6's: "bfd requires flen 8, but target
-has flen 0"). The M-mode CSRs are there for M-mode guests (xv6, OpenSBI).
+described for a kernel built for a hardware-float ABI: gdb refuses a target
+without it for such an ELF (xv6's: "bfd requires flen 8, but target has
+flen 0"); our soft-float kernel gets none, as before. The M-mode CSRs are
+described when the hart boots in M (-bios none or a firmware: xv6, OpenSBI).
 
 Layer: debug (above the tools it uses: flags, session, report).
 """
@@ -41,24 +42,31 @@ _FP_CSR_BY_NUM = {CSR_BASE + n: rid for n, rid in FP_CSRS.values()}
 _TYPES = {"ra": "code_ptr", "sp": "data_ptr", "gp": "data_ptr", "tp": "data_ptr"}
 
 
-def target_xml() -> str:
-    """The target description: riscv:rv64 with the cpu, csr and virtual features."""
+S_CSRS = ("sstatus", "sie", "stvec", "scounteren", "sscratch", "sepc", "scause", "stval",
+          "sip", "satp")
+
+
+def target_xml(fpu: bool = False, mmode: bool = False) -> str:
+    """The target description: riscv:rv64 with the cpu, csr and virtual
+    features; the fpu feature with `fpu`, the M-mode CSRs with `mmode`."""
     cpu = [f'    <reg name="{n}" bitsize="64" type="{_TYPES.get(n, "int")}" regnum="{i}"/>'
            for i, n in enumerate(GPR_NAMES)]
     cpu.append(f'    <reg name="pc" bitsize="64" type="code_ptr" regnum="{PC_REGNUM}"/>')
     csr = [f'    <reg name="{n}" bitsize="64" type="int" regnum="{CSR_BASE + num}" '
-           'group="system"/>' for n, num in CSRS.items()]
-    fpu = [f'    <reg name="f{i}" bitsize="64" type="ieee_double" regnum="{FP_BASE + i}" '
+           'group="system"/>' for n, num in CSRS.items() if mmode or n in S_CSRS]
+    fpu_regs = [f'    <reg name="f{i}" bitsize="64" type="ieee_double" regnum="{FP_BASE + i}" '
            'group="float"/>' for i in range(32)]
-    fpu += [f'    <reg name="{n}" bitsize="32" type="int" regnum="{CSR_BASE + num}" '
-            'group="float"/>' for n, (num, _) in FP_CSRS.items()]
+    fpu_regs += [f'    <reg name="{n}" bitsize="32" type="int" regnum="{CSR_BASE + num}" '
+                 'group="float"/>' for n, (num, _) in FP_CSRS.items()]
+    fpu_feature = (['  <feature name="org.gnu.gdb.riscv.fpu">', *fpu_regs, '  </feature>']
+                   if fpu else [])
     return "\n".join([
         '<?xml version="1.0"?>',
         '<!DOCTYPE target SYSTEM "gdb-target.dtd">',
         '<target version="1.0">',
         '  <architecture>riscv:rv64</architecture>',
         '  <feature name="org.gnu.gdb.riscv.cpu">', *cpu, '  </feature>',
-        '  <feature name="org.gnu.gdb.riscv.fpu">', *fpu, '  </feature>',
+        *fpu_feature,
         '  <feature name="org.gnu.gdb.riscv.csr">', *csr, '  </feature>',
         '  <feature name="org.gnu.gdb.riscv.virtual">',
         f'    <reg name="priv" bitsize="64" type="int" regnum="{PRIV_REGNUM}" '

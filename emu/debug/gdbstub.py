@@ -32,6 +32,7 @@ import socket
 import sys
 from typing import IO
 
+from emu.core.isa import PRIV_M
 from emu.debug import gdbregs, rsp
 from emu.debug.commands import CommandError, Session, SessionEnd, lookup
 from emu.debug.control import Controller, DebugError, Stop
@@ -307,7 +308,9 @@ class _Client:
             return E_INVALID
         off_s, _, len_s = rng.partition(b",")
         off, n = rsp.hexint(off_s, "offset"), rsp.hexint(len_s, "length")
-        doc = gdbregs.target_xml().encode()
+        m = self.ctl.machine
+        doc = gdbregs.target_xml(fpu=m.image.float_abi != 0,
+                                 mmode=m.boot.priv == PRIV_M).encode()
         chunk = doc[off:off + min(n, rsp.MAX_PAYLOAD // 2)]
         return (b"l" if off + len(chunk) >= len(doc) else b"m") + rsp.escape(chunk)
 

@@ -73,6 +73,7 @@ class Image:
     symbols: Symbols
     low: int
     high: int
+    float_abi: int = 0   # ELF e_flags' EF_RISCV_FLOAT_ABI: 0 soft, 2 single, 4 double
 
 
 def load_elf(path: str, mem: PhysMem, what: str = "kernel") -> Image:
@@ -129,7 +130,8 @@ def load_elf(path: str, mem: PhysMem, what: str = "kernel") -> Image:
                         and s["st_shndx"] != "SHN_UNDEF":
                     syms.add(s.name, s["st_value"], s["st_size"])
         syms.finish()
-        return Image(path=path, entry=entry, symbols=syms, low=low or entry, high=high)
+        return Image(path=path, entry=entry, symbols=syms, low=low or entry, high=high,
+                     float_abi=elf.header["e_flags"] & 0x6)
 
 
 ELF_MAGIC = b"\x7fELF"
