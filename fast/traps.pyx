@@ -363,29 +363,25 @@ cdef class TrapCore:
 
     def enables(self):
         """(mie, mideleg)."""
-        cdef uint64_t p = 0, m = 3, mie = 0, mideleg = 0
+        cdef uint64_t mie = 0, mideleg = 0
         cdef int regs[2]
         cdef void *vals[2]
-        uc_reg_read(self.eng, UC_RISCV_REG_PRIV, &p)
-        uc_reg_write(self.eng, UC_RISCV_REG_PRIV, &m)
         regs[0] = UC_RISCV_REG_MIE
         regs[1] = UC_RISCV_REG_MIDELEG
         vals[0] = &mie
         vals[1] = &mideleg
-        uc_reg_read_batch(self.eng, regs, vals, 2)
-        uc_reg_write(self.eng, UC_RISCV_REG_PRIV, &p)
+        _m_read(self.eng, regs, vals, 2)
         return mie, mideleg
 
     def deliverable_irq(self, uint64_t lines):
         """The interrupt the hart takes now, or NO_IRQ (privileged spec
         3.1.9; see the reference's docstring)."""
-        cdef uint64_t p = 0, m = 3, mip = 0, mie = 0, mideleg = 0, status = 0
+        cdef uint64_t p = 0, mip = 0, mie = 0, mideleg = 0, status = 0
         cdef uint64_t pending, to_m, to_s
         cdef int regs[4]
         cdef void *vals[4]
         cdef int i
         uc_reg_read(self.eng, UC_RISCV_REG_PRIV, &p)
-        uc_reg_write(self.eng, UC_RISCV_REG_PRIV, &m)
         regs[0] = UC_RISCV_REG_MIP
         regs[1] = UC_RISCV_REG_MIE
         regs[2] = UC_RISCV_REG_MIDELEG
@@ -394,8 +390,7 @@ cdef class TrapCore:
         vals[1] = &mie
         vals[2] = &mideleg
         vals[3] = &status
-        uc_reg_read_batch(self.eng, regs, vals, 4)
-        uc_reg_write(self.eng, UC_RISCV_REG_PRIV, &p)
+        _m_read(self.eng, regs, vals, 4)
         pending = (lines | mip) & mie
         if not pending:
             return NO_IRQ
