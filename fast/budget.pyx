@@ -5,6 +5,7 @@ per-block path). Same names and contract as the reference (its docstring
 explains the interrupt window for M and S)."""
 
 from libc.stdint cimport uint64_t, uint32_t, uint16_t, int64_t, uint8_t
+from libc.string cimport memcmp, memcpy
 
 cdef extern from "unicorn/unicorn.h":
     ctypedef struct uc_engine:
@@ -21,6 +22,10 @@ cdef extern from "unicorn/unicorn.h":
     int UC_PROT_EXEC
     uc_err uc_vmem_read(uc_engine *uc, uint64_t address, int prot, void *bytes,
                         size_t size) nogil
+    ctypedef int uc_control_type
+    int UC_CTL_TLB_FLUSH
+    uc_control_type UC_CTL_WRITE(int ctl, int nr) nogil
+    uc_err uc_ctl(uc_engine *uc, uc_control_type control, ...) nogil
 
 cdef extern from "unicorn/riscv.h":
     int UC_RISCV_REG_SIE
@@ -102,7 +107,9 @@ cdef uint64_t _count_insns(uc_engine *uc, uint64_t pc, uint64_t size,
         if (buf[i] & 3) != 3:
             i += 2
         else:
-            if (buf[i] & 0x7F) == 0x73 and i + 4 <= size:
+            if (buf[i] & 0x7F) == 0x0F and (buf[i + 1] & 0x70) == 0x10 and i + 4 >= size:
+                system[0] = SYS_FENCE_I     # MISC-MEM, funct3 001: fence.i (ends its block)
+            elif (buf[i] & 0x7F) == 0x73 and i + 4 <= size:
                 insn = buf[i] | (<uint32_t>buf[i + 1] << 8) | (<uint32_t>buf[i + 2] << 16) \
                     | (<uint32_t>buf[i + 3] << 24)
                 if i + 4 < size:
@@ -152,6 +159,16 @@ cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
         # Only a SYSTEM instruction changes the privilege, the enables or
         # mip while the hart runs; the machine's own changes come through
         # set_irq_state / set_stop / start, which set after_system.
+        if s.after_system == SYS_FENCE_I:
+            # code may have changed in place: refill every translation, so
+            # the MMU checks each code page again (emu/mmu/tlb.py)
+            uc_ctl(uc, UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0))
+            s.fence_i += 1
+        if s.pmp_state != NULL and memcmp(s.pmp_seen, s.pmp_state, 256) != 0:
+            # a PMP write: cached translations hold the old rights
+            memcpy(s.pmp_seen, s.pmp_state, 256)
+            uc_ctl(uc, UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0))
+            s.pmp_flushes += 1
         if s.after_system >= SYS_LAST and s.expect_valid:
             if s.after_system == SYS_SRET:
                 uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
@@ -221,6 +238,9 @@ cdef class BlockBudget:
         self.s.expect = 0
         self.s.expect_valid = 0
         self.s.native_trap = 0
+        self.s.pmp_state = NULL
+        self.s.pmp_flushes = 0
+        self.s.fence_i = 0
         self.s.own_epoch = 1          # never matches a zeroed cache entry
         self.no_mmu_epoch = 0
         self.s.code_epoch = &self.no_mmu_epoch
@@ -278,6 +298,22 @@ cdef class BlockBudget:
         `code_epoch_address`) fills a fetch translation."""
         self.epoch_owner = mmu
         self.s.code_epoch = <uint64_t *><size_t>mmu.code_epoch_address
+
+    def watch_pmp(self, size_t address):
+        """Flush the TLB at the first block after a SYSTEM instruction that
+        changed the PMP registers at `address` (emu.core.hartstate)."""
+        self.s.pmp_state = <const unsigned char *>address
+        memcpy(self.s.pmp_seen, self.s.pmp_state, 256)
+
+    @property
+    def fence_i(self):
+        """fence.i instructions executed (each flushed the TLB)."""
+        return self.s.fence_i
+
+    @property
+    def pmp_flushes(self):
+        """TLB flushes done for a PMP change."""
+        return self.s.pmp_flushes
 
     def forget_code(self):
         """Drop every cached block count (code changed in place)."""

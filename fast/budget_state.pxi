@@ -9,6 +9,7 @@ DEF SYS_INSIDE = 1        # one, not last: recheck what is enabled
 DEF SYS_LAST = 2          # last: recheck; the next block follows unless a trap was taken
 DEF SYS_SRET = 3          # sret last: the next block is at sepc unless a trap was taken
 DEF SYS_MRET = 4          # mret last: the next block is at mepc unless a trap was taken
+DEF SYS_FENCE_I = 5       # fence.i last: as SYS_LAST, and code may have changed
 DEF NCACHE = 4096         # block-count cache entries (a power of two)
 DEF MAX_BLOCK = 8192      # bytes: QEMU caps a TB at 512 instructions, two pages
 
@@ -41,4 +42,8 @@ cdef struct budget_state:
     uint64_t expect           # where the next block must start (SYS_LAST, start())
     int expect_valid
     int native_trap           # unicorn took an interrupt itself (see the reference)
+    const unsigned char *pmp_state   # unicorn's PMP registers (watch_pmp), or NULL
+    unsigned char pmp_seen[256]      # ... as the hook last saw them
+    uint64_t pmp_flushes      # TLB flushes for a PMP change
+    uint64_t fence_i          # fence.i executed (each flushes the TLB)
     count_entry cache[NCACHE]

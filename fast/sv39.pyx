@@ -12,11 +12,18 @@ Privileged Architecture 20211203, section 4.3.2 with the Sv39 parameters of
 section 4.4.1); read walk.py for the commented version. Keep the two in
 lock-step: tests/test_mmu_diff.py compares them on random page tables.
 
+PMP (emu/mmu/pmp.py is the reference, spec 3.7.1) is `pmp_rules` below:
+decoded from unicorn's pmp_state (emu/core/hartstate.py) on every fill once
+`FillHook.watch_pmp` is called, or from a list of emu.mmu.pmp.Rule for
+`translate`/`fill`. M-mode loads/stores with mstatus.MPRV use MPP's
+privilege, and such an entry never grants execute (emu/mmu/tlb.py).
+
 Also exported for tests and tools: `vmem_translate` (libunicorn's own walker
 via uc_vmem_translate) and `flush_tlb`.
 """
 
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from cpython.buffer cimport (
     PyBUF_SIMPLE,
@@ -55,6 +62,7 @@ cdef extern from "unicorn/unicorn.h" nogil:
     ctypedef enum uc_riscv_reg:
         UC_RISCV_REG_SATP
         UC_RISCV_REG_SSTATUS
+        UC_RISCV_REG_MSTATUS
         UC_RISCV_REG_PRIV
     uc_control_type UC_CTL_WRITE(int ctl, int nr)
     uc_err uc_reg_read(uc_engine *uc, int regid, void *value)
@@ -62,6 +70,7 @@ cdef extern from "unicorn/unicorn.h" nogil:
     uc_err uc_hook_add(uc_engine *uc, uc_hook *hh, int type, void *callback,
                        void *user_data, uint64_t begin, uint64_t end, ...)
     uc_err uc_hook_del(uc_engine *uc, uc_hook hh)
+    uc_err uc_emu_stop(uc_engine *uc)
     uc_err uc_vmem_translate(uc_engine *uc, uint64_t address, uc_prot prot,
                              uint64_t *paddress)
     uc_err uc_ctl(uc_engine *uc, uc_control_type control, ...)
@@ -92,35 +101,183 @@ cdef enum:
     NEED_SSTATUS = -2    # the walk needs SUM/MXR, which the caller did not read
     N_CAUSES = 16
     RING = 4096          # recent fills kept (a power of two; PyFillHook keeps as many)
+    STALE_MAX = 64       # changed code pages remembered between two take_stale calls
 
 cdef uint64_t PPN_MASK = (<uint64_t>1 << 44) - 1
 cdef uint64_t RESERVED_MASK = (<uint64_t>0x3FF) << 54
 cdef uint64_t TOP_ONES = ((<uint64_t>1) << 26) - 1
 cdef uint64_t SSTATUS_SUM = (<uint64_t>1) << 18
 cdef uint64_t SSTATUS_MXR = (<uint64_t>1) << 19
+cdef uint64_t MSTATUS_MPRV = (<uint64_t>1) << 17
 cdef int PAGE_FAULT[3]
 PAGE_FAULT[:] = [13, 15, 12]
 cdef int ACCESS_FAULT[3]
 ACCESS_FAULT[:] = [5, 7, 1]
 
 
+# --- PMP (emu/mmu/pmp.py, step for step) ---------------------------------------
+
+DEF PMP_ENTRIES = 16
+DEF PMP_STRIDE = 16              # unicorn's pmp_entry_t: addr_reg, cfg_reg, padding
+
+cdef struct pmp_rules:
+    int n                        # active entries, lowest index first
+    uint64_t lo[PMP_ENTRIES]
+    uint64_t hi[PMP_ENTRIES]     # inclusive; hi < lo: an empty TOR range
+    uint32_t perms[PMP_ENTRIES]
+    int locked[PMP_ENTRIES]
+
+
+cdef void pmp_add(pmp_rules *r, uint64_t lo, uint64_t hi, uint32_t perms,
+                  int locked) noexcept nogil:
+    r.lo[r.n] = lo
+    r.hi[r.n] = hi
+    r.perms[r.n] = perms
+    r.locked[r.n] = locked
+    r.n += 1
+
+
+cdef void pmp_decode(const unsigned char *state, pmp_rules *r) noexcept nogil:
+    """The active rules of unicorn's 16 (addr_reg, cfg_reg) entries."""
+    cdef int i, a, k
+    cdef uint64_t addr, prev = 0, lo, hi
+    cdef uint8_t cfg, nxt
+    r.n = 0
+    for i in range(PMP_ENTRIES):
+        memcpy(&addr, state + i * PMP_STRIDE, 8)
+        cfg = state[i * PMP_STRIDE + 8]
+        nxt = state[(i + 1) * PMP_STRIDE + 8] if i + 1 < PMP_ENTRIES else 0
+        a = (cfg >> 3) & 3
+        if a == 1:                                    # TOR
+            lo = prev << 2
+            if addr:
+                hi = (addr << 2) - 1
+            else:
+                hi = 0
+                lo = 1                                # empty
+        elif a == 2:                                  # NA4
+            lo = addr << 2
+            hi = lo + 3
+        elif a == 3:                                  # NAPOT
+            if addr == <uint64_t>0xFFFFFFFFFFFFFFFF:
+                lo = 0
+                hi = addr
+            else:
+                k = 0
+                while (addr >> k) & 1:
+                    k += 1
+                lo = (addr & ~((<uint64_t>1 << k) - 1)) << 2
+                hi = lo + ((<uint64_t>1 << (k + 3)) - 1)
+        if a:   # binds M: its own L, or a locked TOR next (QEMU's pmp_is_locked)
+            pmp_add(r, lo, hi, cfg & 7,
+                    (cfg & 0x80) != 0 or ((nxt & 0x80) != 0 and ((nxt >> 3) & 3) == 1))
+        prev = addr
+
+
+cdef bint pmp_allows(const pmp_rules *r, uint64_t addr, uint64_t size, int acc,
+                     int priv) noexcept nogil:
+    """One access, exactly as the spec says (emu.mmu.pmp.allows)."""
+    cdef uint64_t last = addr + size - 1
+    cdef bint first_in, last_in
+    cdef int i
+    for i in range(r.n):
+        first_in = r.lo[i] <= addr <= r.hi[i]
+        last_in = r.lo[i] <= last <= r.hi[i]
+        if not first_in and not last_in:
+            continue
+        if first_in != last_in:
+            return False
+        if priv == PRIV_M and not r.locked[i]:
+            return True
+        return (r.perms[i] >> acc) & 1
+    return priv == PRIV_M
+
+
+cdef uint32_t pmp_page_perms(const pmp_rules *r, uint64_t page, int priv) noexcept nogil:
+    """What every byte of the 4 KiB page has (emu.mmu.pmp.page_perms)."""
+    cdef uint64_t lo_s[2 * PMP_ENTRIES + 2]
+    cdef uint64_t hi_s[2 * PMP_ENTRIES + 2]
+    cdef uint64_t lo_n[2 * PMP_ENTRIES + 2]
+    cdef uint64_t hi_n[2 * PMP_ENTRIES + 2]
+    cdef int n = 1, m, i, j
+    cdef uint32_t perms = PROT_READ | PROT_WRITE | PROT_EXEC
+    lo_s[0] = page
+    hi_s[0] = page + 4095
+    for i in range(r.n):
+        if n == 0 or perms == 0:
+            break
+        m = 0
+        for j in range(n):
+            if r.hi[i] < lo_s[j] or r.lo[i] > hi_s[j] or r.hi[i] < r.lo[i]:
+                lo_n[m] = lo_s[j]
+                hi_n[m] = hi_s[j]
+                m += 1
+                continue
+            if not (priv == PRIV_M and not r.locked[i]):
+                perms &= r.perms[i]
+            if lo_s[j] < r.lo[i]:
+                lo_n[m] = lo_s[j]
+                hi_n[m] = r.lo[i] - 1
+                m += 1
+            if r.hi[i] < hi_s[j]:
+                lo_n[m] = r.hi[i] + 1
+                hi_n[m] = hi_s[j]
+                m += 1
+        n = m
+        for j in range(n):
+            lo_s[j] = lo_n[j]
+            hi_s[j] = hi_n[j]
+    if n and priv != PRIV_M:
+        perms = 0
+    return perms
+
+
+cdef int pmp_final(const pmp_rules *pmp, uint64_t paddr, int acc, int priv,
+                   uint32_t *perms) noexcept nogil:
+    """Cut *perms to PMP's grant on paddr's page: 0, or the access fault."""
+    cdef uint32_t allowed
+    if pmp == NULL:
+        return 0
+    allowed = pmp_page_perms(pmp, paddr & ~(<uint64_t>0xFFF), priv)
+    if not (allowed >> acc) & 1:
+        return ACCESS_FAULT[acc]
+    perms[0] &= allowed
+    return 0
+
+
+cdef int _rules_from_list(pmp, pmp_rules *r) except -1:
+    """Fill *r from a list of emu.mmu.pmp.Rule (translate/fill)."""
+    r.n = 0
+    if len(pmp) > PMP_ENTRIES:
+        raise ValueError("at most 16 PMP rules")
+    for rule in pmp:
+        pmp_add(r, rule.lo & 0xFFFFFFFFFFFFFFFF, rule.hi & 0xFFFFFFFFFFFFFFFF
+                if rule.hi >= 0 else 0, rule.perms, 1 if rule.locked else 0)
+        if rule.hi < rule.lo:                      # empty: keep it empty in C
+            r.lo[r.n - 1] = 1
+            r.hi[r.n - 1] = 0
+    return 0
+
+
 cdef int sv39_walk(unsigned char *ram, uint64_t base, uint64_t size, uint64_t satp,
                    uint64_t vaddr, int acc, int priv, int sum_, int mxr, bint update_ad,
-                   uint64_t *paddr_out, uint32_t *perms_out) noexcept nogil:
+                   uint64_t *paddr_out, uint32_t *perms_out,
+                   const pmp_rules *pmp) noexcept nogil:
     """Return 0 and set *paddr_out/*perms_out, or return the exception
     cause (1/5/7/12/13/15), or ERR_MODE. Writes RAM only if update_ad.
 
     sum_/mxr are 0/1, or -1 for "not read yet": the fill hook walks before
     reading sstatus and gets NEED_SSTATUS (before any RAM write) only when
     SUM or MXR decides the outcome or the perms: an S-mode load/store to a U
-    page, or an X-only (R=0) leaf."""
+    page, or an X-only (R=0) leaf. `pmp`: NULL, or the rules PTE reads (as
+    S, 8 bytes) and the result are checked against (access fault)."""
     cdef uint64_t a, pte = 0, pte_addr, off = 0, ppn, top, new
     cdef int i
     cdef uint32_t perms
     if priv == PRIV_M or (satp >> 60) == 0:  # M-mode or Bare: identity
         paddr_out[0] = vaddr
-        perms_out[0] = PROT_READ | PROT_WRITE | PROT_EXEC
-        return 0
+        perms_out[0] = PROT_READ | PROT_WRITE | (PROT_EXEC if acc == ACC_FETCH else 0)
+        return pmp_final(pmp, vaddr, acc, priv, perms_out)
     if (satp >> 60) != 8:
         return ERR_MODE
     top = vaddr >> 38  # canonical: bits 63..39 equal bit 38
@@ -133,6 +290,8 @@ cdef int sv39_walk(unsigned char *ram, uint64_t base, uint64_t size, uint64_t sa
         if pte_addr < base or pte_addr - base >= size or size - (pte_addr - base) < 8:
             return ACCESS_FAULT[acc]
         off = pte_addr - base
+        if pmp != NULL and not pmp_allows(pmp, pte_addr, 8, ACC_READ, PRIV_S):
+            return ACCESS_FAULT[acc]
         memcpy(&pte, ram + off, 8)
         if not (pte & PTE_V):  # step 3
             return PAGE_FAULT[acc]
@@ -181,10 +340,10 @@ cdef int sv39_walk(unsigned char *ram, uint64_t base, uint64_t size, uint64_t sa
         perms = PROT_READ
     if (pte & PTE_W) and (pte & PTE_D):
         perms |= PROT_WRITE
-    if (pte & PTE_X) and not (priv == PRIV_S and (pte & PTE_U)):
-        perms |= PROT_EXEC
+    if (pte & PTE_X) and not (priv == PRIV_S and (pte & PTE_U)) and acc == ACC_FETCH:
+        perms |= PROT_EXEC           # X in fetch entries only (walk.py _entry_perms)
     perms_out[0] = perms
-    return 0
+    return pmp_final(pmp, paddr_out[0], acc, priv, perms_out)
 
 
 cdef int _access_code(access) except -1:
@@ -198,11 +357,12 @@ cdef int _access_code(access) except -1:
 
 
 def translate(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False,
-              update_ad=False):
+              update_ad=False, pmp=None):
     """Same contract as emu.mmu.walk.translate: return the physical address
     of `vaddr`, or raise PageFault (cause 12/13/15, 1/5/7 for a PTE outside
-    RAM), UnsupportedMode, or ValueError for bad access/priv. `ram` must be
-    writable when update_ad is true; otherwise it is never written."""
+    RAM or PMP), UnsupportedMode, or ValueError for bad access/priv. `ram`
+    must be writable when update_ad is true; otherwise it is never written.
+    `pmp`: None or a list of emu.mmu.pmp.Rule."""
     cdef int acc = _access_code(access)
     cdef int c_priv
     if priv not in (0, 1, 3):
@@ -215,11 +375,14 @@ def translate(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False,
     cdef uint64_t paddr = 0
     cdef uint32_t perms = 0
     cdef int rc
+    cdef pmp_rules rules
+    if pmp is not None:
+        _rules_from_list(pmp, &rules)
     PyObject_GetBuffer(ram, &view, PyBUF_WRITABLE if update_ad else PyBUF_SIMPLE)
     try:
         rc = sv39_walk(<unsigned char *>view.buf, c_base, <uint64_t>view.len, c_satp,
                        c_vaddr, acc, c_priv, 1 if sum else 0, 1 if mxr else 0, bool(update_ad),
-                       &paddr, &perms)
+                       &paddr, &perms, &rules if pmp is not None else NULL)
     finally:
         PyBuffer_Release(&view)
     if rc == 0:
@@ -229,7 +392,7 @@ def translate(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False,
     raise PageFault(rc, c_vaddr)
 
 
-def fill(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False):
+def fill(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False, pmp=None):
     """Same contract as emu.mmu.walk.fill: walk with A/D update and return
     (physical page address, UC_PROT_* perms); raises like translate()."""
     cdef int acc = _access_code(access)
@@ -243,11 +406,14 @@ def fill(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False):
     cdef uint64_t paddr = 0
     cdef uint32_t perms = 0
     cdef int rc
+    cdef pmp_rules rules
+    if pmp is not None:
+        _rules_from_list(pmp, &rules)
     PyObject_GetBuffer(ram, &view, PyBUF_WRITABLE)
     try:
         rc = sv39_walk(<unsigned char *>view.buf, c_base, <uint64_t>view.len, c_satp,
                        c_vaddr, acc, c_priv, 1 if sum else 0, 1 if mxr else 0, True,
-                       &paddr, &perms)
+                       &paddr, &perms, &rules if pmp is not None else NULL)
     finally:
         PyBuffer_Release(&view)
     if rc == 0:
@@ -268,6 +434,11 @@ cdef struct HookState:
     uint64_t fault_cause
     uint64_t fault_vaddr
     uint64_t code_fills  # successful fetch fills, never reset (the budget's code epoch)
+    const unsigned char *pmp_state   # unicorn's pmp_state (watch_pmp), or NULL
+    uint64_t *code_hash       # per RAM page: its hash at the last fetch fill (0: none yet)
+    uint64_t stale[STALE_MAX] # physical pages whose code changed since (take_stale)
+    int n_stale
+    uint64_t code_changes     # such pages found, never reset
     uint64_t by_cause[N_CAUSES]
     uint64_t ring[RING]  # page vaddr of fill n at ring[n % RING]
 
@@ -287,6 +458,36 @@ cdef inline void _read_csr(uc_engine *uc, int reg, uint64_t *value,
         uc_reg_read(uc, reg, value)
 
 
+cdef inline uint64_t _page_hash(const unsigned char *p) noexcept nogil:
+    """A 64-bit hash of 4 KiB (xxHash64's round on each word), never 0."""
+    cdef uint64_t h = 0x27D4EB2F165667C5, w
+    cdef int i
+    for i in range(512):
+        memcpy(&w, p + 8 * i, 8)
+        h ^= w * <uint64_t>0xC2B2AE3D27D4EB4F
+        h = ((h << 31) | (h >> 33)) * <uint64_t>0x9E3779B185EBCA87
+    return h | 1
+
+
+cdef void _check_code_page(uc_engine *uc, HookState *st, uint64_t page) noexcept nogil:
+    """A fetch fill of physical `page`: if its bytes changed since the last
+    one, unicorn may hold translations of the old code (emu/mmu/tlb.py):
+    remember the page for take_stale and stop before any of it runs."""
+    cdef uint64_t h, idx
+    if st.code_hash == NULL or page < st.base or page - st.base + 4096 > st.size:
+        return
+    idx = (page - st.base) >> 12
+    h = _page_hash(st.ram + (page - st.base))
+    if st.code_hash[idx] != h:
+        if st.code_hash[idx] != 0:
+            st.code_changes += 1
+            if st.n_stale < STALE_MAX:
+                st.stale[st.n_stale] = page
+                st.n_stale += 1
+            uc_emu_stop(uc)
+        st.code_hash[idx] = h
+
+
 cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
                        uc_tlb_entry *result, void *user_data) noexcept nogil:
     """UC_HOOK_TLB_FILL callback (unicorn passes the page-aligned vaddr).
@@ -296,31 +497,53 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
     faulting instruction, and the machine delivers the trap.
     """
     cdef HookState *st = <HookState *>user_data
-    cdef uint64_t priv = 0, satp = 0, sstatus = 0
+    cdef uint64_t priv = 0, satp = 0, sstatus = 0, mstatus = 0
     cdef uint64_t paddr = 0
     cdef uint32_t perms = 0
     cdef int acc = <int>type - <int>UC_MEM_READ
     cdef int rc
+    cdef bint no_x = False
+    cdef pmp_rules rules
+    cdef const pmp_rules *pmp = NULL
     if acc < ACC_READ or acc > ACC_FETCH:
         acc = ACC_READ
+    if st.pmp_state != NULL:
+        pmp_decode(st.pmp_state, &rules)
+        pmp = &rules
     uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
     priv &= 3  # bit 2 is the virtualisation flag (no H extension here)
+    if priv == PRIV_M and acc != ACC_FETCH:
+        # MPRV: M-mode loads/stores at MPP's privilege, SUM/MXR from
+        # mstatus; the entry then must not serve fetches.
+        uc_reg_read(uc, UC_RISCV_REG_MSTATUS, &mstatus)
+        if mstatus & MSTATUS_MPRV:
+            priv = (mstatus >> 11) & 3
+            no_x = priv != PRIV_M
     if priv == PRIV_M:
         rc = 0
         paddr = vaddr
-        perms = PROT_READ | PROT_WRITE | PROT_EXEC
+        perms = PROT_READ | PROT_WRITE | (PROT_EXEC if acc == ACC_FETCH else 0)
+        rc = pmp_final(pmp, paddr, acc, PRIV_M, &perms)
+    elif no_x:
+        uc_reg_read(uc, UC_RISCV_REG_SATP, &satp)
+        rc = sv39_walk(st.ram, st.base, st.size, satp, vaddr, acc, <int>priv,
+                       (mstatus & SSTATUS_SUM) != 0, (mstatus & SSTATUS_MXR) != 0,
+                       True, &paddr, &perms, pmp)
+        perms &= ~(<uint32_t>PROT_EXEC)
+        if rc == ERR_MODE:
+            rc = PAGE_FAULT[acc]
     else:
         # sstatus (SUM/MXR) is read only when the leaf needs it (an S-mode
         # load/store to a U page, or an X-only leaf): one CSR read saved on
         # most fills. SUM does not matter in U-mode.
         _read_csr(uc, UC_RISCV_REG_SATP, &satp, priv)
         rc = sv39_walk(st.ram, st.base, st.size, satp, vaddr, acc, <int>priv,
-                       0 if priv == PRIV_U else -1, -1, True, &paddr, &perms)
+                       0 if priv == PRIV_U else -1, -1, True, &paddr, &perms, pmp)
         if rc == NEED_SSTATUS:
             _read_csr(uc, UC_RISCV_REG_SSTATUS, &sstatus, priv)
             rc = sv39_walk(st.ram, st.base, st.size, satp, vaddr, acc, <int>priv,
                            (sstatus & SSTATUS_SUM) != 0, (sstatus & SSTATUS_MXR) != 0,
-                           True, &paddr, &perms)
+                           True, &paddr, &perms, pmp)
         if rc == ERR_MODE:  # unsupported satp.MODE: refuse, visibly
             rc = PAGE_FAULT[acc]
     if rc == 0:
@@ -328,6 +551,7 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
         st.fills += 1
         if acc == ACC_FETCH:
             st.code_fills += 1
+            _check_code_page(uc, st, paddr & ~(<uint64_t>0xFFF))
         result.paddr = paddr & ~(<uint64_t>0xFFF)
         result.perms = <uc_prot>perms
         return True
@@ -375,6 +599,12 @@ cdef class FillHook:
         self.st.base = ram_base
         self.st.size = ram_size
         self.st.code_fills = 0
+        self.st.pmp_state = NULL
+        self.st.n_stale = 0
+        self.st.code_changes = 0
+        self.st.code_hash = <uint64_t *>calloc(<size_t>(ram_size >> 12) + 1, 8)
+        if self.st.code_hash == NULL:
+            raise MemoryError("code page hashes")
         self.reset_counters()
 
     def __dealloc__(self):
@@ -384,6 +614,8 @@ cdef class FillHook:
         if self.have_view:
             PyBuffer_Release(&self.view)
             self.have_view = False
+        free(self.st.code_hash)
+        self.st.code_hash = NULL
 
     def install(self):
         """Register the C callback for UC_HOOK_TLB_FILL on every address.
@@ -413,6 +645,24 @@ cdef class FillHook:
         hooks = getattr(self.uc, "_emu_fill_hooks", [])
         if self in hooks:
             hooks.remove(self)
+
+    def watch_pmp(self, size_t address):
+        """Enforce PMP from here on, reading the registers where unicorn
+        keeps them (`address` from emu.core.hartstate.pmp_address)."""
+        self.st.pmp_state = <const unsigned char *>address
+
+    def take_stale(self):
+        """Physical pages whose code changed since their previous fetch fill
+        (and since the last call): unicorn's translations of them are stale.
+        A fill that finds one stops the engine before the block runs."""
+        pages = [self.st.stale[k] for k in range(self.st.n_stale)]
+        self.st.n_stale = 0
+        return pages
+
+    @property
+    def code_changes(self):
+        """Code pages found changed, since the hook was made."""
+        return self.st.code_changes
 
     @property
     def code_epoch_address(self):

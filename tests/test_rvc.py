@@ -76,6 +76,10 @@ _start:
     csrc mstatus, t1
     li t1, 0x0802                   # MPP = S, SIE
     csrs mstatus, t1
+    li t1, -1                       # PMP: all memory to S and U (as xv6 and
+    csrw pmpaddr0, t1               # OpenSBI do; without an entry QEMU 7.2
+    li t1, 0x1f                     # denies S everything)
+    csrw pmpcfg0, t1
     la t1, smode
     csrw mepc, t1
     li t1, 2

@@ -46,6 +46,18 @@ STIP) and then `mret`: while the hart is in M (`in_m`, set by the machine
 when it enters M) the hook watches the privilege at every block, and on
 the way out of M rereads mip.
 
+fence.i: unicorn 2.1.4 misses stores into pages it has translated code
+from (its tlb_protect_code is a stub), so the MMU checks a code page for
+changes whenever it fills a fetch translation (emu/mmu/tlb.py). fence.i -
+what the ISA asks software to execute after changing code - ends its block
+and the hook then flushes the TLB, so every code page is checked again.
+
+PMP writes (`watch_pmp`): QEMU 7.2 flushes the TLB on every pmpcfg/pmpaddr
+write, unicorn 2.1.4 does not, and translations cached before would keep
+rights the guest just took away. A CSR write ends its block, so at the
+first block after one the hook compares the registers with what it saw
+last and flushes the TLB when they changed.
+
 Layer: machine.
 """
 
@@ -66,7 +78,9 @@ SYS_INSIDE = 1    # one, not last: recheck what is enabled
 SYS_LAST = 2      # last: recheck; the next block follows unless a trap was taken
 SYS_SRET = 3      # sret last: the next block is at sepc unless a trap was taken
 SYS_MRET = 4      # mret last: the next block is at mepc unless a trap was taken
+SYS_FENCE_I = 5   # fence.i last: as SYS_LAST, and code may have changed
 MAX_BLOCK = 8192   # bytes: QEMU caps a TB at 512 instructions, two pages
+PMP_REGS_BYTES = 256   # the 16 PMP entries (emu.core.hartstate.RANGES_OFFSET)
 
 
 def _vmem_read():
@@ -95,7 +109,9 @@ def count_insns(uc: uc_mod.Uc, pc: int, size: int) -> tuple[int, int]:
         if data[i] & 3 != 3:
             i += 2
         else:
-            if data[i] & 0x7F == 0x73 and i + 4 <= size:
+            if data[i] & 0x7F == 0x0F and data[i + 1] & 0x70 == 0x10 and i + 4 >= size:
+                system = SYS_FENCE_I      # MISC-MEM, funct3 001: fence.i (ends its block)
+            elif data[i] & 0x7F == 0x73 and i + 4 <= size:
                 insn = int.from_bytes(data[i:i + 4], "little")
                 if i + 4 < size:
                     system = SYS_INSIDE
@@ -139,6 +155,10 @@ class BlockBudget:
         self.expect = 0                  # where the next block must start
         self.expect_valid = False
         self.native_trap = False         # unicorn took an interrupt itself
+        self.pmp_flushes = 0             # TLB flushes for a PMP change
+        self.fence_i = 0                 # fence.i executed (each flushed the TLB)
+        self._pmp_address = 0            # unicorn's PMP registers (watch_pmp)
+        self._pmp_seen = b""
         self._handle: int | None = None
         # (pc, size) -> (epoch, instructions, SYS_*)
         self._counts: dict[tuple[int, int], tuple[int, int, int]] = {}
@@ -195,6 +215,17 @@ class BlockBudget:
             # Only a SYSTEM instruction changes the privilege, the enables or
             # mip while the hart runs; the machine's own changes come through
             # set_irq_state / set_stop / start, which set after_system.
+            if self.after_system == SYS_FENCE_I:
+                # code may have changed in place: refill every translation,
+                # so the MMU checks each code page again (emu/mmu/tlb.py)
+                uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
+                self.fence_i += 1
+            if self._pmp_address and \
+                    ctypes.string_at(self._pmp_address, PMP_REGS_BYTES) != self._pmp_seen:
+                # a PMP write: cached translations hold the old rights
+                self._pmp_seen = ctypes.string_at(self._pmp_address, PMP_REGS_BYTES)
+                uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
+                self.pmp_flushes += 1
             if self.after_system >= SYS_LAST and self.expect_valid:
                 if self.after_system == SYS_SRET:
                     priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
@@ -239,6 +270,12 @@ class BlockBudget:
         """Drop cached block counts whenever `mmu` (a fill hook exposing
         `code_epoch_address`) fills a fetch translation."""
         self._code_epoch = ctypes.c_uint64.from_address(mmu.code_epoch_address)  # type: ignore[attr-defined]
+
+    def watch_pmp(self, address: int) -> None:
+        """Flush the TLB at the first block after a SYSTEM instruction that
+        changed the PMP registers at `address` (emu.core.hartstate)."""
+        self._pmp_address = address
+        self._pmp_seen = ctypes.string_at(address, PMP_REGS_BYTES)
 
     def forget_code(self) -> None:
         """Drop every cached block count (code changed in place)."""

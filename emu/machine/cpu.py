@@ -15,10 +15,12 @@ Layer: machine.
 
 from __future__ import annotations
 
+import sys
+
 import unicorn as U
 from unicorn import riscv_const as R
 
-from emu.core import isa, twins
+from emu.core import hartstate, isa, twins
 from emu.core.memory import PhysMem
 from emu.machine.budget import BlockBudget
 from emu.machine.traps import TrapCore
@@ -64,17 +66,6 @@ class Cpu:
         self.uc.ctl_exits_enabled(True)
         self.uc.ctl_set_exits([])
         self.uc.mem_map_ptr(mem.base, mem.size, U.UC_PROT_ALL, mem.address)
-        # Stale translated code. unicorn 2.1.4 clears a TLB entry's "not
-        # dirty" flag after the first store through it and never sets it
-        # again when code is later translated from that page (its
-        # tlb_protect_code is a stub), so later stores through the entry skip
-        # the check that invalidates translated blocks: xv6 ran a freed page's
-        # old code (ls's syscall stubs) in the sh that reused the page. While
-        # any memory hook covers an address, unicorn keeps the flag. This one
-        # never fires - RAM is mapped with every permission - and keeps every
-        # store to RAM on the path that drops stale code, as QEMU does.
-        self.uc.hook_add(U.UC_HOOK_MEM_WRITE_PROT, _never_fires, begin=mem.base,
-                         end=mem.base + mem.size - 1)
         self.mem = mem
         fill = twins.pick("sv39", mmu)
         self.mmu = (PyFillHook if fill is None else fill.FillHook)(
@@ -86,6 +77,15 @@ class Cpu:
         self.budget_impl = "python" if counter is None else "fast"
         self.budget.watch_code(self.mmu)
         self.budget.install()
+        # PMP: the MMU reads the registers where unicorn keeps them, the
+        # budget flushes the TLB when the guest changes them.
+        self.pmp_address = hartstate.pmp_address(self.uc)
+        if self.pmp_address is None:
+            print("emu: warning: PMP not enforced: this unicorn build keeps its PMP registers "
+                  "elsewhere than unicorn 2.1.4 (emu/core/hartstate.py)", file=sys.stderr)
+        else:
+            self.mmu.watch_pmp(self.pmp_address)
+            self.budget.watch_pmp(self.pmp_address)
         # The trap path's register work (emu/machine/traps.py TrapCore, twin fast/traps.pyx).
         core = twins.pick("traps", traps)
         self.core: TrapCore = (TrapCore if core is None else core.TrapCore)(self.uc)
@@ -131,6 +131,22 @@ class Cpu:
         """Write CSR `name` (with M privilege, see module docstring)."""
         self.core.set_csr(CSR_IDS[name], value)
 
+    def drop_stale_code(self) -> int:
+        """Drop unicorn's translations of the code pages the MMU found
+        changed (emu/mmu/tlb.py, take_stale). unicorn names a page to drop
+        by a virtual address it translates for fetch, so the physical page
+        is named from M-mode, where the translation is the identity (PRIV
+        is swapped around the call, as for a host CSR access). Returns the
+        number of pages."""
+        pages = self.mmu.take_stale()
+        if pages:
+            priv = self.priv
+            self.priv = isa.PRIV_M
+            for pa in pages:
+                self.uc.ctl_remove_cache(pa, pa + 4096)
+            self.priv = priv
+        return len(pages)
+
     def flush_tlb(self) -> None:
         """Drop every cached translation (QEMU TLB and translated blocks)."""
         self.uc.ctl(U.UC_CTL_TLB_FLUSH, U.UC_CTL_IO_WRITE)
@@ -159,12 +175,6 @@ class Cpu:
         """Return (SUM, MXR) from sstatus."""
         st = self.csr("sstatus")
         return bool(st & isa.SSTATUS_SUM), bool(st & isa.SSTATUS_MXR)
-
-
-def _never_fires(*_args: object) -> bool:
-    """The write-protect hook over RAM (see Cpu.__init__): RAM is writable,
-    so unicorn never calls it; if it did, refusing keeps unicorn's error."""
-    return False
 
 
 def _reg_id(name: str) -> int:

@@ -17,7 +17,7 @@ from typing import IO
 
 import unicorn as U
 
-from emu.core import isa
+from emu.core import hartstate, isa
 from emu.core.clock import Clock
 from emu.core.memory import PhysMem
 from emu.core.units import ConfigError
@@ -156,6 +156,10 @@ class Machine:
         self.mem.write(fdt, dtb)
         cpu.set_csr("satp", 0)
         if self.boot.priv == isa.PRIV_S:
+            if cpu.pmp_address is not None:
+                # PMP as OpenSBI leaves it for S: entry 0, NAPOT over all of
+                # memory, RWX (a hart with PMP and no entry denies S all).
+                hartstate.write_pmp(cpu.pmp_address, 0, PMP_ALL_RWX, (1 << 64) - 1)
             cpu.set_csr("mideleg", MIDELEG_S)
             cpu.set_csr("medeleg", MEDELEG_S)
             cpu.set_csr("mcounteren", COUNTEREN_ALL)
@@ -264,6 +268,7 @@ class Machine:
 
 # mcounteren as OpenSBI leaves it: S may read cycle, time and instret.
 COUNTEREN_ALL = 0b111
+PMP_ALL_RWX = 0x1F     # pmpcfg: A = NAPOT (3 << 3), X W R
 
 
 class _Wiring:

@@ -135,6 +135,7 @@ class RunLoop:
         core = cpu.core
         core.set_intr_fast(traps.fast_path_ok())
         self.sync_time()
+        cpu.drop_stale_code()        # pages a debugger probe found changed
         start_pc = core.pc_priv()[0]
         budget.start(start_pc)
         faults_before = cpu.mmu.faults
@@ -149,6 +150,7 @@ class RunLoop:
         m.stats.slices += 1
         if priv == 0:
             m.stats.user_slices += 1
+        m.stats.code_changes += cpu.drop_stale_code()
         if self._flush_tb:
             self._flush_tb = False
             cpu.uc.ctl_flush_tb()

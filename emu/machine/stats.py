@@ -21,6 +21,7 @@ class Stats:
     user_traps: int = 0        # traps taken from U-mode
     emulated_csr_reads: int = 0
     wfi: int = 0
+    code_changes: int = 0      # code pages found rewritten at a fetch fill (translations dropped)
     idle_ns: int = 0
     slices: int = 0
     wall_s: float = 0.0

@@ -19,7 +19,30 @@ reference on random page tables.
 
 Flush policy is unicorn's (QEMU's): entries are kept per privilege level,
 flushed by sfence.vma, by satp writes that change the ASID and by sstatus
-writes that change SUM/MXR. See docs/mmu.md.
+writes that change SUM/MXR; on a PMP change the block budget flushes
+(emu/machine/budget.py). See docs/mmu.md.
+
+Code that changed under unicorn's feet. unicorn 2.1.4 stops watching a
+page for stores once a TLB entry has stored to it (its tlb_protect_code is
+a stub), so code later translated from the page is not dropped when the
+page is rewritten - xv6's sh ran ls's old syscall stubs from a recycled
+page. QEMU would drop it. Every fetch fill therefore hashes the physical
+page and compares with the hash of its previous fetch fill: a change
+means unicorn's translations of that page may be stale, and the hook
+stops the engine before the block runs and hands the page to the machine
+(`take_stale`), which drops them. New code reaches the hart only through a
+fetch fill - a new mapping, sfence.vma, or fence.i, after which the block
+budget flushes the TLB (emu/machine/budget.py) - so this is as exact as
+QEMU for every guest that follows the ISA (fence.i after changing code it
+already ran at the same address); it costs a hash per fetch fill instead
+of a slow path on every store.
+
+M-mode: loads and stores with mstatus.MPRV set are translated and checked
+at mstatus.MPP's privilege (privileged spec 3.1.6.3), and the entry then
+never grants execute (fetches are not affected by MPRV). PMP (emu/mmu/pmp.py)
+applies once `watch_pmp` has been given where unicorn keeps the registers
+(emu/core/hartstate.py): PTE reads and the final page are checked, the
+entry's permissions cut down to what PMP grants the page.
 
 Layer: mmu (imports only emu.core).
 """
@@ -27,11 +50,19 @@ Layer: mmu (imports only emu.core).
 from __future__ import annotations
 
 import ctypes
+import hashlib
 
 from unicorn import UC_HOOK_TLB_FILL
-from unicorn.riscv_const import UC_RISCV_REG_PRIV, UC_RISCV_REG_SATP, UC_RISCV_REG_SSTATUS
+from unicorn.riscv_const import (
+    UC_RISCV_REG_MSTATUS,
+    UC_RISCV_REG_PRIV,
+    UC_RISCV_REG_SATP,
+    UC_RISCV_REG_SSTATUS,
+)
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_ERR_OK
 
+from emu.core.hartstate import RANGES_OFFSET, read_pmp
+from emu.mmu import pmp as _pmp
 from emu.mmu.walk import u64_view
 
 __all__ = ["RING", "PyFillHook", "fill_page", "flush_tlb"]
@@ -58,6 +89,8 @@ _FILL_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, cty
 _REG_READ_BATCH = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
                                    ctypes.c_void_p, ctypes.c_int)
 _REG_WRITE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+_REG_READ = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+MSTATUS_MPRV = 1 << 17
 
 
 def flush_tlb(uc) -> None:
@@ -70,7 +103,7 @@ _AF = (-5, -7, -1)  # negated access-fault causes
 
 
 def fill_page(q: memoryview, base: int, satp: int, sstatus: int, vaddr: int, acc: int,
-              priv: int) -> int:
+              priv: int, pmp: list | None = None) -> int:
     """Sv39 walk for a TLB fill, tuned for the pure-Python hook.
 
     Same algorithm and results as emu.mmu.walk.fill (privileged spec 4.3.2;
@@ -82,11 +115,16 @@ def fill_page(q: memoryview, base: int, satp: int, sstatus: int, vaddr: int, acc
     Returns (physical page address | UC_PROT_* perms) on success - the page
     address is 4 KiB aligned so the perms fit the low 3 bits - or the
     negated exception cause (-12/-13/-15 page fault, -1/-5/-7 access fault).
-    An unsupported satp.MODE is refused with the page-fault cause.
+    An unsupported satp.MODE is refused with the page-fault cause. `pmp`:
+    the active PMP rules (emu.mmu.pmp), None for none; PTE reads and the
+    page are checked, a denial is the access-fault cause.
     """
     mode = satp >> 60
-    if priv == 3 or not mode:  # M-mode, or Bare: identity, RWX
-        return (vaddr & ~0xFFF) | 7
+    if priv == 3 or not mode:  # M-mode, or Bare: identity, RWX (X for a fetch only)
+        if pmp is None:
+            return (vaddr & ~0xFFF) | (7 if acc == 2 else 3)
+        perms = _pmp.page_perms(pmp, vaddr & ~0xFFF, priv) & (7 if acc == 2 else 3)
+        return (vaddr & ~0xFFF) | perms if perms >> acc & 1 else _AF[acc]
     top = vaddr >> 38  # bits 63..39 must all equal bit 38
     if mode != 8 or (top and top != 0x3FFFFFF):
         return _PF[acc]
@@ -96,6 +134,8 @@ def fill_page(q: memoryview, base: int, satp: int, sstatus: int, vaddr: int, acc
         # step 2: the PTE at a + vpn[i] * 8; outside RAM = PMA access fault
         idx = (a - base + ((vaddr >> shift) & 0x1FF) * 8) >> 3
         if not 0 <= idx < n:
+            return _AF[acc]
+        if pmp is not None and not _pmp.allows(pmp, base + idx * 8, 8, 0, 1):
             return _AF[acc]
         pte = q[idx]
         # step 3: V=0, W without R, reserved bits 63..54 -> page fault
@@ -127,9 +167,15 @@ def fill_page(q: memoryview, base: int, satp: int, sstatus: int, vaddr: int, acc
     perms = 1 if pte & 2 or (mxr and pte & 8) else 0
     if pte & 0x84 == 0x84:
         perms |= 2
-    if pte & 8 and not (priv and pte & 16):
+    if pte & 8 and not (priv and pte & 16) and acc == 2:   # X in fetch entries only
         perms |= 4
-    return (ppn << 12 | (vaddr & ((1 << shift) - 1))) & ~0xFFF | perms
+    page = (ppn << 12 | (vaddr & ((1 << shift) - 1))) & ~0xFFF
+    if pmp is not None:
+        allowed = _pmp.page_perms(pmp, page, priv)
+        if not allowed & (1, 2, 4)[acc]:
+            return _AF[acc]
+        perms &= allowed
+    return page | perms
 
 
 class PyFillHook:
@@ -154,6 +200,7 @@ class PyFillHook:
         self.uc = uc
         self.ram_base = ram_base
         self._q = q[: ram_size // 8]
+        self._bytes = self._q.cast("B")
         self._lib = _uclib()
         self._hh: ctypes.c_size_t | None = None
         self.error: BaseException | None = None
@@ -161,6 +208,12 @@ class PyFillHook:
         self._by_cause: dict[int, int] = {}
         self._ring = [0] * RING  # page vaddr of fill n at _ring[n % RING]
         self._code_fills = ctypes.c_uint64(0)  # successful fetch fills, never reset
+        # PMP: [address of unicorn's pmp_state or 0, its raw entries, the
+        # decoded rules] (watch_pmp); the callback reads them live.
+        self._pmp: list = [0, b"", None]
+        self._code_hash: dict[int, bytes] = {}   # RAM page -> hash at its last fetch fill
+        self._stale: list[int] = []              # changed code pages (take_stale)
+        self.code_changes = 0
         self._cb = _FILL_CB(self._make_callback())
 
     # -- lifecycle --------------------------------------------------------
@@ -200,6 +253,32 @@ class PyFillHook:
         """Zero fills, faults, faults_by_cause and the last-fault record."""
         self._cnt[:] = [0, 0, 0, 0]
         self._by_cause.clear()
+
+    def watch_pmp(self, address: int) -> None:
+        """Enforce PMP from here on, reading the registers where unicorn
+        keeps them (`address` from emu.core.hartstate.pmp_address)."""
+        self._pmp[:] = [address, b"", None]
+
+    def take_stale(self) -> list[int]:
+        """Physical pages whose code changed since their previous fetch fill
+        (and since the last call): unicorn's translations of them are stale.
+        A fill that finds one stops the engine before the block runs."""
+        pages, self._stale = self._stale, []
+        return pages
+
+    def _check_code_page(self, page: int) -> None:
+        """A fetch fill of physical `page` (see the module docstring)."""
+        off = page - self.ram_base
+        if not 0 <= off <= len(self._bytes) - 4096:
+            return
+        h = hashlib.blake2b(self._bytes[off:off + 4096], digest_size=8).digest()
+        old = self._code_hash.get(page)
+        if old != h:
+            if old is not None:
+                self.code_changes += 1
+                self._stale.append(page)
+                self.uc.emu_stop()
+            self._code_hash[page] = h
 
     @property
     def code_epoch_address(self) -> int:
@@ -247,6 +326,12 @@ class PyFillHook:
         handle = self.uc._uch.value
         read_batch = _REG_READ_BATCH(("uc_reg_read_batch", lib))
         reg_write = _REG_WRITE(("uc_reg_write", lib))
+        reg_read = _REG_READ(("uc_reg_read", lib))
+        mstatus = ctypes.c_uint64()
+        mstatus_p = ctypes.addressof(mstatus)
+        pmp_state = self._pmp
+        string_at, rules_of = ctypes.string_at, _pmp.rules
+        check_code = self._check_code_page
         regs = (ctypes.c_int * 3)(UC_RISCV_REG_PRIV, UC_RISCV_REG_SATP, UC_RISCV_REG_SSTATUS)
         vals = (ctypes.c_uint64 * 3)()
         vbase = ctypes.addressof(vals)
@@ -258,7 +343,7 @@ class PyFillHook:
         q, base, cnt, by_cause, ring = self._q, self.ram_base, self._cnt, self._by_cause, \
             self._ring
         code_fills = self._code_fills
-        keep = (regs, vals, ptrs, prio)  # buffers the raw pointers refer to
+        keep = (regs, vals, ptrs, prio, mstatus)  # buffers the raw pointers refer to
         entries: dict[int, _TlbEntry] = {}
         uc_obj = self.uc
 
@@ -273,10 +358,29 @@ class PyFillHook:
                     read_batch(handle, regs_p, ptrs_p, 3)
                     reg_write(handle, UC_RISCV_REG_PRIV, prio_u)
                 acc = access - 16
-                r = fill_page(q, base, vals[1], vals[2], vaddr, acc, priv)
+                status = vals[2]
+                no_x = False
+                if priv == 3 and acc != 2:
+                    # MPRV: M-mode loads/stores at MPP's privilege (SUM/MXR
+                    # are mstatus bits too); the entry must not serve fetches.
+                    reg_read(handle, UC_RISCV_REG_MSTATUS, mstatus_p)
+                    if mstatus.value & MSTATUS_MPRV:
+                        priv = (mstatus.value >> 11) & 3
+                        status = mstatus.value
+                        no_x = priv != 3
+                rules = None
+                if pmp_state[0]:
+                    raw = string_at(pmp_state[0], RANGES_OFFSET)
+                    if raw != pmp_state[1]:
+                        pmp_state[1:] = [raw, rules_of(*read_pmp(pmp_state[0]))]
+                    rules = pmp_state[2]
+                r = fill_page(q, base, vals[1], status, vaddr, acc, priv, rules)
+                if r >= 0 and no_x:
+                    r &= ~4
                 if r >= 0:
                     if acc == 2:                 # a fetch: the budget's code epoch
                         code_fills.value += 1
+                        check_code(r & ~0xFFF)
                     # unicorn passes a few distinct stack addresses for the
                     # entry: reuse one typed view per address.
                     e = entries.get(entry)

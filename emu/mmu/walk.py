@@ -22,6 +22,11 @@ Deliberate choices where the spec leaves room (see docs/mmu.md):
   (1/5/7), not page fault. QEMU raises a page fault there.
 - A/D (step 7): with update_ad=True we set them as hardware would (A on any
   access, D on a store); with update_ad=False nothing is written.
+- PMP (section 3.7, emu/mmu/pmp.py), when the caller passes the active
+  rules: the walk's own PTE reads are checked as S-mode 8-byte loads and the
+  final physical page for the access at `priv`; a failure is an access
+  fault (1/5/7), as in QEMU. M-mode with MPRV is the caller's business: it
+  passes the effective privilege (mstatus.MPP).
 
 Layer: mmu (imports only emu.core).
 """
@@ -29,8 +34,10 @@ Layer: mmu (imports only emu.core).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from emu.mmu import pmp as _pmp
 from emu.mmu.pte import (
     PAGE_SHIFT,
     PPN_MASK,
@@ -143,23 +150,22 @@ def _check_priv(priv: int) -> None:
 
 def _walk(q: memoryview, ram_base: int, satp: int, vaddr: int, acc: int, priv: int,
           sum_: bool, mxr: bool, update_ad: bool,
-          steps: list | None) -> tuple[int, int, int]:
+          steps: list | None, pmp: Sequence[_pmp.Rule] | None = None) -> tuple[int, int, int]:
     """Translate `vaddr`; the core shared by translate, fill and walk_trace.
 
     `q` is a u64 view of RAM starting at physical `ram_base`. Returns
     (paddr, perms, level): the physical address, the UC_PROT_* bits a TLB
     entry may grant under the current priv/SUM/MXR, and the level of the leaf
     (-1 for no translation). If `steps` is a list, appends (level, pte_addr,
-    pte or None) for every PTE read. Raises PageFault or UnsupportedMode.
+    pte or None) for every PTE read. `pmp`: the active PMP rules to check
+    against (None: no PMP). Raises PageFault or UnsupportedMode.
     """
-    # M-mode ignores satp (no MPRV here); Bare mode is the identity map
-    # (section 4.1.11: "When MODE=Bare, supervisor virtual addresses are
-    # equal to supervisor physical addresses").
-    if priv == PRIV_M:
-        return vaddr, PROT_ALL, -1
+    # M-mode ignores satp (MPRV is resolved by the caller); Bare mode is the
+    # identity map (section 4.1.11: "When MODE=Bare, supervisor virtual
+    # addresses are equal to supervisor physical addresses").
     mode = satp >> SATP_MODE_SHIFT
-    if mode == SATP_MODE_BARE:
-        return vaddr, PROT_ALL, -1
+    if priv == PRIV_M or mode == SATP_MODE_BARE:
+        return vaddr, _pmp_perms(pmp, vaddr, acc, priv, _entry_perms(PROT_ALL, acc)), -1
     if mode != SATP_MODE_SV39:
         raise UnsupportedMode(f"satp.MODE={mode} is not Bare (0) or Sv39 (8)")
 
@@ -182,6 +188,11 @@ def _walk(q: memoryview, ram_base: int, satp: int, vaddr: int, acc: int, priv: i
                 steps.append((i, pte_addr, None))
             raise PageFault(ACCESS_FAULT[acc], vaddr,
                             f"PTE address 0x{pte_addr:x} outside RAM at level {i}")
+        if pmp is not None and not _pmp.allows(pmp, pte_addr, 8, READ, PRIV_S):
+            if steps is not None:
+                steps.append((i, pte_addr, None))
+            raise PageFault(ACCESS_FAULT[acc], vaddr,
+                            f"PMP denies the PTE read at 0x{pte_addr:x} at level {i}")
         pte = q[idx]
         if steps is not None:
             steps.append((i, pte_addr, pte))
@@ -252,11 +263,34 @@ def _walk(q: memoryview, ram_base: int, satp: int, vaddr: int, acc: int, priv: i
         perms |= PROT_WRITE
     if pte & X and not (priv == PRIV_S and pte & U):
         perms |= PROT_EXEC
-    return paddr, perms, i
+    return paddr, _pmp_perms(pmp, paddr, acc, priv, _entry_perms(perms, acc)), i
+
+
+def _entry_perms(perms: int, acc: int) -> int:
+    """Execute only in an entry filled for a fetch. unicorn keeps every
+    store through an executable entry on its slow path (the check for code
+    being overwritten), so a data page cached with X would make every store
+    slow; a data entry goes fast after its first store, and a fetch from the
+    page refills with X (emu/mmu/tlb.py: code pages are checked then)."""
+    return perms if acc == FETCH else perms & ~PROT_EXEC
+
+
+def _pmp_perms(pmp: Sequence[_pmp.Rule] | None, paddr: int, acc: int, priv: int,
+               perms: int) -> int:
+    """`perms` cut down to what PMP grants on paddr's page; an access fault
+    if that excludes the access itself."""
+    if pmp is None:
+        return perms
+    allowed = _pmp.page_perms(pmp, paddr & ~0xFFF, priv)
+    if not allowed & _pmp.ACCESS_BIT[acc]:
+        raise PageFault(ACCESS_FAULT[acc], paddr, f"PMP denies {('read', 'write', 'fetch')[acc]}"
+                        f" of physical page 0x{paddr & ~0xFFF:x} at priv {priv}")
+    return perms & allowed
 
 
 def translate(ram, ram_base: int, satp: int, vaddr: int, access: str, priv: int,
-              sum: bool = False, mxr: bool = False, update_ad: bool = False) -> int:
+              sum: bool = False, mxr: bool = False, update_ad: bool = False,
+              pmp: Sequence[_pmp.Rule] | None = None) -> int:
     """Translate `vaddr` as the hart would for `access` at privilege `priv`.
 
     `ram` is a buffer (bytes-like; writable if update_ad) holding RAM from
@@ -264,33 +298,36 @@ def translate(ram, ram_base: int, satp: int, vaddr: int, access: str, priv: int,
     "fetch"; `priv` 0 (U), 1 (S) or 3 (M: no translation); `sum`/`mxr` the
     sstatus bits. Returns the physical address. With update_ad=True, sets
     the leaf's A (and D for a write) in `ram` like hardware; with False,
-    `ram` is never written.
+    `ram` is never written. `pmp`: the active PMP rules (emu.mmu.pmp.rules),
+    checked on every PTE read and on the result; None = no PMP.
 
-    Raises PageFault (cause 12/13/15, or 1/5/7 for a PTE outside RAM),
+    Raises PageFault (cause 12/13/15, or 1/5/7 for a PTE outside RAM or PMP),
     UnsupportedMode for a satp.MODE other than Bare/Sv39, ValueError for a
     bad `access` or `priv`.
     """
     acc = access_code(access)
     _check_priv(priv)
     paddr, _, _ = _walk(u64_view(ram), ram_base, satp & MASK64, vaddr & MASK64, acc, priv,
-                        bool(sum), bool(mxr), update_ad, None)
+                        bool(sum), bool(mxr), update_ad, None, pmp)
     return paddr
 
 
 def fill(ram, ram_base: int, satp: int, vaddr: int, access: str, priv: int,
-         sum: bool = False, mxr: bool = False) -> tuple[int, int]:
+         sum: bool = False, mxr: bool = False,
+         pmp: Sequence[_pmp.Rule] | None = None) -> tuple[int, int]:
     """Walk for a TLB fill: like translate(..., update_ad=True) but returns
     (physical page address, perms as UC_PROT_* bits).
 
     The perms never exceed what `priv`/`sum`/`mxr` allow: R if readable (or
-    X with MXR), X unless an S-mode U page, W only if W and D are both set
-    after the update (a read fill on a clean page leaves W out; the later
-    store misses, refills and sets D). Raises like translate().
+    X with MXR), X only for a fetch and unless an S-mode U page, W only if W
+    and D are both set after the update (a read fill on a clean page leaves
+    W out; the later store misses, refills and sets D), and within what
+    `pmp` grants on the page. Raises like translate().
     """
     acc = access_code(access)
     _check_priv(priv)
     paddr, perms, _ = _walk(u64_view(ram), ram_base, satp & MASK64, vaddr & MASK64, acc,
-                            priv, bool(sum), bool(mxr), True, None)
+                            priv, bool(sum), bool(mxr), True, None, pmp)
     return paddr & ~0xFFF, perms
 
 
