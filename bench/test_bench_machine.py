@@ -32,7 +32,7 @@ _start:
     csrs sie, t0
     csrsi sstatus, 2
     rdtime a0
-    li t1, 1000000
+    li t1, 10000                    # 1 ms at the CLINT's 10 MHz timebase
     add a0, a0, t1
     li a7, 0x54494D45
     li a6, 0
@@ -54,7 +54,7 @@ loop_end:
     ecall
 handler:
     rdtime a0
-    li t1, 1000000
+    li t1, 10000
     add a0, a0, t1
     li a7, 0x54494D45
     li a6, 0

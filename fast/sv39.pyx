@@ -23,8 +23,8 @@ via uc_vmem_translate) and `flush_tlb`.
 """
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcmp, memcpy
 from cpython.buffer cimport (
     PyBUF_SIMPLE,
     PyBUF_WRITABLE,
@@ -435,7 +435,9 @@ cdef struct HookState:
     uint64_t fault_vaddr
     uint64_t code_fills  # successful fetch fills, never reset (the budget's code epoch)
     const unsigned char *pmp_state   # unicorn's pmp_state (watch_pmp), or NULL
-    uint64_t *code_hash       # per RAM page: its hash at the last fetch fill (0: none yet)
+    unsigned char **code_copy # per RAM page: its bytes at the last fetch fill (NULL: none yet)
+    unsigned char pmp_raw[256]   # the PMP entries last decoded into pmp_cache
+    pmp_rules pmp_cache
     uint64_t stale[STALE_MAX] # physical pages whose code changed since (take_stale)
     int n_stale
     uint64_t code_changes     # such pages found, never reset
@@ -458,34 +460,31 @@ cdef inline void _read_csr(uc_engine *uc, int reg, uint64_t *value,
         uc_reg_read(uc, reg, value)
 
 
-cdef inline uint64_t _page_hash(const unsigned char *p) noexcept nogil:
-    """A 64-bit hash of 4 KiB (xxHash64's round on each word), never 0."""
-    cdef uint64_t h = 0x27D4EB2F165667C5, w
-    cdef int i
-    for i in range(512):
-        memcpy(&w, p + 8 * i, 8)
-        h ^= w * <uint64_t>0xC2B2AE3D27D4EB4F
-        h = ((h << 31) | (h >> 33)) * <uint64_t>0x9E3779B185EBCA87
-    return h | 1
-
-
 cdef void _check_code_page(uc_engine *uc, HookState *st, uint64_t page) noexcept nogil:
     """A fetch fill of physical `page`: if its bytes changed since the last
-    one, unicorn may hold translations of the old code (emu/mmu/tlb.py):
-    remember the page for take_stale and stop before any of it runs."""
-    cdef uint64_t h, idx
-    if st.code_hash == NULL or page < st.base or page - st.base + 4096 > st.size:
+    one (compared with the copy kept then), unicorn may hold translations of
+    the old code (emu/mmu/tlb.py): remember the page for take_stale and stop
+    before any of it runs."""
+    cdef uint64_t idx
+    cdef const unsigned char *now
+    cdef unsigned char *seen
+    if st.code_copy == NULL or page < st.base or page - st.base + 4096 > st.size:
         return
     idx = (page - st.base) >> 12
-    h = _page_hash(st.ram + (page - st.base))
-    if st.code_hash[idx] != h:
-        if st.code_hash[idx] != 0:
-            st.code_changes += 1
-            if st.n_stale < STALE_MAX:
-                st.stale[st.n_stale] = page
-                st.n_stale += 1
-            uc_emu_stop(uc)
-        st.code_hash[idx] = h
+    now = st.ram + (page - st.base)
+    seen = st.code_copy[idx]
+    if seen == NULL:
+        seen = st.code_copy[idx] = <unsigned char *>malloc(4096)
+        if seen != NULL:
+            memcpy(seen, now, 4096)
+        return
+    if memcmp(seen, now, 4096) != 0:
+        memcpy(seen, now, 4096)
+        st.code_changes += 1
+        if st.n_stale < STALE_MAX:
+            st.stale[st.n_stale] = page
+            st.n_stale += 1
+        uc_emu_stop(uc)
 
 
 cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
@@ -503,13 +502,15 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
     cdef int acc = <int>type - <int>UC_MEM_READ
     cdef int rc
     cdef bint no_x = False
-    cdef pmp_rules rules
     cdef const pmp_rules *pmp = NULL
     if acc < ACC_READ or acc > ACC_FETCH:
         acc = ACC_READ
     if st.pmp_state != NULL:
-        pmp_decode(st.pmp_state, &rules)
-        pmp = &rules
+        # decoded again only when the registers changed (a 256-byte compare)
+        if memcmp(st.pmp_raw, st.pmp_state, 256) != 0:
+            memcpy(st.pmp_raw, st.pmp_state, 256)
+            pmp_decode(st.pmp_raw, &st.pmp_cache)
+        pmp = &st.pmp_cache
     uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
     priv &= 3  # bit 2 is the virtualisation flag (no H extension here)
     if priv == PRIV_M and acc != ACC_FETCH:
@@ -584,6 +585,7 @@ cdef class FillHook:
     cdef bint _installed
     cdef object uc
     cdef void *callback
+    cdef uint64_t n_pages
 
     def __cinit__(self, uc, ram, ram_base, ram_size):
         self.have_view = False
@@ -602,20 +604,25 @@ cdef class FillHook:
         self.st.pmp_state = NULL
         self.st.n_stale = 0
         self.st.code_changes = 0
-        self.st.code_hash = <uint64_t *>calloc(<size_t>(ram_size >> 12) + 1, 8)
-        if self.st.code_hash == NULL:
-            raise MemoryError("code page hashes")
+        self.n_pages = (ram_size >> 12) + 1
+        self.st.code_copy = <unsigned char **>calloc(<size_t>self.n_pages, sizeof(void *))
+        if self.st.code_copy == NULL:
+            raise MemoryError("code page copies")
         self.reset_counters()
 
     def __dealloc__(self):
         # Never call uc_hook_del here: this object dies only together with
         # its Uc (which holds it while installed), whose engine may already
         # be closed.
+        cdef uint64_t k
         if self.have_view:
             PyBuffer_Release(&self.view)
             self.have_view = False
-        free(self.st.code_hash)
-        self.st.code_hash = NULL
+        if self.st.code_copy != NULL:
+            for k in range(self.n_pages):
+                free(self.st.code_copy[k])
+            free(self.st.code_copy)
+            self.st.code_copy = NULL
 
     def install(self):
         """Register the C callback for UC_HOOK_TLB_FILL on every address.
@@ -650,6 +657,8 @@ cdef class FillHook:
         """Enforce PMP from here on, reading the registers where unicorn
         keeps them (`address` from emu.core.hartstate.pmp_address)."""
         self.st.pmp_state = <const unsigned char *>address
+        memcpy(self.st.pmp_raw, self.st.pmp_state, 256)
+        pmp_decode(self.st.pmp_raw, &self.st.pmp_cache)
 
     def take_stale(self):
         """Physical pages whose code changed since their previous fetch fill

@@ -26,16 +26,19 @@ Code that changed under unicorn's feet. unicorn 2.1.4 stops watching a
 page for stores once a TLB entry has stored to it (its tlb_protect_code is
 a stub), so code later translated from the page is not dropped when the
 page is rewritten - xv6's sh ran ls's old syscall stubs from a recycled
-page. QEMU would drop it. Every fetch fill therefore hashes the physical
-page and compares with the hash of its previous fetch fill: a change
-means unicorn's translations of that page may be stale, and the hook
-stops the engine before the block runs and hands the page to the machine
-(`take_stale`), which drops them. New code reaches the hart only through a
+page. QEMU would drop it. Every fetch fill therefore compares the physical
+page with a copy taken at its previous fetch fill: a change means
+unicorn's translations of that page may be stale, and the hook stops the
+engine before the block runs and hands the page to the machine
+(`take_stale`), which drops them. Only a store through a *data* entry can
+get past unicorn's check: executable entries stay on its checked path, and
+the hooks grant X only in entries filled for a fetch (walk.py
+`_entry_perms`), which keeps data stores fast. New code reaches the hart only through a
 fetch fill - a new mapping, sfence.vma, or fence.i, after which the block
 budget flushes the TLB (emu/machine/budget.py) - so this is as exact as
 QEMU for every guest that follows the ISA (fence.i after changing code it
-already ran at the same address); it costs a hash per fetch fill instead
-of a slow path on every store.
+already ran); it costs a 4 KiB compare per fetch fill (and a copy of each
+code page) instead of a slow path on every store.
 
 M-mode: loads and stores with mstatus.MPRV set are translated and checked
 at mstatus.MPP's privilege (privileged spec 3.1.6.3), and the entry then
@@ -50,7 +53,6 @@ Layer: mmu (imports only emu.core).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 
 from unicorn import UC_HOOK_TLB_FILL
 from unicorn.riscv_const import (
@@ -211,7 +213,7 @@ class PyFillHook:
         # PMP: [address of unicorn's pmp_state or 0, its raw entries, the
         # decoded rules] (watch_pmp); the callback reads them live.
         self._pmp: list = [0, b"", None]
-        self._code_hash: dict[int, bytes] = {}   # RAM page -> hash at its last fetch fill
+        self._code_copy: dict[int, bytes] = {}   # RAM page -> its bytes at its last fetch fill
         self._stale: list[int] = []              # changed code pages (take_stale)
         self.code_changes = 0
         self._cb = _FILL_CB(self._make_callback())
@@ -271,14 +273,14 @@ class PyFillHook:
         off = page - self.ram_base
         if not 0 <= off <= len(self._bytes) - 4096:
             return
-        h = hashlib.blake2b(self._bytes[off:off + 4096], digest_size=8).digest()
-        old = self._code_hash.get(page)
-        if old != h:
+        now = self._bytes[off:off + 4096]
+        old = self._code_copy.get(page)
+        if old != now:
             if old is not None:
                 self.code_changes += 1
                 self._stale.append(page)
                 self.uc.emu_stop()
-            self._code_hash[page] = h
+            self._code_copy[page] = bytes(now)
 
     @property
     def code_epoch_address(self) -> int:
