@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
 	$(PY) -m pip install -q cython "unicorn==2.1.4"
 	$(PY) -m pip install -q --no-build-isolation -e ".[dev]"
+	# byte-code once, as pip does unless PYTHONDONTWRITEBYTECODE is set:
+	# every `emu` start would compile its libraries again (~0.1 s)
+	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	touch $@
 
 $(EXT_STAMP): $(STAMP) $(PYX) setup.py
@@ -28,6 +31,7 @@ guest: $(STAMP)
 	$(MAKE) -s -C guest PYTHON=$(abspath $(PY))
 
 setup: $(STAMP) $(EXT_STAMP) guest
+	@$(PY) -m compileall -q emu > /dev/null
 
 run: setup
 	$(VENV)/bin/emu demo

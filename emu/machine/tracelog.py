@@ -32,7 +32,6 @@ import sys
 from collections.abc import Callable
 from typing import IO
 
-import capstone
 import unicorn as U
 
 # name -> help, in the order `-d help` prints them (QEMU's words where QEMU
@@ -82,7 +81,7 @@ class TraceLog:
         if topics:
             self.out = open(path, "w") if path else sys.stderr
         self._seen: set[tuple[int, int]] = set()
-        self._cs: capstone.Cs | None = None
+        self._cs = None                   # a capstone.Cs once -d in_asm needs one
 
     def enabled(self, topic: str) -> bool:
         """True when `topic` is being logged."""
@@ -111,6 +110,7 @@ class TraceLog:
         `symbol(pc)` its name, `regs()` the register dump."""
         if not any(t in self.topics for t in ("in_asm", "exec", "cpu")):
             return
+        import capstone  # only -d in_asm disassembles; an import costs ~30 ms
         self._cs = capstone.Cs(capstone.CS_ARCH_RISCV,
                                capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
 

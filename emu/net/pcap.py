@@ -35,8 +35,6 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from scapy.utils import RawPcapWriter
-
 from emu.core.units import ConfigError
 
 LINKTYPE_ETHERNET = 1
@@ -70,6 +68,7 @@ class PcapTap:
         self.bytes = 0
         self.aoe_frames = 0
         self.file_bytes = FILE_HEADER_BYTES
+        from scapy.utils import RawPcapWriter  # here: scapy takes ~60 ms to import
         self._w = RawPcapWriter(path, linktype=LINKTYPE_ETHERNET, nano=True, endianness="<",
                                 snaplen=self._cut)
         self._w.write_header(None)  # an empty capture is still a valid file
