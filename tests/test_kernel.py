@@ -189,8 +189,9 @@ def test_demo_runs_in_small_and_large_ram(kernel, ram):
     k = kstats.collect(m)
     assert k["memory"]["pages_total"] == ram // 4096
     mn = k["memory"]["watermarks"]["min"]
-    lowmem_kb = (k["memory"]["pages_total"] - k["memory"]["pages_by_use"]["reserved"]
-                 - k["memory"]["pages_by_use"]["image"]) * 4
+    boot_kept = ("reserved", "image", "kimage", "frametable")   # never freed at boot
+    lowmem_kb = (k["memory"]["pages_total"]
+                 - sum(k["memory"]["pages_by_use"][u] for u in boot_kept)) * 4
     assert mn * 4 <= max(128, min(65536, int((lowmem_kb * 16) ** 0.5)))
 
 
@@ -249,7 +250,8 @@ def test_kstats_tables_match_the_headers():
     uses = {"FRAME_FREE": "free", "FRAME_RESERVED": "reserved", "FRAME_KERNEL": "kernel",
             "FRAME_PTABLE": "pagetable", "FRAME_KSTACK": "kstack", "FRAME_KMALLOC": "kmalloc",
             "FRAME_USER": "user", "FRAME_IMAGE": "image",
-            "FRAME_NETBUF": "netbuf"}
+            "FRAME_NETBUF": "netbuf", "FRAME_KIMAGE": "kimage", "FRAME_FTABLE": "frametable",
+            "FRAME_SWAPMAP": "swapmap"}
     assert {v: uses[k] for k, v in _defines(hdr, "FRAME_").items()} == kstats.FRAME_USES
     assert _defines(hdr, "NFAULTKIND")["NFAULTKIND"] == kstats.NFAULTKIND
     assert _defines(hdr, "NFRAMEUSE")["NFRAMEUSE"] == kstats.NFRAMEUSE
@@ -331,3 +333,32 @@ def test_kstats_collect_is_empty_for_other_guests(asm):
     """)
     m = boot(path, max_insns=10_000)
     assert m.exit_status == 0 and kstats.collect(m) == {}
+
+
+@pytest.mark.parametrize("ram", [4 << 20, 64 << 20])
+def test_the_kernel_accounts_its_own_memory_by_kind(kernel, ram):
+    """meminfo's "Pages by use" and kstats agree page for page and add up to
+    RAM; the frame table is one struct frame (32 bytes) per page - Rik van
+    Riel's "under 1%" of the structures that grow with memory."""
+    m = boot(kernel, ram_size=ram, append="init=meminfo")
+    assert m.exit_status == 0, m.console.decode(errors="replace")[-1500:]
+    uses = kstats.collect(m)["memory"]["pages_by_use"]
+    total = ram // 4096
+    assert sum(uses.values()) == total
+    text = m.console.decode().replace("\r\n", "\n")
+    printed = dict(re.findall(r"^  ([a-z ,]+?)\s+(\d+)\s+\d+\.\d\d$", text, re.M))
+    names = {"frame table": "frametable", "page tables": "pagetable", "kernel heap": "kmalloc",
+             "kernel stacks": "kstack", "network buffers": "netbuf", "swap map": "swapmap",
+             "kernel image": "kimage", "program images": "image",
+             "firmware, reserved": "reserved", "kernel, other": "kernel", "user": "user",
+             "free": "free"}
+    seen = {names[k]: int(v) for k, v in printed.items()}
+    assert set(seen) == set(uses) and sum(seen.values()) == total
+    # what meminfo saw while it ran, and what kstats holds at the end, agree
+    # on everything no process owns
+    for kind in ("frametable", "kimage", "image", "reserved", "swapmap", "netbuf"):
+        assert seen[kind] == uses[kind], kind
+    assert uses["frametable"] == -(-total * 32 // 4096)
+    assert uses["frametable"] / total < 0.01
+    assert uses["kimage"] > 0 and uses["swapmap"] > 0 and uses["netbuf"] > 0
+    assert uses["reserved"] >= (0x20_0000 >> 12)          # the firmware's 2 MiB at least

@@ -1,6 +1,7 @@
 """`emu reserve-search` and `emu reserve-compare`: a memory-exhaustion
 scenario from the flags, handed to the reserve experiments
-(emu/tools/experiments/reserves.py).
+(emu/tools/experiments/reserves.py); `emu experiment NAME`: the seed
+questions' experiments (emu/tools/experiments/: kmem).
 
 Layer: face.
 """
@@ -11,6 +12,9 @@ from typing import Any
 
 from emu.core.units import ConfigError
 from emu.tools import flags
+from emu.tools.experiments import kmem
+from emu.tools.experiments.kmem import QUICK as KMEM_QUICK
+from emu.tools.experiments.kmem import SIZES as KMEM_SIZES
 from emu.tools.experiments.reserves import (
     DEFAULT_NET,
     DEFAULT_NOISE,
@@ -79,6 +83,22 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--plot", metavar="FILE.png",
                    help="draw free memory, reserve usage and drops over virtual time")
     c.set_defaults(func=cmd_reserve_compare)
+    e = sub.add_parser("experiment", help="run one of the seed questions' experiments: "
+                       "kmem (the kernel's own memory by kind as RAM grows)")
+    esub = e.add_subparsers(dest="experiment", metavar="NAME", required=True)
+    k = esub.add_parser("kmem", help="the kernel's own memory by kind at RAM sizes from "
+                        "4 MiB to 1 GiB: is what grows with memory under 1 %% of it?")
+    k.add_argument("-kernel", metavar="ELF",
+                   help="kernel image (default: $EMU_KERNEL, else the built guest)")
+    k.add_argument("--sizes", metavar="LIST", default=",".join(KMEM_SIZES),
+                   help="RAM sizes, comma-separated (default: %(default)s)")
+    k.add_argument("--quick", action="store_true",
+                   help=f"the smallest meaningful sweep: {','.join(KMEM_QUICK)}")
+    k.add_argument("--csv", metavar="FILE", help="write the pages by kind per size as CSV")
+    k.add_argument("--plot", metavar="FILE.png", help="plot each kind's share against RAM")
+    k.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                   help="parallel runs, 0 for one per core (default: %(default)s)")
+    k.set_defaults(func=cmd_experiment_kmem)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -98,6 +118,13 @@ def cmd_reserve_search(args: Any) -> int:
     was found, 1 when even the largest failed."""
     return search_command(_scenario(args), _seeds(args.seeds), args.lo, args.hi, args.jobs,
                           args.json)
+
+
+def cmd_experiment_kmem(args: Any) -> int:
+    """Run the kmem sweep and print its table. Returns 0."""
+    sizes = KMEM_QUICK if args.quick else tuple(s.strip() for s in args.sizes.split(",")
+                                                if s.strip())
+    return kmem.command(args.kernel, sizes, args.jobs, args.csv, flags.plot_path(args.plot))
 
 
 def cmd_reserve_compare(args: Any) -> int:

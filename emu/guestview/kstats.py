@@ -19,10 +19,10 @@ import struct
 from typing import Any
 
 MAGIC = 0x3130_5354_4154_534B  # "KSTATS01"
-VERSION = 4
+VERSION = 5
 NSYSCALL = 16
 NFAULTKIND = 8
-NFRAMEUSE = 9
+NFRAMEUSE = 12
 NRESERVE = 3
 
 # Number -> name, as in guest/kernel/syscall.h (SYS_*).
@@ -42,7 +42,7 @@ MINOR_FAULTS = ("demand_zero", "image", "spurious", "swap_cache")
 # FRAME_* uses of kstats.h: what each physical page is doing.
 FRAME_USES: dict[int, str] = {
     0: "free", 1: "reserved", 2: "kernel", 3: "pagetable", 4: "kstack", 5: "kmalloc",
-    6: "user", 7: "image", 8: "netbuf",
+    6: "user", 7: "image", 8: "netbuf", 9: "kimage", 10: "frametable", 11: "swapmap",
 }
 # RESERVE_* of kstats.h: the named memory reserves (docs/reserves.md).
 RESERVE_NAMES: dict[int, str] = {0: "swap_io", 1: "aoe_tx", 2: "aoe_rx"}

@@ -58,6 +58,7 @@ from typing import Any
 from emu.core.clock import Clock
 from emu.net import ata
 from emu.net.codec import build_ata, build_config, pad, parse
+from emu.net.disk import Disk
 from emu.net.fcs import append_fcs, strip_fcs
 from emu.net.frames import (
     AFLAG_W,
@@ -157,11 +158,14 @@ class AoETarget:
                  config: bytes = b"", model: str = DEFAULT_MODEL,
                  firmware: str = DEFAULT_FIRMWARE, serial: str | None = None,
                  clock: Clock | None = None, service_ns: int = 0, sector_ns: int = 0,
-                 masks: list[bytes] | None = None, promiscuous: bool = False) -> None:
+                 masks: list[bytes] | None = None, promiscuous: bool = False,
+                 disk: Disk | None = None) -> None:
         """Create a target. Raises ValueError for an address, MTU or size out of range.
 
         `serial` defaults to vblade's "shelf.slot:host" form with host "emu"
-        (deterministic). `clock` is needed only for a service time.
+        (deterministic). `clock` is needed only for a service time. `disk`:
+        a seek/rotation/transfer model (emu/net/disk.py) whose service time
+        is added to each ATA request's, in arrival order.
         `promiscuous` answers frames for any destination MAC, as vblade's raw
         socket does; by default only our MAC and broadcast/multicast, as a NIC.
         """
@@ -172,7 +176,9 @@ class AoETarget:
             raise ValueError(f"MTU {mtu} cannot carry one 512-byte sector")
         if not 1 <= bufcnt <= 0xFFFF or len(config) > CONFIG_MAX:
             raise ValueError("bufcnt must be 1..65535 and the config string <= 1024 bytes")
-        if (service_ns or sector_ns) and clock is None:
+        if disk is not None and disk.model.name == "ram":
+            disk = None                         # the RAM disk costs nothing
+        if (service_ns or sector_ns or disk) and clock is None:
             raise ValueError("a service time needs the clock")
         self.store = store
         self.shelf, self.slot = shelf, slot
@@ -187,6 +193,7 @@ class AoETarget:
                                        serial=self.serial)
         self.clock = clock
         self.service_ns, self.sector_ns = service_ns, sector_ns
+        self.disk = disk
         self.masks: list[bytes] = [bytes(m) for m in (masks or [])][:MAX_MASKS]
         self.promiscuous = promiscuous
         self.reserve: list[bytes] = []
@@ -211,16 +218,21 @@ class AoETarget:
         if frame is None:
             st.crc_errors += 1
             return
-        if not (self.service_ns or self.sector_ns):
+        if not (self.service_ns or self.sector_ns or self.disk):
             self._reply(self.handle(frame))
             return
         if self._waiting >= self.bufcnt:
             st.dropped_busy += 1
             return
         assert self.clock is not None
-        sectors = frame[26] if len(frame) > 26 and frame[19] == CMD_ATA else 0
+        ata_req = len(frame) >= 34 and frame[19] == CMD_ATA
+        sectors = frame[26] if ata_req else 0
         start = max(self.clock.now, self._busy_until)
         self._busy_until = start + self.service_ns + self.sector_ns * sectors
+        if self.disk is not None and sectors:
+            # AoE ATA header: sector count at 26, LBA bytes 0-5 at 28-33
+            lba = int.from_bytes(frame[28:34], "little") & ((1 << 48) - 1)
+            self._busy_until += self.disk.serve(start, lba, sectors)
         self._waiting += 1
         self.clock.schedule(self._busy_until, self._complete, frame)
 
@@ -453,6 +465,8 @@ class AoETarget:
         d: dict[str, Any] = self.stats.as_dict()
         d.update(shelf=self.shelf, slot=self.slot, scnt=self.scnt, bufcnt=self.bufcnt,
                  nsectors=self.store.nsectors)
+        if self.disk is not None:
+            d["disk"] = self.disk.stats()
         return d
 
 

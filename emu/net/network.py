@@ -16,6 +16,9 @@ impaired link. Targets, noise and bridges sit on perfect links.
     file:PATH[@S.N]    embedded target on a file (e.g. made with truncate -s)
     iface:NAME         bridge to a real interface (vblade behind it, ...): not deterministic
 
+    ...,disk=MODEL     (mem and file) how long the disk takes: ram (free, the
+                       default), flash, hdd (seeks and rotation: emu/net/disk.py)
+
 Embedded targets are numbered e0.0, e0.1, ... in order unless `@S.N` is given.
 The machine calls `attach_guest(nic, mac)` once, `poll()` at every slice
 boundary (bridges only), `stats()` for the report and `close()` at the end.
@@ -33,6 +36,7 @@ from emu.core.clock import Clock
 from emu.core.units import ConfigError, parse_size, parse_time_ns
 from emu.net.aoe_target import AoETarget
 from emu.net.bridge import Bridge
+from emu.net.disk import MODELS, Disk, model
 from emu.net.link import derive_seed
 from emu.net.netem import NetemSpec, parse_netem
 from emu.net.noise import NoiseGenerator, parse_noise
@@ -51,24 +55,32 @@ class TargetSpec:
     arg: str                  # size text, path or interface name
     shelf: int | None = None
     slot: int | None = None
+    disk: str = "ram"         # emu/net/disk.py model
 
 
 def parse_target(text: str) -> TargetSpec:
     """Parse one --target value. Raises ConfigError (one line)."""
-    m = _TARGET.match(text.strip())
+    head, *opts = text.strip().split(",")
+    disk = "ram"
+    for opt in opts:
+        key, _, value = opt.partition("=")
+        if key.strip() != "disk" or value.strip() not in MODELS:
+            raise ConfigError(f"bad --target {text!r}: options are disk={'|'.join(MODELS)}")
+        disk = value.strip()
+    m = _TARGET.match(head)
     if m is None:
         raise ConfigError(f"bad --target {text!r} (expected mem:SIZE, file:PATH or iface:NAME, "
                           "optionally @SHELF.SLOT for mem/file)")
     kind, arg = m.group(1), m.group(2)
     shelf = int(m.group(3)) if m.group(3) is not None else None
     slot = int(m.group(4)) if m.group(4) is not None else None
-    if kind == "iface" and shelf is not None:
-        raise ConfigError(f"bad --target {text!r}: a bridge has no shelf.slot")
+    if kind == "iface" and (shelf is not None or opts):
+        raise ConfigError(f"bad --target {text!r}: a bridge has no shelf.slot or disk model")
     if kind == "mem":
         parse_size(arg)  # ConfigError if bad
     if shelf is not None and (shelf >= 0xFFFF or slot is None or slot >= 0xFF):
         raise ConfigError(f"bad --target {text!r}: shelf 0..65534, slot 0..254")
-    return TargetSpec(kind, arg, shelf, slot)
+    return TargetSpec(kind, arg, shelf, slot, disk)
 
 
 @dataclass
@@ -146,7 +158,8 @@ class Network:
             shelf, sl = (spec.shelf, spec.slot) if spec.shelf is not None else (0, slot)
             slot += 1
             target = AoETarget(store, shelf=shelf, slot=sl, mtu=cfg.mtu, clock=clock,  # type: ignore[arg-type]
-                               service_ns=parsed.service_ns)
+                               service_ns=parsed.service_ns,
+                               disk=Disk(model(spec.disk), store.nsectors))
             target.attach(self.segment, f"e{shelf}.{sl}")
             self.targets.append(target)
         self.pcap = PcapTap(cfg.pcap, cfg.pcap_snaplen) if cfg.pcap else None

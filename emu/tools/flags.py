@@ -165,7 +165,8 @@ def add_net_flags(p: argparse.ArgumentParser) -> None:
                    "keeps every header tshark dissects and no sector data; 0 keeps whole "
                    "frames (default: %(default)s)")
     g.add_argument("--target", metavar="SPEC", action=_AppendOverDefault, default=["mem:64M"],
-                   help="AoE target: mem:SIZE[@S.N], file:PATH[@S.N] (embedded) or "
+                   help="AoE target: mem:SIZE[@S.N], file:PATH[@S.N] (embedded; add "
+                   ",disk=ram|flash|hdd for a disk that takes time: hdd seeks and turns) or "
                    "iface:NAME (bridge to a real interface, not deterministic); repeatable "
                    "(default: %(default)s)")
     g.add_argument("--target-service", metavar="TIME", default="0us",

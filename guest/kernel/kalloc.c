@@ -6,6 +6,7 @@
 #include "defs.h"
 #include "proc.h"
 #include "net.h"
+#include "memlayout.h"
 
 struct frame *frames;       // frames[(pa - rambase) >> PGSHIFT]
 struct wmark wmark;
@@ -103,9 +104,10 @@ static int inresv(uint64 pa) {
 // Build the frame table at `start` (the end of the kernel image) for the
 // RAM the device tree gives (platform.ram_base, ram_size), free every page
 // after it except the ranges the tree reserves (its own pages among them),
-// and set the watermarks (min_kb, or Linux's rule if 0). Everything below
-// the first free page is reserved, the embedded program images are
-// FRAME_IMAGE.
+// and set the watermarks (min_kb, or Linux's rule if 0). Below the first
+// free page: the firmware's region (FRAME_RESERVED, as the ranges the tree
+// reserves), the kernel image (FRAME_KIMAGE) with the embedded program
+// images in it (FRAME_IMAGE), and the frame table (FRAME_FTABLE).
 void kinit(uint64 start, uint64 min_kb) {
   rambase = platform.ram_base;
   nframes = platform.ram_size / PGSIZE;
@@ -118,10 +120,13 @@ void kinit(uint64 start, uint64 min_kb) {
     frames[i].next = frames[i].prev = NOFRAME;
   }
   kstats.pages[FRAME_RESERVED] = nframes;
-  for (uint64 pa = (uint64)progimg_start; pa < (uint64)progimg_end; pa += PGSIZE) {
-    pa2frame(pa)->use = FRAME_IMAGE;
+  for (uint64 pa = KERNEL_BASE; pa < managed_lo; pa += PGSIZE) {
+    struct frame *f = pa2frame(pa);
+    f->use = pa >= (uint64)frames                                    ? FRAME_FTABLE
+             : pa >= (uint64)progimg_start && pa < (uint64)progimg_end ? FRAME_IMAGE
+                                                                       : FRAME_KIMAGE;
     kstats.pages[FRAME_RESERVED]--;
-    kstats.pages[FRAME_IMAGE]++;
+    kstats.pages[f->use]++;
   }
   // Push from the top so the lowest pages are handed out first.
   for (uint64 pa = rambase + (nframes - 1) * PGSIZE; pa >= managed_lo; pa -= PGSIZE) {
@@ -193,7 +198,8 @@ void *palloc(int use) { return palloc_flags(use, 0); }
 void *palloc_flags(int use, int gfp) {
   int zero = !(use & PALLOC_NOZERO), reserve = 0;
   use &= ~PALLOC_NOZERO;
-  if (use == FRAME_FREE || use == FRAME_RESERVED || use == FRAME_IMAGE || use >= NFRAMEUSE)
+  if (use == FRAME_FREE || use == FRAME_RESERVED || use == FRAME_IMAGE || use == FRAME_KIMAGE ||
+      use == FRAME_FTABLE || use >= NFRAMEUSE)
     panic("palloc: bad use");
   if (freelist != NOFRAME && nfree() <= wmark.min)
     reserve = use != FRAME_USER && memalloc_entitled(gfp);
@@ -293,4 +299,6 @@ void kmeminfo(struct meminfo *mi) {
   mi->reclaim_throttled = kstats.reclaim_throttled;
   mi->reserve_off = params.reserve_off;
   mi->swap = swapstate != SWAP_OFF;
+  for (int u = 0; u < NFRAMEUSE; u++)
+    mi->use[u] = kstats.pages[u];
 }

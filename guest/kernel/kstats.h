@@ -7,7 +7,7 @@
 #include "syscall.h"
 
 #define KSTATS_MAGIC 0x313053544154534bUL  // "KSTATS01"
-#define KSTATS_VERSION 4
+#define KSTATS_VERSION 5
 
 // Page faults by how they were resolved (or why they were not).
 #define FAULT_ZERO     0  // demand-zero page for heap/stack/bss
@@ -21,15 +21,19 @@
 
 // Frame uses (struct frame.use) - pages by use are kept as gauges.
 #define FRAME_FREE     0
-#define FRAME_RESERVED 1  // firmware region, kernel image, frame table
+#define FRAME_RESERVED 1  // the firmware's region, ranges the device tree reserves
 #define FRAME_KERNEL   2  // other kernel pages (tests)
 #define FRAME_PTABLE   3  // page-table pages
 #define FRAME_KSTACK   4  // kernel stacks
 #define FRAME_KMALLOC  5  // kmalloc slabs
 #define FRAME_USER     6  // private user pages (the only kind swap will ever evict)
 #define FRAME_IMAGE    7  // embedded program images, mapped read-only into processes
-#define FRAME_NETBUF   8  // pages carved into RX buffers (pfrag.c)
-#define NFRAMEUSE      9
+#define FRAME_NETBUF   8  // network buffers: RX pages (pfrag.c), the NIC's rings
+#define FRAME_KIMAGE   9  // the kernel image (text, data, bss) but the program images
+#define FRAME_FTABLE  10  // the frame table: one struct frame per RAM page
+#define FRAME_SWAPMAP 11  // the swap map, the swap cache's index and the swap-out table
+#define NFRAMEUSE     12
+_Static_assert(NFRAMEUSE == MI_NFRAMEUSE, "meminfo mirrors the frame uses");
 
 // Named memory reserves (the reserve tree of docs/reserves.md): what the
 // pages taken from below the min watermark were for.

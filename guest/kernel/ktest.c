@@ -76,8 +76,8 @@ static const char *t_kalloc(void) {
   pfree(c);
   CHECK(nfree() == before);
   CHECK(pa2frame(platform.ram_base)->use == FRAME_RESERVED);
-  CHECK(pa2frame(KERNEL_BASE)->use == FRAME_RESERVED);
-  CHECK(pa2frame((uint64)end)->use == FRAME_RESERVED);  // the frame table itself
+  CHECK(pa2frame(KERNEL_BASE)->use == FRAME_KIMAGE);
+  CHECK(pa2frame(PGROUNDUP((uint64)end))->use == FRAME_FTABLE);  // the frame table itself
   uint64 sum = 0;
   for (int u = 0; u < NFRAMEUSE; u++)
     sum += kstats.pages[u];

@@ -73,7 +73,7 @@ int netinit(void) {
     return -1;
   }
   w(NIC_REG_CTRL, NIC_CTRL_RESET);
-  uint8 *page = palloc(FRAME_KERNEL);
+  uint8 *page = palloc(FRAME_NETBUF);
   if (!page) {
     printf("net: no memory for the rings\n");
     return -1;

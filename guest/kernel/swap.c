@@ -602,7 +602,7 @@ void swap_sched(void) {
 static int swaptables(uint32 n) {
   for (uint32 i = 0; i < MAXSLOTS / PGSIZE; i++) {
     int want = i < (n + PGSIZE - 1) / PGSIZE;
-    if (want && !mapp[i] && !(mapp[i] = palloc(FRAME_KERNEL)))
+    if (want && !mapp[i] && !(mapp[i] = palloc(FRAME_SWAPMAP)))
       return -1;
     if (!want && mapp[i]) {
       pfree(mapp[i]);
@@ -611,7 +611,7 @@ static int swaptables(uint32 n) {
   }
   for (uint32 i = 0; i < MAXSLOTS / 1024; i++) {
     int want = i < (n + 1023) / 1024;
-    if (want && !cachep[i] && !(cachep[i] = palloc(FRAME_KERNEL)))
+    if (want && !cachep[i] && !(cachep[i] = palloc(FRAME_SWAPMAP)))
       return -1;
     if (!want && cachep[i]) {
       pfree(cachep[i]);
@@ -620,7 +620,7 @@ static int swaptables(uint32 n) {
   }
   for (uint32 i = 0; i < MAXSLOTS / 2048; i++) {
     int want = i < (n + 2047) / 2048;
-    if (want && !txp[i] && !(txp[i] = palloc(FRAME_KERNEL)))
+    if (want && !txp[i] && !(txp[i] = palloc(FRAME_SWAPMAP)))
       return -1;
     if (!want && txp[i]) {
       pfree(txp[i]);

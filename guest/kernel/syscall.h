@@ -50,6 +50,7 @@ struct procinfo {
 
 // What meminfo() fills in; page counts are 4 KiB pages.
 #define MI_NRESERVE 3   // the reserve tree's entries, by RESERVE_* (kstats.h)
+#define MI_NFRAMEUSE 12 // pages by use, by FRAME_* (kstats.h)
 struct meminfo {
   unsigned long total;  // pages of RAM
   unsigned long free;   // pages on the free list
@@ -63,6 +64,7 @@ struct meminfo {
   unsigned long reclaim_throttled;  // direct reclaimers put to sleep below min/2
   int reserve_off;                  // booted with reserve=off
   int swap;                         // 1: a swap device is configured (0: swap=off, no network)
+  unsigned long use[MI_NFRAMEUSE];  // pages by FRAME_* use (kstats.h)
   unsigned long nproc;  // entries used in procs[]
   struct procinfo procs[NPROC];
 };

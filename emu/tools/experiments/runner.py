@@ -1,10 +1,9 @@
 """The experiments' runner: independent runs of a sweep, spread over the
-host's cores, results in job order.
+host's cores by joblib (loky worker processes), results in job order.
 
 Every run is a function of its arguments (same image + flags + seed = same
 run), so where it runs cannot change what it returns; only the wall time
-changes. Today a process pool on one machine; the experiments issue moves
-this onto joblib (one machine) and Dask (a cluster) behind the same call.
+changes (tests/test_experiment_kmem.py compares one worker with two).
 
 Layer: tools.
 """
@@ -13,23 +12,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def _call(job: tuple[Callable[..., Any], tuple[Any, ...]]) -> Any:
-    fn, args = job
-    return fn(*args)
-
-
-def run_all(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int = 0) -> list[T]:
-    """Return [fn(*job) for job in jobs], run in parallel processes when
-    `workers` != 1 (0: one per core). `fn` must be a module-level function
-    (it is pickled to the workers)."""
+def run_all(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int = 0,
+            on_done: Callable[[T], object] | None = None) -> list[T]:
+    """Return [fn(*job) for job in jobs]: in this process when `workers` is 1
+    or there is one job, else in `workers` loky processes (0: one per
+    core). `on_done(result)` is called as each result arrives, in job order
+    (a progress bar). `fn` must be a module-level function (it is pickled
+    to the workers)."""
     workers = workers or os.cpu_count() or 1
+    out: list[T] = []
     if workers == 1 or len(jobs) <= 1:
-        return [fn(*j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        return list(pool.map(_call, [(fn, tuple(j)) for j in jobs]))
+        results: Any = (fn(*j) for j in jobs)
+    else:
+        from joblib import Parallel, delayed
+        results = Parallel(n_jobs=min(workers, len(jobs)), backend="loky",
+                           return_as="generator")(delayed(fn)(*j) for j in jobs)
+    for r in results:
+        out.append(r)
+        if on_done is not None:
+            on_done(r)
+    return out
