@@ -199,3 +199,22 @@ def test_bios_none_refuses_to_share_the_kernel_place_with_no_firmware(asm, tmp_p
     elf = asm(HANDOVER_AND_DELEGATION, ld=MLINK)
     with pytest.raises(LoadError, match="needs -bios none"):
         boot_machine(elf)
+
+
+STUCK = r"""
+.section .text
+.globl _start
+_start:
+    csrw mtvec, zero                # the trap vector at 0: nothing there
+    .word 0                         # illegal instruction: trap to 0, fetch fault, ...
+"""
+
+
+@pytest.mark.parametrize("traps", IMPLS)
+def test_a_hart_stuck_in_a_trap_loop_ends_the_run_with_one_line(asm, traps):
+    elf = asm(STUCK, ld=MLINK)
+    m = boot_machine(elf, bios="none", traps=traps, max_insns=1_000_000)
+    assert m.exit_status == 126, m.stop_reason
+    assert m.stop_reason.startswith("the hart is stuck: 10,000 traps in a row") \
+        and "pc 0x0, M-mode" in m.stop_reason, m.stop_reason
+    assert m.icount < 10

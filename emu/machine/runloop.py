@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 
 EXIT_MAX_INSNS = 124
 EXIT_IDLE_FOREVER = 125
+EXIT_STUCK = 126
+# Slices in a row that each delivered a trap without retiring one
+# instruction: a guest faulting on its own trap vector (mtvec pointing where
+# nothing is mapped) would loop there forever, as on QEMU, and --max-insns
+# would never end it since nothing retires.
+STUCK_SLICES = 10_000
 
 
 class RunLoop:
@@ -221,9 +227,20 @@ class RunLoop:
         """Run until shutdown, --max-insns or a hang. Returns the exit status."""
         m = self.m
         t0 = time.perf_counter()
+        stuck, seen = 0, (m.icount, -1)
         try:
             while m.exit_status is None:
                 self.run_slice()
+                now = (m.icount, sum(m.stats.traps.values()))
+                stuck = stuck + 1 if now[0] == seen[0] and now[1] != seen[1] else 0
+                seen = now
+                if stuck >= STUCK_SLICES and m.exit_status is None:
+                    pc, priv = m.cpu.core.pc_priv()
+                    m.exit_status = EXIT_STUCK
+                    m.stop_reason = (f"the hart is stuck: {stuck:,} traps in a row without "
+                                     f"retiring an instruction (pc 0x{pc:x}, "
+                                     f"{'USHM'[priv & 3]}-mode; a trap vector where nothing "
+                                     "can run?)")
                 if (m.exit_status is None and m.config.max_insns is not None
                         and m.icount >= m.config.max_insns):
                     m.exit_status = EXIT_MAX_INSNS
