@@ -159,13 +159,13 @@ cdef void pmp_decode(const unsigned char *state, pmp_rules *r) noexcept nogil:
             lo = addr << 2
             hi = lo + 3
         elif a == 3:                                  # NAPOT
-            if addr == <uint64_t>0xFFFFFFFFFFFFFFFF:
+            k = 0
+            while k < 64 and (addr >> k) & 1:
+                k += 1
+            if k >= 61:                               # 2^64 bytes or more: all of it
                 lo = 0
-                hi = addr
+                hi = <uint64_t>0xFFFFFFFFFFFFFFFF
             else:
-                k = 0
-                while (addr >> k) & 1:
-                    k += 1
                 lo = (addr & ~((<uint64_t>1 << k) - 1)) << 2
                 hi = lo + ((<uint64_t>1 << (k + 3)) - 1)
         if a:   # binds M: its own L, or a locked TOR next (QEMU's pmp_is_locked)

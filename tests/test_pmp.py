@@ -483,6 +483,9 @@ def test_a_guest_sees_pmp_and_mprv_as_on_qemu(asm, mmu_impl):
     elf = asm(PMP_GUEST, ld=MLINK)
     m = boot_machine(elf, bios="none", mmu=mmu_impl, max_insns=200_000)
     assert m.exit_status == 0, f"step {m.exit_status} failed: {m.stop_reason}"
+    # one flush per CSR write that changed the registers (pmpaddr0, pmpaddr1,
+    # pmpcfg0, the lock), none for the write the locked entry ignored
+    assert m.cpu.budget.pmp_flushes == 4
 
 
 def test_the_pmp_guest_passes_on_qemu(asm):
@@ -596,6 +599,7 @@ def test_rewritten_user_code_runs_new_after_a_fence(asm, mmu_impl, fence):
     m = boot_machine(elf, bios="none", mmu=mmu_impl, max_insns=100_000)
     assert m.exit_status == 0, f"U ran old code (status {m.exit_status}): {m.stop_reason}"
     assert m.stats.code_changes >= 1
+    assert m.cpu.budget.fence_i == (2 if fence == "fence.i" else 0)
 
 
 def test_the_rewrite_guest_passes_on_qemu(asm):
@@ -607,3 +611,28 @@ def test_the_rewrite_guest_passes_on_qemu(asm):
                             "128M", "-nographic", "-monitor", "none", "-serial", "null"],
                            capture_output=True, timeout=60)
         assert r.returncode == 0, (fence, r.returncode)
+
+
+@pytest.mark.parametrize("impl", ["fast", "python"])
+@pytest.mark.parametrize("ones", [60, 61, 62, 63])
+def test_a_napot_entry_of_2_64_bytes_or_more_covers_everything(impl, ones):
+    """pmpaddr with 61 or more trailing ones encodes 2^64 bytes or more: all
+    of memory (a shift past 64 bits in C would be undefined)."""
+    if impl == "fast":
+        need_fast(twins.available("sv39"), "the Cython Sv39 twin")
+    ours = random_ram(random.Random(ones), reserved=False)
+    uc, theirs = make_uc(ours, virtual=True)
+    hook = mmu.fill_hook_class(impl)(uc, theirs, BASE, SIZE)
+    hook.install()
+    address = hartstate.pmp_address(uc)
+    hook.watch_pmp(address)
+    pmpaddr = (1 << ones) - 1
+    hartstate.write_pmp(address, 0, 0x18 | 1, pmpaddr)          # NAPOT, R only
+    active = pmp.rules(*hartstate.read_pmp(address))
+    want = (0, MASK64) if ones >= 61 else (0, (1 << (ones + 3)) - 1)
+    assert (active[0].lo, active[0].hi) == want
+    set_state(uc, 0, 1, False, False)                            # S, Bare
+    vmem = unicorn_translator(uc)
+    assert vmem(BASE + 0x123, PROT["read"]) == BASE + 0x123
+    assert vmem(BASE + 0x123, PROT["write"]) is None and hook.fault_cause == 7
+    hook.uninstall()

@@ -146,6 +146,18 @@ def read_pmp(address: int) -> tuple[list[int], list[int]]:
     return cfgs, addrs
 
 
+def napot_range(pmpaddr: int) -> tuple[int, int]:
+    """[lo, hi] of a NAPOT pmpaddr, as the spec and QEMU decode it: k
+    trailing ones give 2^(k+3) bytes (64-bit arithmetic; all ones, or 2^64
+    bytes and more, cover everything). emu/mmu/pmp.py uses it too."""
+    mask = (1 << 64) - 1
+    if pmpaddr == mask:
+        return 0, mask
+    k = (~pmpaddr & (pmpaddr + 1)).bit_length() - 1      # count of trailing ones
+    lo = ((pmpaddr & ~((1 << k) - 1)) << 2) & mask
+    return lo, (lo + (1 << (k + 3)) - 1) & mask
+
+
 def _qemu_range(cfg: int, addr: int, prev: int) -> tuple[int, int]:
     """QEMU 5.0's decoded (sa, ea) for an entry (pmp_update_rule), which
     unicorn keeps beside the registers."""
@@ -157,11 +169,7 @@ def _qemu_range(cfg: int, addr: int, prev: int) -> tuple[int, int]:
         return (prev << 2) & mask, ((addr << 2) - 1) & mask
     if a == 2:   # sic: QEMU 5.0 forgets the shift in ea (fixed in 5.1); only its own check reads it
         return (addr << 2) & mask, (addr + 3) & mask
-    if addr == mask:
-        return 0, mask
-    k = (~addr & (addr + 1)).bit_length() - 1
-    base = ((addr & ~((1 << k) - 1)) << 2) & mask
-    return base, (base + (1 << (k + 3)) - 1) & mask
+    return napot_range(addr)
 
 
 def write_pmp(address: int, index: int, cfg: int, addr: int) -> None:

@@ -68,6 +68,7 @@ import ctypes
 import unicorn as uc_mod
 from unicorn import riscv_const as R
 
+from emu.core.hartstate import RANGES_OFFSET as PMP_REGS_BYTES  # the 16 entries
 from emu.core.isa import MSTATUS_MIE, SSTATUS_SIE
 
 PRIV_M = 3
@@ -80,7 +81,6 @@ SYS_SRET = 3      # sret last: the next block is at sepc unless a trap was taken
 SYS_MRET = 4      # mret last: the next block is at mepc unless a trap was taken
 SYS_FENCE_I = 5   # fence.i last: as SYS_LAST, and code may have changed
 MAX_BLOCK = 8192   # bytes: QEMU caps a TB at 512 instructions, two pages
-PMP_REGS_BYTES = 256   # the 16 PMP entries (emu.core.hartstate.RANGES_OFFSET)
 
 
 def _vmem_read():
@@ -220,12 +220,13 @@ class BlockBudget:
                 # so the MMU checks each code page again (emu/mmu/tlb.py)
                 uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
                 self.fence_i += 1
-            if self._pmp_address and \
-                    ctypes.string_at(self._pmp_address, PMP_REGS_BYTES) != self._pmp_seen:
-                # a PMP write: cached translations hold the old rights
-                self._pmp_seen = ctypes.string_at(self._pmp_address, PMP_REGS_BYTES)
-                uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
-                self.pmp_flushes += 1
+            if self._pmp_address:
+                regs = ctypes.string_at(self._pmp_address, PMP_REGS_BYTES)
+                if regs != self._pmp_seen:
+                    # a PMP write: cached translations hold the old rights
+                    self._pmp_seen = regs
+                    uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
+                    self.pmp_flushes += 1
             if self.after_system >= SYS_LAST and self.expect_valid:
                 if self.after_system == SYS_SRET:
                     priv = uc.reg_read(R.UC_RISCV_REG_PRIV)

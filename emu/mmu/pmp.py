@@ -39,6 +39,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from emu.core.hartstate import napot_range
+
 PMP_R, PMP_W, PMP_X = 1, 2, 4     # the same bits as UC_PROT_READ/WRITE/EXEC
 PMP_L = 0x80
 A_OFF, A_TOR, A_NA4, A_NAPOT = 0, 1, 2, 3
@@ -62,15 +64,6 @@ class Rule:
 
     def covers(self, addr: int) -> bool:
         return self.lo <= addr <= self.hi
-
-
-def napot_range(pmpaddr: int) -> tuple[int, int]:
-    """[lo, hi] of a NAPOT pmpaddr: k trailing ones give 2^(k+3) bytes."""
-    if pmpaddr == MASK64:
-        return 0, MASK64
-    k = ((~pmpaddr & (pmpaddr + 1)).bit_length() - 1)     # count of trailing ones
-    lo = ((pmpaddr & ~((1 << k) - 1)) << 2) & MASK64
-    return lo, (lo + (1 << (k + 3)) - 1) & MASK64
 
 
 def rules(cfgs: Sequence[int], addrs: Sequence[int]) -> list[Rule]:

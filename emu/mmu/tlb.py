@@ -273,14 +273,16 @@ class PyFillHook:
         off = page - self.ram_base
         if not 0 <= off <= len(self._bytes) - 4096:
             return
-        now = self._bytes[off:off + 4096]
+        # bytes() first: memoryview == bytes compares item by item (3.8 us
+        # for 4 KiB against 0.27 us for the copy and a memcmp)
+        now = bytes(self._bytes[off:off + 4096])
         old = self._code_copy.get(page)
         if old != now:
             if old is not None:
                 self.code_changes += 1
                 self._stale.append(page)
                 self.uc.emu_stop()
-            self._code_copy[page] = bytes(now)
+            self._code_copy[page] = now
 
     @property
     def code_epoch_address(self) -> int:

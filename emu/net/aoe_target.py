@@ -176,8 +176,6 @@ class AoETarget:
             raise ValueError(f"MTU {mtu} cannot carry one 512-byte sector")
         if not 1 <= bufcnt <= 0xFFFF or len(config) > CONFIG_MAX:
             raise ValueError("bufcnt must be 1..65535 and the config string <= 1024 bytes")
-        if disk is not None and disk.model.name == "ram":
-            disk = None                         # the RAM disk costs nothing
         if (service_ns or sector_ns or disk) and clock is None:
             raise ValueError("a service time needs the clock")
         self.store = store

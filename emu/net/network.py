@@ -159,7 +159,8 @@ class Network:
             slot += 1
             target = AoETarget(store, shelf=shelf, slot=sl, mtu=cfg.mtu, clock=clock,  # type: ignore[arg-type]
                                service_ns=parsed.service_ns,
-                               disk=Disk(model(spec.disk), store.nsectors))
+                               disk=None if spec.disk == "ram"
+                               else Disk(model(spec.disk), store.nsectors))
             target.attach(self.segment, f"e{shelf}.{sl}")
             self.targets.append(target)
         self.pcap = PcapTap(cfg.pcap, cfg.pcap_snaplen) if cfg.pcap else None

@@ -143,12 +143,13 @@ def plot(rows: Sequence[Row], path: str) -> None:
 
 
 def command(kernel: str | None, sizes: Sequence[str], jobs: int, csv_path: str | None,
-            plot_path: str | None, err: Any = sys.stderr) -> int:
-    """Run the sweep, print the table, write the CSV and the plot. 0."""
+            plot_path: str | None, err: Any = None) -> int:
+    """Run the sweep, print the table, write the CSV and the plot (progress
+    on `err`, default stderr). Returns 0."""
     from emu.tools.experiments.sweepbar import SweepBar
     if not sizes:
         raise ConfigError("--sizes: at least one RAM size")
-    with SweepBar(len(sizes), "kmem", err) as bar:
+    with SweepBar(len(sizes), "kmem", err or sys.stderr) as bar:
         rows = sweep(kernel, sizes, jobs, bar.done)
     print(table_text(rows))
     print()
