@@ -294,7 +294,8 @@ def test_kstats_collect_keys_and_rows(ktest_boot):
                       "page_faults_total", "copy_fills", "segfaults", "oom_kills",
                       "alloc_failures", "memory", "major_faults", "minor_faults", "swap",
                       "reclaim", "aoe", "net", "reserve", "reserve_allocs",
-                      "pfmemalloc_drop", "tasks_blocked", "aoe_inflight", "reserve_denied"}
+                      "pfmemalloc_drop", "tasks_blocked", "aoe_inflight", "reserve_denied",
+                      "swapoff", "prefetch"}
     assert "throttled" in k["reclaim"] and "free_low" in k["memory"]
     assert {n: set(r) for n, r in k["reserve"].items()} == {
         n: {"limit", "usage", "peak"} for n in ("swap_io", "aoe_tx", "aoe_rx")}

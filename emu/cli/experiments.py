@@ -13,6 +13,8 @@ from typing import Any
 from emu.core.units import ConfigError
 from emu.tools import flags
 from emu.tools.experiments import kmem
+from emu.tools.experiments import prefetch as prefetchx
+from emu.tools.experiments import swapoff as swapoffx
 from emu.tools.experiments.kmem import QUICK as KMEM_QUICK
 from emu.tools.experiments.kmem import SIZES as KMEM_SIZES
 from emu.tools.experiments.reserves import (
@@ -84,7 +86,8 @@ def add_commands(sub: Any) -> None:
                    help="draw free memory, reserve usage and drops over virtual time")
     c.set_defaults(func=cmd_reserve_compare)
     e = sub.add_parser("experiment", help="run one of the seed questions' experiments: "
-                       "kmem (the kernel's own memory by kind as RAM grows)")
+                       "kmem (the kernel's own memory by kind as RAM grows), swapoff (four "
+                       "ways to bring swap back), prefetch (the morning after)")
     esub = e.add_subparsers(dest="experiment", metavar="NAME", required=True)
     k = esub.add_parser("kmem", help="the kernel's own memory by kind at RAM sizes from "
                         "4 MiB to 1 GiB: is what grows with memory under 1 %% of it?")
@@ -99,6 +102,54 @@ def add_commands(sub: Any) -> None:
     k.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
                    help="parallel runs, 0 for one per core (default: %(default)s)")
     k.set_defaults(func=cmd_experiment_kmem)
+    s = esub.add_parser("swapoff", help="swapoff's four strategies (scan, batch, hint, walk) "
+                        "against how much is out, processes, free memory, disk and link")
+    s.add_argument("-kernel", metavar="ELF",
+                   help="kernel image (default: $EMU_KERNEL, else the built guest)")
+    s.add_argument("--modes", metavar="LIST", default=",".join(swapoffx.MODES),
+                   help="strategies (default: %(default)s)")
+    s.add_argument("--sizes", metavar="LIST", default=",".join(map(str, swapoffx.SIZES)),
+                   help="MiB out on swap (default: %(default)s)")
+    s.add_argument("--procs", metavar="LIST", default=",".join(map(str, swapoffx.PROCS)),
+                   help="processes holding it (default: %(default)s)")
+    s.add_argument("--free", metavar="LIST", default=",".join(swapoffx.FREE),
+                   help="free memory at the start: low (only the high watermark will be "
+                   "left) or plenty (default: %(default)s)")
+    s.add_argument("--disks", metavar="LIST", default=",".join(swapoffx.DISKS),
+                   help="the target's disk: ram, flash, hdd (default: %(default)s)")
+    s.add_argument("--links", metavar="LIST", default=",".join(swapoffx.LINKS),
+                   help="clean or loss1 (1%% loss) (default: %(default)s)")
+    s.add_argument("--quick", action="store_true",
+                   help="the smallest meaningful sweep: the four strategies, 2 MiB out by "
+                   "4 processes, low free memory, RAM disk, clean link")
+    s.add_argument("--csv", metavar="FILE", help="write one line per run as CSV")
+    s.add_argument("--plot", metavar="FILE.png",
+                   help="plot MB/s and PTEs read against MiB out, one line per strategy")
+    s.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                   help="parallel runs, 0 for one per core (default: %(default)s)")
+    s.set_defaults(func=cmd_experiment_swapoff)
+    pf = esub.add_parser("prefetch", help="the morning after: an interactive working set "
+                         "pushed out by a batch job, an idle night, the morning's touches - "
+                         "swap prefetch off and on, cluster and VMA read-ahead")
+    pf.add_argument("-kernel", metavar="ELF",
+                    help="kernel image (default: $EMU_KERNEL, else the built guest)")
+    pf.add_argument("--nights", metavar="LIST", default=",".join(map(str, prefetchx.NIGHTS)),
+                    help="lengths of the idle night, ms of virtual time (default: %(default)s)")
+    pf.add_argument("--ws", type=int, default=prefetchx.WS, metavar="PAGES",
+                    help="the interactive working set (default: %(default)s)")
+    pf.add_argument("--batch", type=int, default=prefetchx.BATCH, metavar="PAGES",
+                    help="the batch job (default: %(default)s)")
+    pf.add_argument("--ram", type=int, default=prefetchx.RAM_MIB, metavar="MIB",
+                    help="RAM (default: %(default)s)")
+    pf.add_argument("--quick", action="store_true",
+                    help="the smallest meaningful sweep: 8 MiB of RAM, a 1 MiB working set, "
+                    "one 3 s night")
+    pf.add_argument("--csv", metavar="FILE", help="write one line per run as CSV")
+    pf.add_argument("--plot", metavar="FILE.png", help="plot free memory, prefetch activity "
+                    "and slow touches over virtual time")
+    pf.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                    help="parallel runs, 0 for one per core (default: %(default)s)")
+    pf.set_defaults(func=cmd_experiment_prefetch)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -125,6 +176,36 @@ def cmd_experiment_kmem(args: Any) -> int:
     sizes = KMEM_QUICK if args.quick else tuple(s.strip() for s in args.sizes.split(",")
                                                 if s.strip())
     return kmem.command(args.kernel, sizes, args.jobs, args.csv, flags.plot_path(args.plot))
+
+
+def _list(text: str, what: str, kind: type = str) -> tuple[Any, ...]:
+    try:
+        return tuple(kind(s.strip()) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--{what} {text!r}: a comma-separated list of numbers") from None
+
+
+def cmd_experiment_swapoff(args: Any) -> int:
+    """Run the swapoff sweep and print its table. Returns 0."""
+    q = swapoffx.QUICK if args.quick else {}
+    todo = swapoffx.cases(_list(args.modes, "modes"),
+                          q.get("sizes") or _list(args.sizes, "sizes", int),
+                          q.get("procs") or _list(args.procs, "procs", int),
+                          q.get("free") or _list(args.free, "free"),
+                          q.get("disks") or _list(args.disks, "disks"),
+                          q.get("links") or _list(args.links, "links"))
+    return swapoffx.command(args.kernel, todo, args.jobs, args.csv, flags.plot_path(args.plot))
+
+
+def cmd_experiment_prefetch(args: Any) -> int:
+    """Run the prefetch sweep and print its table and answer. Returns 0."""
+    if args.quick:
+        q = prefetchx.QUICK
+        todo = prefetchx.cases(q["nights"], q["ws"], q["batch"], q["ram"])
+    else:
+        todo = prefetchx.cases(_list(args.nights, "nights", int), args.ws, args.batch, args.ram)
+    return prefetchx.command(args.kernel, todo, args.jobs, args.csv, flags.plot_path(args.plot),
+                             readahead=not args.quick)
 
 
 def cmd_reserve_compare(args: Any) -> int:

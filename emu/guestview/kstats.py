@@ -19,7 +19,7 @@ import struct
 from typing import Any
 
 MAGIC = 0x3130_5354_4154_534B  # "KSTATS01"
-VERSION = 5
+VERSION = 6
 NSYSCALL = 16
 NFAULTKIND = 8
 NFRAMEUSE = 12
@@ -28,7 +28,7 @@ NRESERVE = 3
 # Number -> name, as in guest/kernel/syscall.h (SYS_*).
 SYSCALL_NAMES: dict[int, str] = {
     1: "write", 2: "exit", 3: "wait", 4: "getpid", 5: "sbrk", 6: "yield",
-    7: "sleep", 8: "spawn", 9: "uptime", 10: "meminfo",
+    7: "sleep", 8: "spawn", 9: "uptime", 10: "meminfo", 11: "swapoff", 12: "swapon",
 }
 # FAULT_* kinds of kstats.h: how a user page fault was resolved, or why not.
 FAULT_KINDS: dict[int, str] = {
@@ -77,6 +77,16 @@ LAYOUT: tuple[tuple[str, int], ...] = (
     ("aoe_inflight", 1),
     # version 4: reserve limits enforced, throttling, the free-memory low point
     ("reserve_denied", 1), ("reclaim_throttled", 1), ("free_low", 1),
+    # version 6: swapoff, summed over the calls
+    ("swapoff_runs", 1), ("swapoff_fails", 1), ("swapoff_pages", 1), ("swapoff_freed", 1),
+    ("swapoff_ptes", 1), ("swapoff_mms", 1), ("swapoff_hint_hits", 1),
+    ("swapoff_hint_misses", 1), ("swapoff_reads", 1), ("swapoff_sectors", 1),
+    ("swapoff_ns", 1), ("swapoff_frames", 1), ("swapoff_replies", 1),
+    ("swapoff_retransmits", 1), ("swapoff_active", 1),
+    # swap prefetch and read-ahead
+    ("prefetch_runs", 1), ("prefetch_yields", 1), ("prefetch_pages", 1),
+    ("prefetch_reads", 1), ("prefetch_hits", 1), ("prefetch_dropped", 1), ("ra_hits", 1),
+    ("ra_dropped", 1),
 )
 
 # Groups of version-2 fields reported as {key: value} under one name: the
@@ -108,6 +118,19 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("window_cap", "aoe_maxwin"), ("bufcnt", "aoe_bufcnt"),
         ("sectors_per_frame", "aoe_scnt"), ("capacity_sectors", "aoe_capacity_sectors"),
         ("inflight", "aoe_inflight"))),
+    ("swapoff", (
+        ("calls", "swapoff_runs"), ("failed", "swapoff_fails"), ("pages", "swapoff_pages"),
+        ("freed", "swapoff_freed"), ("ptes_read", "swapoff_ptes"),
+        ("mm_searches", "swapoff_mms"), ("hint_hits", "swapoff_hint_hits"),
+        ("hint_misses", "swapoff_hint_misses"), ("reads", "swapoff_reads"),
+        ("sectors", "swapoff_sectors"), ("virtual_ns", "swapoff_ns"),
+        ("frames", "swapoff_frames"), ("round_trips", "swapoff_replies"),
+        ("retransmits", "swapoff_retransmits"), ("active", "swapoff_active"))),
+    ("prefetch", (
+        ("runs", "prefetch_runs"), ("yields", "prefetch_yields"), ("pages", "prefetch_pages"),
+        ("reads", "prefetch_reads"), ("hits", "prefetch_hits"),
+        ("dropped", "prefetch_dropped"), ("readahead_hits", "ra_hits"),
+        ("readahead_dropped", "ra_dropped"))),
     ("net", (
         ("irqs", "net_irqs"), ("rx_frames", "net_rx_frames"), ("rx_bytes", "net_rx_bytes"),
         ("tx_frames", "net_tx_frames"), ("tx_bytes", "net_tx_bytes"),
@@ -120,6 +143,22 @@ NET_DROPS: tuple[tuple[str, str], ...] = (
     ("rx_overrun", "net_rx_overruns"),
 )
 SIZE = 8 * sum(n for _, n in LAYOUT)
+
+
+def field_address(machine: Any, name: str) -> int | None:
+    """Guest physical address of the u64 kstats field `name` (the first of
+    an array), or None if the image has no `kstats` in RAM. Reading it is
+    cheap enough for a slice-end observer; it reads 0 until the kernel
+    boots."""
+    addr = machine.image.symbols.by_name.get("kstats")
+    if addr is None or not machine.mem.contains(addr, SIZE):
+        return None
+    off = 0
+    for field, n in LAYOUT:
+        if field == name:
+            return addr + 8 * off
+        off += n
+    raise KeyError(name)
 
 
 def read_raw(machine: Any) -> dict[str, Any] | None:
@@ -153,7 +192,7 @@ def collect(machine: Any) -> dict[str, Any]:
     trap; counted in page_faults too), segfaults, oom_kills, alloc_failures, memory
     {pages_total, pages_free, pages_by_use {use: pages}, watermarks
     {min, low, high}}, major_faults, minor_faults, and the groups of GROUPS:
-    swap {...}, reclaim {...}, aoe {...}, net {... drops {reason: n},
+    swap {...}, reclaim {...}, aoe {...}, swapoff {...}, prefetch {...}, net {... drops {reason: n},
     drops_total}, reserve {name: {limit, usage, peak}} (pages),
     reserve_allocs, reserve_denied, pfmemalloc_drop, tasks_blocked,
     aoe_inflight; reclaim.throttled and memory.free_low (docs/swap.md and

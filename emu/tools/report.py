@@ -95,6 +95,10 @@ def collect(machine: Any) -> dict[str, Any]:
     }
     out["swap"] = swap_figures(out)
     out["link"] = link_figures(out)
+    for obs in getattr(machine, "after_slice", ()):   # observers that measure (SwapoffClock)
+        add = getattr(obs, "add_figures", None)
+        if add is not None:
+            add(out)
     return out
 
 
@@ -226,6 +230,21 @@ def kernel_rows(kernel: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"unknown {aoe['unknown_replies']:,}, srtt {aoe['srtt_ns'] / 1000:,.0f} us, "
                      f"rto {aoe['rto_ns'] / 1000:,.0f} us, window {aoe['window']:,}"
                      + (", DEAD" if aoe["dead"] else "")))
+    so = kernel.get("swapoff")
+    if so and so["calls"]:
+        mb = so["pages"] * 4096 / 1e6
+        vms = so["virtual_ns"] / 1e6
+        wall = (f", {so['wall_s'] * 1000:,.0f} ms wall ({mb / so['wall_s']:,.1f} MB/s)"
+                if so.get("wall_s") else "")
+        rows.append(("swapoff", f"{so['pages']:,} pages back",
+                     f"in {vms:,.1f} ms virtual"
+                     + (f" ({mb / (vms / 1000):,.1f} MB/s)" if vms else "") + wall
+                     + f"; {so['calls']:,} call" + "s" * (so["calls"] != 1)
+                     + (f" ({so['failed']:,} failed)" if so["failed"] else "")
+                     + f", PTEs read {so['ptes_read']:,}, address-space searches "
+                     f"{so['mm_searches']:,}, reads {so['reads']:,} ({so['sectors']:,} "
+                     f"sectors), round trips {so['round_trips']:,}, retransmits "
+                     f"{so['retransmits']:,}, freed {so['freed']:,}"))
     res = kernel.get("reserve")
     if res and (kernel["reserve_allocs"] or kernel["pfmemalloc_drop"]
                 or kernel.get("reserve_denied")):

@@ -21,6 +21,7 @@ from emu.machine.config import MachineConfig
 from emu.machine.machine import Machine
 from emu.tools import report
 from emu.tools.deadlock import DeadlockWatch
+from emu.tools.swapoffclock import SwapoffClock
 from emu.tools.timeline import Timeline
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -78,6 +79,9 @@ class RunSession:
         if deadlock_ns is not None:
             self.watch = DeadlockWatch(m, deadlock_ns)
             m.after_slice.append(self.watch)
+        self.swapoff_clock = SwapoffClock(m)
+        if self.swapoff_clock.addr is not None:
+            m.after_slice.append(self.swapoff_clock)
         self.timeline: Timeline | None = None
         if sample_ns is not None:
             self.timeline = Timeline(m, period_ns=sample_ns)

@@ -101,10 +101,14 @@ struct params {
   int panic;
   uint64 tick_us;       // 0: default
   uint64 min_free_kb;   // 0: Linux's rule
-  int swapoff;          // swap=off
+  int noswap;           // swap=off
+  int swapoff_mode;     // swapoff=scan|batch|hint|walk: SWAPOFF_* (syscall.h), default walk
   uint64 swap_slots;    // 0: the whole device
   int64 swap_msl_ms;    // -1: default (100)
   int swap_readahead;   // pages per swap-in read (0: default 16, -1: off)
+  int readahead_vma;    // readahead=vma: by virtual address (Linux 4.14), not by slot
+  int prefetch;         // prefetch=on: kprefetchd (docs/prefetch.md)
+  int64 prefetch_delay_ms;  // idle time before it starts (-1: default 1000)
   uint64 aoe_deadtime_ms, aoe_minrto_us;  // 0: defaults
   int reserve_off;      // reserve=off: no memory reserves (docs/reserves.md)
   int initargc;
@@ -247,6 +251,8 @@ extern int swapstate;    // SWAP_*
 #define SWAP_PROBING 1
 #define SWAP_UP 2
 #define SWAP_IDLE 3      // configured; the target is probed at the first memory pressure
+#define SWAP_DRAINING 4  // swapoff is bringing the pages back: reads only, no page-out
+#define SWAP_DISABLED 5  // turned off by swapoff; swapon turns it on again
 void swapinit(void);
 void swap_sched(void);
 int swap_active(void);
@@ -255,6 +261,16 @@ void swap_mapped(struct frame *f);
 void swap_pagefree(struct frame *f);
 void swap_free_pte(uint64 pte);
 int swapin(struct proc *p, uint64 va, int perm, uint64 end);
+// prefetch.c
+extern uint64 last_activity_ns;          // a user process or kswapd last scheduled
+int prefetch_init(uint32 slots);
+void prefetch_sched(void);
+void prefetch_swapout(uint32 slot);
+// swapoff.c
+int swapoff_mode(const char *name);      // SWAPOFF_* for a name, -1 if none
+int swapoff(struct swapoffinfo *info);   // 0, or -1 (info->why says why)
+int swapon(void);
+extern uint64 swapoffs;                  // swapoff calls that have returned
 int reclaim(int want);
 void *palloc_reclaim(int use);
 

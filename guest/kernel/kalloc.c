@@ -299,6 +299,9 @@ void kmeminfo(struct meminfo *mi) {
   mi->reclaim_throttled = kstats.reclaim_throttled;
   mi->reserve_off = params.reserve_off;
   mi->swap = swapstate != SWAP_OFF;
+  mi->swapon = swapstate == SWAP_UP || swapstate == SWAP_IDLE || swapstate == SWAP_PROBING;
+  mi->swap_used = kstats.swap_slots_used;
+  mi->swapoffs = swapoffs;
   for (int u = 0; u < NFRAMEUSE; u++)
     mi->use[u] = kstats.pages[u];
 }

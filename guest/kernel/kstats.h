@@ -7,7 +7,7 @@
 #include "syscall.h"
 
 #define KSTATS_MAGIC 0x313053544154534bUL  // "KSTATS01"
-#define KSTATS_VERSION 5
+#define KSTATS_VERSION 6
 
 // Page faults by how they were resolved (or why they were not).
 #define FAULT_ZERO     0  // demand-zero page for heap/stack/bss
@@ -87,14 +87,32 @@ struct kstats {
   uint64 reserve_denied;         // reserve pages refused: the reserve was at its limit
   uint64 reclaim_throttled;      // direct reclaimers put to sleep below min/2
   uint64 free_low;               // fewest free pages seen (after boot)
+  // version 6: swapoff (docs/swapoff.md), summed over the calls
+  uint64 swapoff_runs, swapoff_fails;  // calls, of which failed
+  uint64 swapoff_pages;          // pages brought back into their PTEs
+  uint64 swapoff_freed;          // pages read whose PTE had gone (exit): freed
+  uint64 swapoff_ptes;           // page-table entries read while searching
+  uint64 swapoff_mms;            // address-space searches begun
+  uint64 swapoff_hint_hits, swapoff_hint_misses;  // swapoff=hint
+  uint64 swapoff_reads, swapoff_sectors;  // read requests and sectors during the calls
+  uint64 swapoff_ns;             // virtual time in swapoff
+  uint64 swapoff_frames, swapoff_replies, swapoff_retransmits;  // AoE, during the calls
+  uint64 swapoff_active;         // gauge: 1 while a swapoff call runs (the host times it)
+  // swap prefetch and read-ahead (docs/prefetch.md)
+  uint64 prefetch_runs, prefetch_yields;  // idle sessions begun, of which ended by other work
+  uint64 prefetch_pages, prefetch_reads;  // pages kprefetchd read, in how many requests
+  uint64 prefetch_hits;          // prefetched pages later mapped (a fault found them cached)
+  uint64 prefetch_dropped;       // prefetched pages reclaimed or freed unused
+  uint64 ra_hits, ra_dropped;    // read-ahead pages later mapped / dropped unused
 };
 #define KSTATS_V2_FIELDS 54
 #define KSTATS_V3_FIELDS (3 * NRESERVE + 4)
 #define KSTATS_V4_FIELDS 3
+#define KSTATS_V6_FIELDS 23
 
 _Static_assert(sizeof(struct kstats) ==
                    8 * (11 + NSYSCALL + NFAULTKIND + NFRAMEUSE + 3 + KSTATS_V2_FIELDS +
-                        KSTATS_V3_FIELDS + KSTATS_V4_FIELDS),
+                        KSTATS_V3_FIELDS + KSTATS_V4_FIELDS + KSTATS_V6_FIELDS),
                "struct kstats must stay a flat u64 array (emu/guestview/kstats.py reads it)");
 
 extern struct kstats kstats;

@@ -24,12 +24,13 @@ struct frame {
 // Frame flags.
 #define FR_IMAGE   0x01  // user page filled from a program image (clean copy exists)
 #define FR_LRU     0x02  // on an LRU list (the swap issue)
-#define FR_ACTIVE  0x04  // on the active rather than the inactive list (the swap issue)
+#define FR_READAHEAD 0x04  // read ahead of a fault, not mapped yet (swap.c counts its fate)
 #define FR_RESERVE 0x08  // pfmemalloc: handed out only thanks to the reserve below min;
                          // swapslot then holds the RESERVE_* it is charged to
 #define FR_WRITEBACK 0x10  // being written to its swap slot
 #define FR_LOCKED  0x20  // being read from its swap slot (faults on the slot wait)
 #define FR_DIRTY   0x40  // differs from its swap copy (set when the PTE's D was lost)
+#define FR_PREFETCH 0x80 // read by kprefetchd, not mapped yet (prefetch.c)
 
 // PTE software bits: a PTE with V clear and PTE_SWAP set holds a swap slot
 // in bits 63:10 (swap.c).

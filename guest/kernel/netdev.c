@@ -32,13 +32,16 @@ int netup;
 static inline uint32 r(uint32 off) { return *(volatile uint32 *)(platform.enic.base + off); }
 static inline void w(uint32 off, uint32 v) { *(volatile uint32 *)(platform.enic.base + off) = v; }
 
-// Allocation flags for an RX buffer: while a network swap device is up or
+// Allocation flags for an RX buffer: while a network swap device is up,
 // coming up (the probe is swapon: Linux marks the transport's socket
-// SOCK_MEMALLOC then) the buffers may come from the reserve (charged to
-// aoe_rx), because the replies that free memory must get in; otherwise
-// they are ordinary and fail at min.
+// SOCK_MEMALLOC then) or being drained by swapoff (Linux clears the mark
+// only once swapoff is done) the buffers may come from the reserve (charged
+// to aoe_rx), because the replies that free memory - or that swapoff waits
+// for - must get in; otherwise they are ordinary and fail at min.
 static int rxgfp(void) {
-  return swap_active() || swapstate == SWAP_PROBING ? GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX) : 0;
+  return swap_active() || swapstate == SWAP_PROBING || swapstate == SWAP_DRAINING
+             ? GFP_MEMALLOC | GFP_RES(RESERVE_AOE_RX)
+             : 0;
 }
 
 // Post buffers from rxtail up to one before rxnext: the slot's own buffer

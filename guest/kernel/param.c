@@ -10,9 +10,17 @@
 //                      buffers are ordinary, no pfmemalloc drop rule
 //   panic              panic at boot (tests the failure path: emu exits 1)
 //   swap=off           no swap (the NIC still comes up)
+//   swapoff=MODE       how swapoff(2) finds the PTEs of swapped pages: scan, batch,
+//                      hint or walk (default; docs/swapoff.md)
 //   swap_slots=N       use at most N slots of the AoE device
 //   swap_msl_ms=N      a slot is reused only N ms after its last write was sent
 //   swap_readahead=N   pages per swap-in read (1: no read-ahead; default 16)
+//   readahead=MODE     which pages a swap-in reads ahead: cluster (the slots
+//                      after the fault's, default) or vma (the pages after it
+//                      in the process, Linux 4.14; docs/prefetch.md)
+//   prefetch=on        swap prefetch: kprefetchd reads recently swapped-out
+//                      pages back while the machine is idle (docs/prefetch.md)
+//   prefetch_delay_ms=N  idle time before kprefetchd starts (default 1000)
 //   aoe_deadtime_ms=N  a target silent this long fails its I/O (default 180000)
 //   aoe_minrto_us=N    floor of the AoE retransmit timeout (default 1000)
 // Anything else is reported on the console and otherwise ignored.
@@ -49,6 +57,8 @@ static int64 numparam(const char *key, const char *val, int64 lo, int64 hi) {
 int paraminit(const char *cmdline) {
   memset(&params, 0, sizeof params);
   params.swap_msl_ms = -1;
+  params.swapoff_mode = SWAPOFF_WALK;
+  params.prefetch_delay_ms = -1;
   strncpy(line, cmdline, sizeof line - 1);
   line[sizeof line - 1] = 0;
   int bad = 0;
@@ -98,7 +108,16 @@ int paraminit(const char *cmdline) {
       params.tick_us = v > 0 ? v : 0;
       bad += v < 0;
     } else if (strcmp(word, "swap") == 0 && val && strcmp(val, "off") == 0) {
-      params.swapoff = 1;
+      params.noswap = 1;
+    } else if (strcmp(word, "swapoff") == 0 && val) {
+      int m = swapoff_mode(val);
+      if (m < 0) {
+        printf("param: bad value '%s' for swapoff (want scan, batch, hint or walk), ignored\n",
+               val);
+        bad++;
+      } else {
+        params.swapoff_mode = m;
+      }
     } else if (strcmp(word, "swap_slots") == 0 && val) {
       int64 v = numparam(word, val, 16, 1 << 20);
       params.swap_slots = v > 0 ? v : 0;
@@ -106,6 +125,16 @@ int paraminit(const char *cmdline) {
     } else if (strcmp(word, "swap_readahead") == 0 && val) {
       int64 v = numparam(word, val, 1, 16);
       params.swap_readahead = v == 1 ? -1 : v > 0 ? v : 0;
+      bad += v < 0;
+    } else if (strcmp(word, "readahead") == 0 && val &&
+               (strcmp(val, "cluster") == 0 || strcmp(val, "vma") == 0)) {
+      params.readahead_vma = strcmp(val, "vma") == 0;
+    } else if (strcmp(word, "prefetch") == 0 && val &&
+               (strcmp(val, "on") == 0 || strcmp(val, "off") == 0)) {
+      params.prefetch = strcmp(val, "on") == 0;
+    } else if (strcmp(word, "prefetch_delay_ms") == 0 && val) {
+      int64 v = numparam(word, val, 0, 1000000);
+      params.prefetch_delay_ms = v >= 0 ? v : -1;
       bad += v < 0;
     } else if (strcmp(word, "swap_msl_ms") == 0 && val) {
       int64 v = numparam(word, val, 0, 100000);

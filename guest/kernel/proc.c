@@ -240,6 +240,8 @@ void procinfo(struct meminfo *mi) {
     pi->pid = p->pid;
     pi->state = p->state;
     pi->rss = p->rss;
+    pi->minflt = p->minflt;
+    pi->majflt = p->majflt;
     memcpy(pi->name, p->name, PROCNAME);
   }
 }
@@ -270,6 +272,11 @@ void scheduler(void) {
     }
     p->state = RUNNING;
     cpu.proc = p;
+    // A user process or kswapd that has work (not one that only checks a
+    // sleep deadline the tick woke it for): the machine is not idle.
+    uint64 now = now_ns();
+    if ((!p->kfn || (p->flags & PF_MEMALLOC)) && (!p->wake_at || now >= p->wake_at))
+      last_activity_ns = now;
     vmswitch(p->pagetable);
     timer_program(1);
     kstats.ctxsw++;

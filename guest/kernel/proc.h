@@ -29,6 +29,7 @@ struct proc {
   struct vma vma[NVMA];
   uint64 brk;              // program break; the heap region ends at PGROUNDUP(brk)
   uint64 rss;              // resident user pages
+  uint64 minflt, majflt;   // its page faults resolved without I/O / by reading swap
   void (*kfn)(void);       // kernel threads: the body (0 for user processes)
   int flags;               // PF_* below
 };

@@ -35,6 +35,10 @@ progs:
     prog spin
     prog memhog
     prog meminfo
+    prog swapoff
+    prog swapon
+    prog swapofftest
+    prog morning
     .section .rodata.progs, "a"
     .balign 4096
     .globl progimg_end

@@ -23,18 +23,17 @@
 #include "mm.h"
 #include "net.h"
 #include "defs.h"
+#include "swap.h"
 
 #define SWP_CACHE 0x80
 #define SWP_COUNT 0x7f
 #define MAXSLOTS 32768
-#define SLOT_SECT 8
 #define CLUSTER 32
-#define SWAPPTE(s) (((uint64)(s) << 10) | PTE_SWAP)
-#define PTE2SLOT(pte) ((uint32)((pte) >> 10))
 
 static uint8 *mapp[MAXSLOTS / PGSIZE];        // swap map: count | SWP_CACHE
 static uint32 *cachep[MAXSLOTS / 1024];       // slot -> frame number + 1
 static uint16 *txp[MAXSLOTS / 2048];          // last write sent, ms (mod 65536)
+static uint8 *hintp[MAXSLOTS / PGSIZE];       // 1 + proc index it went out from (swapoff=hint)
 static uint32 nslots, maxslots, cursor, used;
 static uint64 msl_ns;
 int swapstate;                                 // SWAP_*
@@ -49,6 +48,7 @@ static uint32 nlru;
 static uint8 *smap(uint32 s) { return &mapp[s / PGSIZE][s % PGSIZE]; }
 static uint32 *scache(uint32 s) { return &cachep[s / 1024][s % 1024]; }
 static uint16 *stx(uint32 s) { return &txp[s / 2048][s % 2048]; }
+static uint8 *shint(uint32 s) { return &hintp[s / PGSIZE][s % PGSIZE]; }
 static uint32 fno(struct frame *f) { return f - frames; }
 
 static void gauges(void) {
@@ -116,6 +116,25 @@ static void cache_del(struct frame *f) {
   *scache(s) = 0;
   *smap(s) &= ~SWP_CACHE;
   slot_put(s);
+}
+
+// A speculative page (read ahead of a fault, or prefetched) is mapped: it
+// was worth reading.
+static void spec_used(struct frame *f) {
+  if (f->flags & FR_READAHEAD)
+    kstats.ra_hits++;
+  if (f->flags & FR_PREFETCH)
+    kstats.prefetch_hits++;
+  f->flags &= ~(FR_READAHEAD | FR_PREFETCH);
+}
+
+// A speculative page is dropped before anyone mapped it: wasted I/O.
+static void spec_dropped(struct frame *f) {
+  if (f->flags & FR_READAHEAD)
+    kstats.ra_dropped++;
+  if (f->flags & FR_PREFETCH)
+    kstats.prefetch_dropped++;
+  f->flags &= ~(FR_READAHEAD | FR_PREFETCH);
 }
 
 // Next free slot from the cursor (writes cluster in slot order), skipping
@@ -211,11 +230,13 @@ static int pageout(struct frame *f, pte_t *pte) {
     lru_del(f);
     *pte = SWAPPTE(s);
     (*smap(s))++;
+    *shint(s) = (uint8)(p - proc + 1);
     f->ref = 0;
     p->rss--;
     cache_del(f);
     pfree((void *)frame2pa(f));
     kstats.swap_clean_drops++;
+    prefetch_swapout(s);
     return 1;
   }
   if ((!wbio && !bio_avail()) || !aoe_can_queue((wbio ? wbio->nsect : 0) + SLOT_SECT))
@@ -240,6 +261,7 @@ static int pageout(struct frame *f, pte_t *pte) {
   }
   lru_del(f);
   *smap(s) = 1;             // the PTE
+  *shint(s) = (uint8)(p - proc + 1);
   cache_add(f, s);
   f->flags = (f->flags | FR_WRITEBACK) & ~FR_DIRTY;
   *pte = SWAPPTE(s);
@@ -251,6 +273,7 @@ static int pageout(struct frame *f, pte_t *pte) {
   wbio->pages[wbio->npages++] = (uint8 *)frame2pa(f);
   wbio->nsect += SLOT_SECT;
   wnext = s + 1;
+  prefetch_swapout(s);
   return 1;
 }
 
@@ -260,6 +283,7 @@ static int dropcached(struct frame *f) {
   if (f->flags & (FR_LOCKED | FR_WRITEBACK))
     return 0;
   lru_del(f);
+  spec_dropped(f);
   cache_del(f);
   f->flags &= ~FR_DIRTY;
   pfree((void *)frame2pa(f));
@@ -340,6 +364,14 @@ void *palloc_reclaim(int use) {
       sleep_blocked(&swapstate);
       continue;
     }
+    if (swapstate == SWAP_DRAINING && ++idle <= 100) {
+      // swapoff runs: nothing may go out, but exiting processes and
+      // write-backs still free pages. Wait up to 100 ms for them.
+      kstats.tasks_blocked++;
+      sleepuntil(now_ns() + 1000000);
+      kstats.tasks_blocked--;
+      continue;
+    }
     if (swapstate != SWAP_UP || aoedev.state != AOE_UP)
       return 0;
     if (throttle_direct_reclaim())
@@ -402,8 +434,7 @@ static void swapin_done(struct bio *b) {
       lru_add(f);           // an unmapped swap-cache page, reclaimable
     }
   }
-  if (b->error)
-    wakeup(&reclaim_chan);
+  wakeup(&reclaim_chan);     // a bio and AoE request slots are coming free
   wakeup(b);
 }
 
@@ -426,7 +457,7 @@ static void readahead(struct bio *b, uint32 s) {
       break;
     struct frame *f = pa2frame((uint64)pa);
     cache_add(f, t);
-    f->flags |= FR_LOCKED;
+    f->flags |= FR_LOCKED | FR_READAHEAD;
     b->pages[b->npages++] = pa;
     b->nsect += SLOT_SECT;
     kstats.swap_readahead++;
@@ -453,8 +484,115 @@ static void faultaround(struct proc *p, uint64 va, uint64 end, uint32 s, int n, 
     if (mapuser(p, a, frame2pa(f), perm) != 0)
       break;
     (*smap(s + i))--;
+    spec_used(f);
     kstats.swap_faultaround++;
-    if (used * 2 > nslots) {
+    if (used * 2 > nslots || swapstate == SWAP_DRAINING) {
+      cache_del(f);
+      f->flags |= FR_DIRTY;
+    }
+  }
+}
+
+// VMA read-ahead (readahead=vma; Linux 4.14's swap_vma_readahead): the
+// swap PTEs at the virtual addresses after va in p (below end, within the
+// read-ahead window), whatever their slots. A page whose slot follows the
+// previous one joins b, the fault's own read; the others go in read-ahead
+// bios of their own (at most RA_EXTRA, stored in extra[]), which the
+// caller submits after b and does not wait for. Returns how many.
+#define RA_EXTRA 4
+static void readslots_done(struct bio *b);
+
+static void ra_done(struct bio *b) {
+  readslots_done(b);        // unlocked, on the LRU (or freed on error)
+  bio_free(b);
+}
+
+static int vma_readahead(struct proc *p, uint64 va, uint64 end, struct bio *b, uint32 s,
+                         struct bio **extra) {
+  if (params.swap_readahead < 0)
+    return 0;
+  uint32 ra = params.swap_readahead > 0 ? params.swap_readahead : RA_PAGES;
+  int n = 0;
+  uint32 next = s + 1, xnext = 0;   // the slots that would extend b / extra[n - 1]
+  for (uint32 i = 1; i < ra; i++) {
+    uint64 a = va + (uint64)i * PGSIZE;
+    if (a >= end || nfree() <= wmark.low)
+      break;
+    pte_t *pte = walk(p->pagetable, a, 0);
+    if (!pte || (*pte & PTE_V) || !(*pte & PTE_SWAP))
+      continue;               // resident, or never touched: nothing to read
+    uint32 t = PTE2SLOT(*pte);
+    if (t >= nslots || *scache(t))
+      continue;
+    struct bio *into = b;
+    if (t != next || b->npages == BIO_MAXPAGES || !aoe_can_queue(b->nsect + SLOT_SECT)) {
+      into = n ? extra[n - 1] : 0;
+      if (!into || t != xnext || into->npages == BIO_MAXPAGES) {
+        if (n == RA_EXTRA || bio_avail() < 8 || !(into = bio_alloc()))
+          break;
+        into->sector = (uint64)t * SLOT_SECT;
+        into->done = ra_done;
+        extra[n++] = into;
+      }
+    }
+    void *pa = palloc(FRAME_USER | PALLOC_NOZERO);
+    if (!pa)
+      break;
+    struct frame *f = pa2frame((uint64)pa);
+    cache_add(f, t);
+    f->flags |= FR_LOCKED | FR_READAHEAD;
+    into->pages[into->npages++] = pa;
+    into->nsect += SLOT_SECT;
+    kstats.swap_readahead++;
+    if (into == b)
+      next = t + 1;
+    else
+      xnext = t + 1;
+  }
+  if (n && extra[n - 1]->npages == 0)
+    bio_free(extra[--n]);     // allocated, then no page for it
+  return n;
+}
+
+// Submit a read-ahead bio from vma_readahead, or give its pages back if
+// the AoE device cannot take it now (read-ahead is only a guess).
+static void ra_submit(struct bio *x) {
+  if (aoe_can_queue(x->nsect)) {
+    kstats.swap_ins += x->npages;
+    kstats.swap_bytes_in += (uint64)PGSIZE * x->npages;
+    submit_bio(x);
+    return;
+  }
+  for (int i = 0; i < x->npages; i++) {
+    struct frame *f = pa2frame((uint64)x->pages[i]);
+    f->flags &= ~(FR_LOCKED | FR_READAHEAD);
+    cache_del(f);
+    pfree(x->pages[i]);
+  }
+  bio_free(x);
+}
+
+// Fault-around for VMA read-ahead: map the pages after va (within n pages,
+// below end) whose PTEs hold slots now in the swap cache and read.
+static void vma_faultaround(struct proc *p, uint64 va, uint64 end, int n, int perm) {
+  for (int i = 1; i < n; i++) {
+    uint64 a = va + (uint64)i * PGSIZE;
+    if (a >= end)
+      break;
+    pte_t *pte = walk(p->pagetable, a, 0);
+    if (!pte || (*pte & PTE_V) || !(*pte & PTE_SWAP))
+      continue;
+    uint32 t = PTE2SLOT(*pte);
+    uint32 fn = t < nslots ? *scache(t) : 0;
+    struct frame *f = fn ? &frames[fn - 1] : 0;
+    if (!f || (f->flags & (FR_LOCKED | FR_WRITEBACK)) || f->ref)
+      continue;
+    if (mapuser(p, a, frame2pa(f), perm) != 0)
+      break;
+    (*smap(t))--;
+    spec_used(f);
+    kstats.swap_faultaround++;
+    if (used * 2 > nslots || swapstate == SWAP_DRAINING) {
       cache_del(f);
       f->flags |= FR_DIRTY;
     }
@@ -507,10 +645,17 @@ int swapin(struct proc *p, uint64 va, int perm, uint64 end) {
       b->pages[0] = (uint8 *)frame2pa(f);
       b->npages = 1;
       b->done = swapin_done;
-      readahead(b, s);
+      struct bio *extra[RA_EXTRA];
+      int nextra = 0;
+      if (params.readahead_vma)
+        nextra = vma_readahead(p, va, end, b, s, extra);
+      else
+        readahead(b, s);
       kstats.swap_ins += b->npages;
       kstats.swap_bytes_in += (uint64)PGSIZE * b->npages;
       submit_bio(b);
+      for (int i = 0; i < nextra; i++)
+        ra_submit(extra[i]);
       bio_wait(b);
       int err = b->error;
       nread = b->npages;
@@ -531,18 +676,167 @@ int swapin(struct proc *p, uint64 va, int perm, uint64 end) {
     if (mapuser(p, va, frame2pa(f), perm) != 0)
       return VMF_OOM;
     (*smap(s))--;
+    spec_used(f);
     kstats.faults[major ? FAULT_SWAPIN : FAULT_SWAPCACHE]++;
+    if (major)
+      p->majflt++;
+    else
+      p->minflt++;
     if (!major)
       kstats.swapcache_hits++;
-    if (!(f->flags & FR_WRITEBACK) && used * 2 > nslots) {
-      cache_del(f);          // swap is getting full: keep only the page
+    if (!(f->flags & FR_WRITEBACK) && (used * 2 > nslots || swapstate == SWAP_DRAINING)) {
+      cache_del(f);          // swap is getting full or going off: keep only the page
       f->flags |= FR_DIRTY;
     }
-    if (nread > 1)
+    if (major && params.readahead_vma)
+      vma_faultaround(p, va, end, params.swap_readahead > 0 ? params.swap_readahead : RA_PAGES,
+                      perm);
+    else if (nread > 1)
       faultaround(p, va, end, s, nread, perm);
     gauges();
     return VMF_OK;
   }
+}
+
+// -- for swapoff (swap.h) -----------------------------------------------------
+
+uint32 swap_nslots(void) { return nslots; }
+uint32 swap_used(void) { return used; }
+int swap_count(uint32 s) { return *smap(s) & SWP_COUNT; }
+int swap_hint(uint32 s) { return *shint(s); }
+
+struct frame *swap_cachepage(uint32 s) {
+  uint32 fn = *scache(s);
+  return fn ? &frames[fn - 1] : 0;
+}
+
+void swap_wait_writeback(void) {
+  while (writeback > 0)
+    sleep_blocked(&reclaim_chan);
+}
+
+static void readslots_done(struct bio *b) {
+  for (int i = 0; i < b->npages; i++) {
+    struct frame *f = pa2frame((uint64)b->pages[i]);
+    f->flags &= ~FR_LOCKED;
+    wakeup(f);
+    if (b->error) {
+      cache_del(f);          // nobody may map what was not read
+      pfree(b->pages[i]);
+    } else {
+      lru_add(f);            // an unmapped swap-cache page until its PTE is found
+    }
+  }
+  wakeup(&reclaim_chan);
+  wakeup(b);
+}
+
+// Read up to n slots from s - the run of them that are held by a PTE and
+// not in the swap cache - into new swap-cache pages with one request, and
+// wait for it. The pages stay in the cache, unmapped, until swap_unuse()
+// maps them. Returns the number of slots read (0: slot s needs no read),
+// or -1 if no page could be had or the read failed.
+int swap_readslots(uint32 s, uint32 n, int how) {
+  if (n > BIO_MAXPAGES)
+    n = BIO_MAXPAGES;
+  void *pg[BIO_MAXPAGES];
+  uint32 got = 0;
+  // The pages first (for swapoff the first may wait for memory): after any
+  // sleep the run is measured again below.
+  for (; got < n; got++)
+    if (!(pg[got] = got || (how & RS_PREFETCH) ? palloc(FRAME_USER | PALLOC_NOZERO)
+                                               : palloc_reclaim(FRAME_USER | PALLOC_NOZERO)))
+      break;
+  if (got == 0)
+    return -1;
+  struct bio *b;
+  while (!(b = bio_alloc()) || !aoe_can_queue(SLOT_SECT)) {
+    if (b)
+      bio_free(b);
+    sleep_blocked(&reclaim_chan);
+  }
+  b->sector = (uint64)s * SLOT_SECT;
+  b->done = readslots_done;
+  for (uint32 t = s; t < nslots && (uint32)b->npages < got; t++) {
+    if (!(*smap(t) & SWP_COUNT) || *scache(t) || !aoe_can_queue(b->nsect + SLOT_SECT))
+      break;
+    struct frame *f = pa2frame((uint64)pg[b->npages]);
+    cache_add(f, t);
+    f->flags |= FR_LOCKED | (how & RS_PREFETCH ? FR_PREFETCH : 0);
+    b->pages[b->npages] = pg[b->npages];
+    b->npages++;
+    b->nsect += SLOT_SECT;
+  }
+  int n_read = b->npages;
+  for (uint32 i = n_read; i < got; i++)
+    pfree(pg[i]);
+  if (n_read == 0) {
+    bio_free(b);
+    wakeup(&reclaim_chan);
+    return 0;
+  }
+  kstats.swap_ins += n_read;
+  kstats.swap_bytes_in += (uint64)PGSIZE * n_read;
+  if (how & RS_PREFETCH) {
+    kstats.prefetch_pages += n_read;
+    kstats.prefetch_reads++;
+  }
+  submit_bio(b);
+  bio_wait(b);
+  int err = b->error;
+  bio_free(b);
+  wakeup(&reclaim_chan);
+  gauges();
+  if (err) {
+    kstats.swap_read_errors++;
+    return -1;
+  }
+  return n_read;
+}
+
+// Map the swap-cache page of the slot *pte holds (pte is p's PTE for va)
+// with `perm`: the PTE's reference to the slot ends and the page leaves
+// the swap cache (dirty: swap will not keep its copy). Returns 0, or -1 if
+// the slot's page is not in the cache, is busy, or is mapped already.
+int swap_unuse(struct proc *p, uint64 va, pte_t *pte, int perm) {
+  uint32 s = PTE2SLOT(*pte);
+  struct frame *f = s < nslots ? swap_cachepage(s) : 0;
+  if (!f || (f->flags & (FR_LOCKED | FR_WRITEBACK)) || f->ref)
+    return -1;
+  if (mapuser(p, va, frame2pa(f), perm) != 0)
+    return -1;
+  (*smap(s))--;
+  spec_used(f);
+  cache_del(f);
+  f->flags |= FR_DIRTY;
+  gauges();
+  return 0;
+}
+
+// End every swap-cache binding: unmapped cache pages (read, but their PTE
+// went away) are freed, mapped ones keep their page and lose the slot.
+// Returns the number of pages freed. Called with no write-back in flight.
+int swap_uncache(void) {
+  int freed = 0;
+  for (uint32 s = 0; s < nslots; s++) {
+    struct frame *f = swap_cachepage(s);
+    if (!f || (f->flags & (FR_LOCKED | FR_WRITEBACK)))
+      continue;
+    if (f->ref == 0 && !(*smap(s) & SWP_COUNT)) {
+      if (f->flags & FR_LRU)
+        lru_del(f);
+      spec_dropped(f);
+      cache_del(f);
+      f->flags &= ~FR_DIRTY;
+      pfree((void *)frame2pa(f));
+      freed++;
+    } else if (f->ref) {
+      cache_del(f);
+      f->flags |= FR_DIRTY;
+    }
+  }
+  gauges();
+  return freed;
 }
 
 // -- bring-up ------------------------------------------------------------------
@@ -595,6 +889,7 @@ static void swapready(int ok) {
 void swap_sched(void) {
   if (kswapd_wanted && !kswapd_started && kthread("kswapd", kswapd) > 0)
     kswapd_started = 1;  // (a failed start is retried at the next pass)
+  prefetch_sched();
 }
 
 // Size the swap map and cache for n slots: allocate missing pages, free
@@ -618,6 +913,15 @@ static int swaptables(uint32 n) {
       cachep[i] = 0;
     }
   }
+  for (uint32 i = 0; i < MAXSLOTS / PGSIZE; i++) {
+    int want = i < (n + PGSIZE - 1) / PGSIZE;
+    if (want && !hintp[i] && !(hintp[i] = palloc(FRAME_SWAPMAP)))
+      return -1;
+    if (!want && hintp[i]) {
+      pfree(hintp[i]);
+      hintp[i] = 0;
+    }
+  }
   for (uint32 i = 0; i < MAXSLOTS / 2048; i++) {
     int want = i < (n + 2047) / 2048;
     if (want && !txp[i] && !(txp[i] = palloc(FRAME_SWAPMAP)))
@@ -636,8 +940,8 @@ static int swaptables(uint32 n) {
 // the first time free memory nears the watermarks (swap_lowmem), so a run
 // that never needs swap sends no frame at all.
 void swapinit(void) {
-  if (params.swapoff || !netup) {
-    printf("swap: off (%s)\n", params.swapoff ? "swap=off" : "no network");
+  if (params.noswap || !netup) {
+    printf("swap: off (%s)\n", params.noswap ? "swap=off" : "no network");
     return;
   }
   maxslots = kstats.pages_total * 8;
@@ -645,7 +949,7 @@ void swapinit(void) {
     maxslots = MAXSLOTS;
   if (params.swap_slots && params.swap_slots < maxslots)
     maxslots = params.swap_slots;
-  if (swaptables(maxslots) != 0)
+  if (swaptables(maxslots) != 0 || (params.prefetch && prefetch_init(maxslots) != 0))
     panic("swapinit: no memory for the swap map");
   swapstate = SWAP_IDLE;
 }

@@ -109,11 +109,22 @@ static int64 sys_meminfo(struct trapframe *tf) {
   return r;
 }
 
+// swapoff(info or 0): the record is copied out whether or not it worked.
+static int64 sys_swapoff(struct trapframe *tf) {
+  struct swapoffinfo info;
+  int r = swapoff(&info);
+  if (tf->a0 && copyout(myproc(), tf->a0, &info, sizeof info) != 0)
+    return -1;
+  return r;
+}
+
+static int64 sys_swapon(struct trapframe *tf) { return swapon(); }
+
 static int64 (*const syscalls[NSYSCALL])(struct trapframe *) = {
   [SYS_write] = sys_write,   [SYS_exit] = sys_exit,     [SYS_wait] = sys_wait,
   [SYS_getpid] = sys_getpid, [SYS_sbrk] = sys_sbrk,     [SYS_yield] = sys_yield,
   [SYS_sleep] = sys_sleep,   [SYS_spawn] = sys_spawn,   [SYS_uptime] = sys_uptime,
-  [SYS_meminfo] = sys_meminfo,
+  [SYS_meminfo] = sys_meminfo, [SYS_swapoff] = sys_swapoff, [SYS_swapon] = sys_swapon,
 };
 
 void syscall(struct trapframe *tf) {

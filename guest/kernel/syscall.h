@@ -15,6 +15,8 @@
 #define SYS_spawn   8   // spawn(name, argv) -> pid of the new child
 #define SYS_uptime  9   // uptime() -> virtual ns since boot
 #define SYS_meminfo 10  // meminfo(struct meminfo *) -> 0
+#define SYS_swapoff 11  // swapoff(struct swapoffinfo * or 0) -> 0, -1 (not on, busy, no memory)
+#define SYS_swapon  12  // swapon() -> 0 (swap back on after swapoff), -1 if it is not off
 #define NSYSCALL    16  // slots in kstats.syscalls; slot 0 counts unknown numbers
 
 #define NPROC 32        // process table size
@@ -45,6 +47,7 @@ struct procinfo {
   int pid;
   int state;            // PS_*
   unsigned long rss;    // resident user pages
+  unsigned long minflt, majflt;  // its page faults without I/O / reading swap
   char name[PROCNAME];
 };
 
@@ -67,5 +70,34 @@ struct meminfo {
   unsigned long use[MI_NFRAMEUSE];  // pages by FRAME_* use (kstats.h)
   unsigned long nproc;  // entries used in procs[]
   struct procinfo procs[NPROC];
+  int swapon;           // 1: pages may go out to swap now (configured, not swapped off)
+  unsigned long swap_used;  // swap slots in use (held by a PTE or a cached page)
+  unsigned long swapoffs;  // swapoff calls that have returned (either way)
+};
+
+// How swapoff finds the PTEs that hold the slots it brings back (boot
+// parameter swapoff=; kernel/swapoff.c, docs/swapoff.md).
+#define SWAPOFF_SCAN  0  // Linux before 5.1: slot order, search every address space per slot
+#define SWAPOFF_BATCH 1  // a run of slots per read, one search for the whole run
+#define SWAPOFF_HINT  2  // the swap map remembers the address space: search there first
+#define SWAPOFF_WALK  3  // Linux 5.1: walk every address space once, read what it finds
+#define NSWAPOFF      4
+
+// What one swapoff call did (swapoff(&info)); the AoE figures are the
+// device's during the call (other processes' faults meanwhile included).
+struct swapoffinfo {
+  int mode;                  // SWAPOFF_*
+  int result;                // 0, or -1 (and the reason below)
+  char why[32];              // "" or why it failed
+  unsigned long slots;       // slots in use when it started
+  unsigned long pages;       // pages brought back into their PTEs
+  unsigned long freed;       // pages read whose PTE had gone meanwhile (exit): freed
+  unsigned long ptes;        // page-table entries read while searching, all levels
+  unsigned long mms;         // address-space searches begun
+  unsigned long hint_hits, hint_misses;  // hint: the remembered space held the slot / did not
+  unsigned long reads;       // read requests (bios) and their sectors
+  unsigned long sectors;
+  unsigned long frames, replies, retransmits;  // AoE frames sent, replies, retransmissions
+  unsigned long ns;          // virtual time the call took
 };
 #endif

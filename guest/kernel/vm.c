@@ -286,6 +286,7 @@ static uint64 fillpage(struct proc *p, struct vma *v, uint64 va) {
     if (mapuser(p, va, pa, v->perm) != 0)
       return 0;
     kstats.faults[FAULT_IMAGE]++;
+    p->minflt++;
     return pa;
   }
   uint8 *page = palloc_reclaim(FRAME_USER);
@@ -306,6 +307,7 @@ static uint64 fillpage(struct proc *p, struct vma *v, uint64 va) {
     return 0;
   }
   kstats.faults[kind]++;
+  p->minflt++;
   if (v->kind == VMA_HEAP && swap_active())
     zeroaround(p, v, va);
   return (uint64)page;
