@@ -83,6 +83,12 @@ ROWS: tuple[Row, ...] = (
     *(Row(name, "wall s", "lower", {"reference": "QEMU 7.2", "compiled": "emu"},
           (("emu / QEMU", "compiled", "reference", "<= 1.5"),))
       for name in ("xv6 boot to the shell + echo hi | wc", "xv6 usertests -q")),
+    *(Row(f"Sweep {sweep}, {how}", "wall s", "lower",
+          {"reference": "-j 1 (one process)", "compiled": label},
+          ((f"{short} / 1 worker", "compiled", "reference", ""),))
+      for sweep in ("kmem --quick (3 boots)", "8 memhog runs")
+      for how, label, short in (("2 workers", "-j 2 (loky)", "2 workers"),
+                                ("Dask", "--cluster, 2 local Dask workers", "Dask"))),
 )
 ROW_BY_NAME = {r.name: r for r in ROWS}
 

@@ -3,6 +3,10 @@ scenario from the flags, handed to the reserve experiments
 (emu/tools/experiments/reserves.py); `emu experiment NAME`: the seed
 questions' experiments (emu/tools/experiments/: kmem).
 
+Every experiment whose runs go through the runner takes the same two
+flags, `-j/--jobs N` (local processes) and `--cluster ADDRESS` (a Dask
+scheduler): add them with add_spread_flags(), read them with spread().
+
 Layer: face.
 """
 
@@ -26,6 +30,7 @@ from emu.tools.experiments.reserves import (
     compare_command,
     search_command,
 )
+from emu.tools.experiments.runner import Spread
 
 
 def _add_scenario_flags(p: Any) -> None:
@@ -51,6 +56,23 @@ def _add_scenario_flags(p: Any) -> None:
                    "(default: no cap)")
 
 
+def add_spread_flags(p: Any) -> None:
+    """Add `-j/--jobs` and `--cluster` to the subparser `p`: where its runs
+    go (spread(args) reads them)."""
+    p.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                   help="parallel runs on this host, 0 for one per core (default: %(default)s)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="send the runs to the Dask scheduler at ADDRESS (tcp://HOST:8786; "
+                   "start one with `dask scheduler` and workers with `dask worker "
+                   "ADDRESS`); its workers run them, -j is not used")
+
+
+def spread(args: Any) -> Spread:
+    """Where the runs go, from add_spread_flags()' flags. Raises ConfigError
+    for a negative --jobs (the cluster is reached when the command starts)."""
+    return Spread(args.jobs, args.cluster)
+
+
 def _scenario(args: Any) -> Scenario:
     return Scenario(ram=args.m, workload=args.workload, net=args.net,
                     noise=None if args.noise == "off" else args.noise, target=args.target,
@@ -72,8 +94,7 @@ def add_commands(sub: Any) -> None:
                    help="smallest min_free_kb to try (default: %(default)s)")
     p.add_argument("--hi", type=int, default=None, metavar="KB",
                    help="largest (default: the kernel's own, Linux's rule)")
-    p.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
-                   help="parallel runs, 0 for one per core (default: %(default)s)")
+    add_spread_flags(p)
     p.add_argument("--json", metavar="FILE", help="write every probe as JSON")
     p.set_defaults(func=cmd_reserve_search)
     c = sub.add_parser(
@@ -99,8 +120,7 @@ def add_commands(sub: Any) -> None:
                    help=f"the smallest meaningful sweep: {','.join(KMEM_QUICK)}")
     k.add_argument("--csv", metavar="FILE", help="write the pages by kind per size as CSV")
     k.add_argument("--plot", metavar="FILE.png", help="plot each kind's share against RAM")
-    k.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
-                   help="parallel runs, 0 for one per core (default: %(default)s)")
+    add_spread_flags(k)
     k.set_defaults(func=cmd_experiment_kmem)
     s = esub.add_parser("swapoff", help="swapoff's four strategies (scan, batch, hint, walk) "
                         "against how much is out, processes, free memory, disk and link")
@@ -167,15 +187,15 @@ def _seeds(text: str) -> tuple[int, ...]:
 def cmd_reserve_search(args: Any) -> int:
     """Run the search and print it. Returns 0 when a smallest min_free_kb
     was found, 1 when even the largest failed."""
-    return search_command(_scenario(args), _seeds(args.seeds), args.lo, args.hi, args.jobs,
-                          args.json)
+    return search_command(_scenario(args), _seeds(args.seeds), args.lo, args.hi,
+                          spread(args), args.json)
 
 
 def cmd_experiment_kmem(args: Any) -> int:
     """Run the kmem sweep and print its table. Returns 0."""
     sizes = KMEM_QUICK if args.quick else tuple(s.strip() for s in args.sizes.split(",")
                                                 if s.strip())
-    return kmem.command(args.kernel, sizes, args.jobs, args.csv, flags.plot_path(args.plot))
+    return kmem.command(args.kernel, sizes, spread(args), args.csv, flags.plot_path(args.plot))
 
 
 def _list(text: str, what: str, kind: type = str) -> tuple[Any, ...]:

@@ -5,9 +5,9 @@ page structs: our frame table) is under 1 % of it.
 
 Each run boots the kernel with `-m SIZE` and `init=meminfo` and reads the
 kernel's pages by use (kstats, docs/kernel.md); the runs of a sweep are
-independent and go through the experiments' runner (joblib). Output: a
-table (share of RAM per kind, in %), `--csv`, `--plot` (share against RAM,
-log scale).
+independent and go through the experiments' runner (joblib: this host's
+cores, or a Dask cluster with `--cluster`). Output: a table (share of RAM
+per kind, in %), `--csv`, `--plot` (share against RAM, log scale).
 
 Layer: tools.
 """
@@ -66,9 +66,11 @@ def measure(kernel: str | None, ram: str) -> Row:
     return Row(ram, mem["pages_total"], dict(mem["pages_by_use"]))
 
 
-def sweep(kernel: str | None, sizes: Sequence[str], jobs: int = 0,
+def sweep(kernel: str | None, sizes: Sequence[str], jobs: int | runner.Spread = 0,
           progress: Any = None) -> list[Row]:
-    """measure() for every size, through the runner; rows in `sizes` order."""
+    """measure() for every size, through the runner (`jobs`: local workers,
+    or a runner.Spread, which may name a Dask cluster); rows in `sizes`
+    order, the same wherever they ran."""
     for s in sizes:
         parse_size(s)                                 # one line for a bad size, before any run
     return runner.run_all(measure, [(kernel, s) for s in sizes], jobs, on_done=progress)
@@ -142,15 +144,20 @@ def plot(rows: Sequence[Row], path: str) -> None:
     plt.close(fig)
 
 
-def command(kernel: str | None, sizes: Sequence[str], jobs: int, csv_path: str | None,
-            plot_path: str | None, err: Any = None) -> int:
-    """Run the sweep, print the table, write the CSV and the plot (progress
-    on `err`, default stderr). Returns 0."""
+def command(kernel: str | None, sizes: Sequence[str], jobs: int | runner.Spread,
+            csv_path: str | None, plot_path: str | None, err: Any = None) -> int:
+    """Run the sweep (on `jobs`: local workers or a runner.Spread), print
+    the table, write the CSV and the plot (progress on `err`, default
+    stderr). Returns 0. Raises ConfigError, before any run, for bad sizes or
+    a cluster that cannot be reached."""
     from emu.tools.experiments.sweepbar import SweepBar
     if not sizes:
         raise ConfigError("--sizes: at least one RAM size")
-    with SweepBar(len(sizes), "kmem", err or sys.stderr) as bar:
-        rows = sweep(kernel, sizes, jobs, bar.done)
+    for s in sizes:
+        parse_size(s)                 # a bad size before connecting to a cluster
+    with runner.Spread.of(jobs) as spread, \
+            SweepBar(len(sizes), "kmem", err or sys.stderr) as bar:
+        rows = sweep(kernel, sizes, spread, bar.done)
     print(table_text(rows))
     print()
     print(growth_text(rows))

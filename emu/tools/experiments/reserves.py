@@ -155,10 +155,12 @@ def run_once(scenario: Scenario, seed: int, min_kb: int | None = None,
     return out
 
 
-def run_many(jobs: Sequence[tuple[Any, ...]], workers: int = 0) -> list[Outcome]:
+def run_many(jobs: Sequence[tuple[Any, ...]], workers: int | runner.Spread = 0
+             ) -> list[Outcome]:
     """Run jobs - run_once argument tuples (scenario, seed, min_kb,
-    reserve_off[, sample_ns]) - on the experiments' runner (0 workers: one
-    per core). Returns the outcomes in job order."""
+    reserve_off[, sample_ns]) - on the experiments' runner (`workers`: local
+    processes, 0 for one per core, or a runner.Spread). Returns the
+    outcomes in job order."""
     return runner.run_all(run_once, jobs, workers)
 
 
@@ -211,13 +213,15 @@ class SearchResult:
 
 
 def search(scenario: Scenario, seeds: Sequence[int], lo_kb: int = MIN_KB_FLOOR,
-           hi_kb: int | None = None, workers: int = 0,
+           hi_kb: int | None = None, workers: int | runner.Spread = 0,
            on_probe: Callable[[Probe], None] | None = None) -> SearchResult:
     """Bisect, on whole pages, for the smallest min_free_kb in [lo_kb, hi_kb]
     with which every seed completes. hi_kb defaults to the kernel's own min
     (Linux's rule on its managed memory), which is probed first (with no
-    min_free_kb, so the default itself is what runs). Raises ConfigError on
-    a bad scenario or range."""
+    min_free_kb, so the default itself is what runs). Every probe's runs go
+    to `workers` (local processes or a runner.Spread, held open - one
+    cluster connection - for the whole search). Raises ConfigError on a bad
+    scenario, range or cluster."""
     from emu.core.units import ConfigError
 
     seeds = tuple(seeds)
@@ -227,9 +231,10 @@ def search(scenario: Scenario, seeds: Sequence[int], lo_kb: int = MIN_KB_FLOOR,
         raise ConfigError(f"reserve-search: bad range {lo_kb}..{hi_kb} KiB "
                           f"(the kernel takes {MIN_KB_FLOOR}..65536)")
     probes: list[Probe] = []
+    spread = runner.Spread.of(workers)
 
     def probe(min_kb: int | None) -> Probe:
-        outs = run_many([(scenario, s, min_kb, False) for s in seeds], workers)
+        outs = run_many([(scenario, s, min_kb, False) for s in seeds], spread)
         kb = min_kb if min_kb is not None else (outs[0].min_pages * 4)
         p = Probe(kb, outs)
         probes.append(p)
@@ -237,45 +242,51 @@ def search(scenario: Scenario, seeds: Sequence[int], lo_kb: int = MIN_KB_FLOOR,
             on_probe(p)
         return p
 
-    top = probe(hi_kb)
-    default_pages = top.outcomes[0].min_pages
-    linux_kb = linux_min_free_kb(parse_size(scenario.ram))
-    if not top.completed:
-        return SearchResult(scenario, seeds, None, top.min_kb, default_pages, linux_kb, probes)
-    lo_pg, hi_pg = lo_kb // 4, top.min_kb // 4     # invariant: hi completes
-    bottom = probe(lo_pg * 4)
-    if bottom.completed:
-        return SearchResult(scenario, seeds, bottom.min_kb, None, default_pages, linux_kb,
-                            probes)
-    while hi_pg - lo_pg > 1:                        # invariant: lo fails
-        mid = (lo_pg + hi_pg) // 2
-        if probe(mid * 4).completed:
-            hi_pg = mid
-        else:
-            lo_pg = mid
-    return SearchResult(scenario, seeds, hi_pg * 4, lo_pg * 4, default_pages, linux_kb, probes)
+    with spread:                                  # one cluster connection for all probes
+        top = probe(hi_kb)
+        default_pages = top.outcomes[0].min_pages
+        linux_kb = linux_min_free_kb(parse_size(scenario.ram))
+        if not top.completed:
+            return SearchResult(scenario, seeds, None, top.min_kb, default_pages, linux_kb, probes)
+        lo_pg, hi_pg = lo_kb // 4, top.min_kb // 4     # invariant: hi completes
+        bottom = probe(lo_pg * 4)
+        if bottom.completed:
+            return SearchResult(scenario, seeds, bottom.min_kb, None, default_pages, linux_kb,
+                                probes)
+        while hi_pg - lo_pg > 1:                        # invariant: lo fails
+            mid = (lo_pg + hi_pg) // 2
+            if probe(mid * 4).completed:
+                hi_pg = mid
+            else:
+                lo_pg = mid
+        return SearchResult(scenario, seeds, hi_pg * 4, lo_pg * 4, default_pages, linux_kb, probes)
 
 
 # -- the commands' output ------------------------------------------------------
 
 def search_command(scenario: Scenario, seeds: Sequence[int], lo_kb: int = MIN_KB_FLOOR,
-                   hi_kb: int | None = None, jobs: int = 0,
+                   hi_kb: int | None = None, jobs: int | runner.Spread = 0,
                    json_path: str | None = None) -> int:
-    """`emu reserve-search`: run the search, print every probe and the
-    verdict on stdout. Returns 0 when a smallest min_free_kb was found, 1
-    when even the largest failed. Raises ConfigError before any run for a
-    bad scenario or flags."""
+    """`emu reserve-search`: run the search (on `jobs`: local workers or a
+    runner.Spread), print every probe and the verdict on stdout. Returns 0
+    when a smallest min_free_kb was found, 1 when even the largest failed.
+    Raises ConfigError before any run for a bad scenario, flags or
+    cluster."""
+    spread = runner.Spread.of(jobs)              # a negative --jobs: ConfigError
+    scenario.config(seeds[0], None, False)       # bad flags: one line, before any run
+    with spread:                                 # a bad --cluster: one line, before output
+        return _search_report(scenario, seeds, lo_kb, hi_kb, spread, json_path)
+
+
+def _search_report(scenario: Scenario, seeds: Sequence[int], lo_kb: int, hi_kb: int | None,
+                   spread: runner.Spread, json_path: str | None) -> int:
+    """search_command's search and output, on an open `spread`."""
     import json
     import sys
 
     from rich.console import Console
     from rich.table import Table
 
-    from emu.core.units import ConfigError
-
-    if jobs < 0:
-        raise ConfigError("--jobs must be 0 (one per core) or more")
-    scenario.config(seeds[0], None, False)       # bad flags: one line, before any run
     out = Console(file=sys.stdout, highlight=False, soft_wrap=True,
                   width=None if sys.stdout.isatty() else 132)
     out.print(f"reserve-search: {scenario.workload!r} on {scenario.ram}, "
@@ -288,7 +299,7 @@ def search_command(scenario: Scenario, seeds: Sequence[int], lo_kb: int = MIN_KB
         for o in p.outcomes:
             out.print(f"    {o.summary()}")
 
-    res = search(scenario, seeds, lo_kb, hi_kb, jobs, on_probe=show)
+    res = search(scenario, seeds, lo_kb, hi_kb, spread, on_probe=show)
     table = Table(title="probes (min_free_kb, every seed)")
     for col in ("min_free_kb", "pages", "result", "aoe_rx peak/limit", "denied",
                 "no-buffer drops"):
