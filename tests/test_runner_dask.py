@@ -16,7 +16,7 @@ import distributed  # a dependency (pyproject.toml): no skip if it is missing
 import pytest
 
 from emu.core.units import ConfigError
-from emu.tools.experiments import kmem, runner
+from emu.tools.experiments import kmem, runner, swapoff
 from tests.conftest import REPO
 
 
@@ -48,6 +48,17 @@ def test_kmem_sweep_on_a_dask_cluster_is_the_same_as_in_this_process(kernel, clu
     assert [r.ram for r in there] == list(sizes) and there[1].pages == 2048
     # the experiment's own entry point with a Spread gives the same rows
     assert kmem.sweep(kernel, sizes, runner.Spread(cluster=cluster)) == here
+
+
+def test_swapoff_sweep_on_a_dask_cluster_is_the_same_as_in_this_process(kernel, cluster):
+    q = swapoff.QUICK
+    todo = swapoff.cases(("scan", "walk"), q["sizes"], q["procs"], q["free"], q["disks"],
+                         q["links"])
+    here = swapoff.sweep(kernel, todo, jobs=1)
+    there = swapoff.sweep(kernel, todo, runner.Spread(cluster=cluster))
+    same = [(r.case, r.pages, r.ptes, r.mms, r.reads, r.sectors, r.virtual_ns) for r in here]
+    assert same == [(r.case, r.pages, r.ptes, r.mms, r.reads, r.sectors, r.virtual_ns)
+                    for r in there]                    # (wall time is the host's)
 
 
 def test_the_cluster_returns_job_order_raises_a_runs_error_and_connects_once(cluster):
@@ -95,6 +106,8 @@ def _refusing_address() -> str:
 @pytest.mark.parametrize("argv", [
     ["experiment", "kmem", "--quick"],
     ["reserve-search", "--seeds", "1"],
+    ["experiment", "swapoff", "--quick"],
+    ["experiment", "prefetch", "--quick"],
 ])
 def test_a_bad_cluster_address_is_one_line_and_exit_2(argv):
     for address, says in [(_refusing_address(), "connection refused"),

@@ -1,7 +1,7 @@
 """`emu reserve-search` and `emu reserve-compare`: a memory-exhaustion
 scenario from the flags, handed to the reserve experiments
 (emu/tools/experiments/reserves.py); `emu experiment NAME`: the seed
-questions' experiments (emu/tools/experiments/: kmem).
+questions' experiments (emu/tools/experiments/: kmem, swapoff, prefetch).
 
 Every experiment whose runs go through the runner takes the same two
 flags, `-j/--jobs N` (local processes) and `--cluster ADDRESS` (a Dask
@@ -145,8 +145,7 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--csv", metavar="FILE", help="write one line per run as CSV")
     s.add_argument("--plot", metavar="FILE.png",
                    help="plot MB/s and PTEs read against MiB out, one line per strategy")
-    s.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
-                   help="parallel runs, 0 for one per core (default: %(default)s)")
+    add_spread_flags(s)
     s.set_defaults(func=cmd_experiment_swapoff)
     pf = esub.add_parser("prefetch", help="the morning after: an interactive working set "
                          "pushed out by a batch job, an idle night, the morning's touches - "
@@ -167,8 +166,7 @@ def add_commands(sub: Any) -> None:
     pf.add_argument("--csv", metavar="FILE", help="write one line per run as CSV")
     pf.add_argument("--plot", metavar="FILE.png", help="plot free memory, prefetch activity "
                     "and slow touches over virtual time")
-    pf.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
-                    help="parallel runs, 0 for one per core (default: %(default)s)")
+    add_spread_flags(pf)
     pf.set_defaults(func=cmd_experiment_prefetch)
 
 
@@ -214,7 +212,8 @@ def cmd_experiment_swapoff(args: Any) -> int:
                           q.get("free") or _list(args.free, "free"),
                           q.get("disks") or _list(args.disks, "disks"),
                           q.get("links") or _list(args.links, "links"))
-    return swapoffx.command(args.kernel, todo, args.jobs, args.csv, flags.plot_path(args.plot))
+    return swapoffx.command(args.kernel, todo, spread(args), args.csv,
+                            flags.plot_path(args.plot))
 
 
 def cmd_experiment_prefetch(args: Any) -> int:
@@ -224,8 +223,8 @@ def cmd_experiment_prefetch(args: Any) -> int:
         todo = prefetchx.cases(q["nights"], q["ws"], q["batch"], q["ram"])
     else:
         todo = prefetchx.cases(_list(args.nights, "nights", int), args.ws, args.batch, args.ram)
-    return prefetchx.command(args.kernel, todo, args.jobs, args.csv, flags.plot_path(args.plot),
-                             readahead=not args.quick)
+    return prefetchx.command(args.kernel, todo, spread(args), args.csv,
+                             flags.plot_path(args.plot), readahead=not args.quick)
 
 
 def cmd_reserve_compare(args: Any) -> int:

@@ -203,9 +203,10 @@ def cases(nights: Sequence[int], ws: int = WS, batch: int = BATCH,
     return touched + [Case(True, "cluster", n, False, ws, batch, ram_mib) for n in nights]
 
 
-def sweep(kernel: str | None, todo: Sequence[Case], jobs: int = 0, trace: bool = False,
-          progress: Any = None) -> list[Row]:
-    """measure() every case through the runner; rows in `todo` order."""
+def sweep(kernel: str | None, todo: Sequence[Case], jobs: int | runner.Spread = 0,
+          trace: bool = False, progress: Any = None) -> list[Row]:
+    """measure() every case through the runner (`jobs`: local workers or a
+    runner.Spread); rows in `todo` order."""
     return runner.run_all(measure, [(kernel, c, trace) for c in todo], jobs, on_done=progress)
 
 
@@ -299,16 +300,19 @@ def plot(rows: Sequence[Row], path: str) -> None:
     plt.close(fig)
 
 
-def command(kernel: str | None, todo: Sequence[Case], jobs: int, csv_path: str | None,
-            plot_path: str | None, err: Any = None, readahead: bool = True) -> int:
-    """Run the sweep (and, with `readahead`, the read-ahead comparison),
-    print the tables and the answer, write the CSV and the plot (progress
-    on `err`, default stderr). Returns 0."""
+def command(kernel: str | None, todo: Sequence[Case], jobs: int | runner.Spread,
+            csv_path: str | None, plot_path: str | None, err: Any = None,
+            readahead: bool = True) -> int:
+    """Run the sweep (and, with `readahead`, the read-ahead comparison) on
+    `jobs` (local workers or a runner.Spread), print the tables and the
+    answer, write the CSV and the plot (progress on `err`, default stderr).
+    Returns 0. Raises ConfigError for a cluster that cannot be reached."""
     from emu.tools.experiments.sweepbar import SweepBar
     ra_jobs = [(kernel, f) for f in ("cluster", "vma")] if readahead else []
-    with SweepBar(len(todo) + len(ra_jobs), "prefetch", err or sys.stderr) as bar:
-        rows = sweep(kernel, todo, jobs, trace=plot_path is not None, progress=bar.done)
-        ra = runner.run_all(measure_ra, ra_jobs, jobs, on_done=bar.done)
+    with runner.Spread.of(jobs) as spread, \
+            SweepBar(len(todo) + len(ra_jobs), "prefetch", err or sys.stderr) as bar:
+        rows = sweep(kernel, todo, spread, trace=plot_path is not None, progress=bar.done)
+        ra = runner.run_all(measure_ra, ra_jobs, spread, on_done=bar.done)
     c = todo[0]
     print(f"{c.ram_mib} MiB of RAM, working set {c.ws:,} pages ({c.ws / 256:,.1f} MiB), batch "
           f"job {c.batch:,} pages ({c.batch / 256:,.1f} MiB), RAM disk; kprefetchd's idle delay "

@@ -145,9 +145,10 @@ def cases(modes: Sequence[str], sizes: Sequence[int], procs: Sequence[int],
             in itertools.product(disks, links, free, procs, sizes, modes)]
 
 
-def sweep(kernel: str | None, todo: Sequence[Case], jobs: int = 0,
+def sweep(kernel: str | None, todo: Sequence[Case], jobs: int | runner.Spread = 0,
           progress: Any = None) -> list[Row]:
-    """measure() every case through the runner; rows in `todo` order."""
+    """measure() every case through the runner (`jobs`: local workers or a
+    runner.Spread, which may name a Dask cluster); rows in `todo` order."""
     return runner.run_all(measure, [(kernel, c) for c in todo], jobs, on_done=progress)
 
 
@@ -256,13 +257,16 @@ def plot(rows: Sequence[Row], path: str) -> None:
     plt.close(fig)
 
 
-def command(kernel: str | None, todo: Sequence[Case], jobs: int, csv_path: str | None,
-            plot_path: str | None, err: Any = None) -> int:
-    """Run the sweep, print the table and the walk/scan comparison, write
-    the CSV and the plot (progress on `err`, default stderr). Returns 0."""
+def command(kernel: str | None, todo: Sequence[Case], jobs: int | runner.Spread,
+            csv_path: str | None, plot_path: str | None, err: Any = None) -> int:
+    """Run the sweep (on `jobs`: local workers or a runner.Spread), print
+    the table and the walk/scan comparison, write the CSV and the plot
+    (progress on `err`, default stderr). Returns 0. Raises ConfigError for
+    a cluster that cannot be reached."""
     from emu.tools.experiments.sweepbar import SweepBar
-    with SweepBar(len(todo), "swapoff", err or sys.stderr) as bar:
-        rows = sweep(kernel, todo, jobs, bar.done)
+    with runner.Spread.of(jobs) as spread, \
+            SweepBar(len(todo), "swapoff", err or sys.stderr) as bar:
+        rows = sweep(kernel, todo, spread, bar.done)
     print(table_text(rows))
     cmp = compare_text(rows)
     if cmp:
