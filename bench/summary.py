@@ -86,7 +86,7 @@ ROWS: tuple[Row, ...] = (
     *(Row(f"Sweep {sweep}, {how}", "wall s", "lower",
           {"reference": "-j 1 (one process)", "compiled": label},
           ((f"{short} / 1 worker", "compiled", "reference", ""),))
-      for sweep in ("kmem --quick (3 boots)", "8 memhog runs")
+      for sweep in ("kmem --quick (3 boots)", "8 memhog runs", "swapoff 4 runs (16 MiB out)")
       for how, label, short in (("2 workers", "-j 2 (loky)", "2 workers"),
                                 ("Dask", "--cluster, 2 local Dask workers", "Dask"))),
 )

@@ -10,7 +10,9 @@ Two sweeps, to show where parallel runs pay:
 - `emu experiment kmem --quick`: 3 boots of about 0.1 s each, so the
   workers' start dominates;
 - a reserve-search pinned to one candidate (`--lo 304 --hi 304`, 4 seeds):
-  2 probes of 4 memhog runs on 8 MiB, about 1.5 s each.
+  2 probes of 4 memhog runs on 8 MiB, about 1.5 s each;
+- `emu experiment swapoff --modes scan,walk --sizes 16 --disks ram,hdd`: 4
+  runs of 2-4 s each (its wall-clock lines are left out of the comparison).
 
 `pytest bench/test_bench_sweep.py --benchmark-only` (or `make bench`).
 """
@@ -32,10 +34,14 @@ SWEEPS = {
     "memhog": ["reserve-search", "-m", "8M", "--workload", "memhog pages=2048 passes=1 procs=2",
                "--target", "mem:64M", "--deadlock", "500ms", "--seeds", "1,2,3,4",
                "--lo", "304", "--hi", "304"],
+    "swapoff": ["experiment", "swapoff", "--modes", "scan,walk", "--sizes", "16", "--disks",
+                "ram,hdd"],
 }
 ROWS = {"kmem": ("Sweep kmem --quick (3 boots), 2 workers",
                  "Sweep kmem --quick (3 boots), Dask"),
-        "memhog": ("Sweep 8 memhog runs, 2 workers", "Sweep 8 memhog runs, Dask")}
+        "memhog": ("Sweep 8 memhog runs, 2 workers", "Sweep 8 memhog runs, Dask"),
+        "swapoff": ("Sweep swapoff 4 runs (16 MiB out), 2 workers",
+                    "Sweep swapoff 4 runs (16 MiB out), Dask")}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +60,8 @@ def _emu(kernel: str, argv: list[str]) -> tuple[float, str]:
                        capture_output=True, text=True, timeout=900, cwd=REPO)
     wall = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr[-2000:]
-    return wall, r.stdout
+    return wall, "".join(line for line in r.stdout.splitlines(True)
+                         if not line.startswith("wall "))   # (swapoff's host wall times)
 
 
 @pytest.mark.parametrize("sweep", list(SWEEPS))
