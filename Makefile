@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYX := $(wildcard fast/*.pyx)
 EXT_STAMP := emu/_fast/.built
 
-.PHONY: all setup run test test-pure bench bench-compare lint guest clean docs wheel xv6 xv6-usertests
+.PHONY: all setup run test test-pure bench bench-compare lint guest clean docs wheel xv6 xv6-usertests linux-guest
 
 all: setup
 
@@ -74,6 +74,12 @@ XV6_SRC ?= ../shared/guests/xv6-riscv
 xv6:
 	@[ -d build/xv6 ] || { mkdir -p build && cp -r $(XV6_SRC) build/xv6; }
 	$(MAKE) -s -C build/xv6 TOOLPREFIX=riscv64-linux-gnu- CPUS=1 kernel/kernel fs.img
+
+# The Linux guest bundle (docs/linux.md): Debian trixie's riscv64 kernel and a
+# busybox initramfs with the virtio, aoe and nfs modules and memhog, under
+# build/linux (fetched once with mmdebstrap; .ci/run builds it before make test).
+linux-guest: setup
+	$(PY) guest/linux/build.py build/linux
 
 # xv6's own test suite on emu, to ALL TESTS PASSED (.ci/run runs it after make test).
 xv6-usertests: setup xv6

@@ -37,6 +37,7 @@ cdef extern from "unicorn/riscv.h":
     int UC_RISCV_REG_PC
     int UC_RISCV_REG_SEPC
     int UC_RISCV_REG_MEPC
+    int UC_RISCV_REG_SATP
 
 DEF SSTATUS_SIE = 2
 DEF MSTATUS_MIE = 8
@@ -118,11 +119,31 @@ cdef uint64_t _count_insns(uc_engine *uc, uint64_t pc, uint64_t size,
                     system[0] = SYS_SRET
                 elif insn == 0x30200073:
                     system[0] = SYS_MRET
+                elif (insn >> 20) == 0x180 and ((insn >> 12) & 7) != 0:
+                    system[0] = SYS_SATP    # csrrw/s/c(i) satp (a CSR access ends its block)
                 else:
                     system[0] = SYS_LAST
             i += 4
         n += 1
     return n
+
+
+cdef inline void _satp_warl(uc_engine *uc, budget_state *s) noexcept nogil:
+    # After a satp access: a MODE other than Bare or Sv39 is a write with no
+    # effect (priv. spec 4.1.11: satp is WARL). unicorn 2.1.4 takes Sv48 and
+    # Sv57, which our walker cannot serve and Linux probes for by writing
+    # and reading back: put the previous value back before anything runs.
+    # (The access ran in S or M: from U it traps, and satp is unchanged.)
+    cdef uint64_t satp = 0, priv = 0
+    uc_reg_read(uc, UC_RISCV_REG_PRIV, &priv)
+    if (priv & 3) == 0:
+        return
+    uc_reg_read(uc, UC_RISCV_REG_SATP, &satp)
+    if (satp >> 60) == 0 or (satp >> 60) == 8:
+        s.good_satp = satp
+    else:
+        uc_reg_write(uc, UC_RISCV_REG_SATP, &s.good_satp)
+        s.satp_ignored += 1
 
 
 cdef inline count_entry *_block(uc_engine *uc, budget_state *s, uint64_t pc,
@@ -164,6 +185,8 @@ cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
             # the MMU checks each code page again (emu/mmu/tlb.py)
             uc_ctl(uc, UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0))
             s.fence_i += 1
+        if s.after_system == SYS_SATP:
+            _satp_warl(uc, s)
         if s.pmp_state != NULL and memcmp(s.pmp_seen, s.pmp_state, 256) != 0:
             # a PMP write: cached translations hold the old rights
             memcpy(s.pmp_seen, s.pmp_state, 256)
@@ -241,6 +264,8 @@ cdef class BlockBudget:
         self.s.pmp_state = NULL
         self.s.pmp_flushes = 0
         self.s.fence_i = 0
+        self.s.good_satp = 0
+        self.s.satp_ignored = 0
         self.s.own_epoch = 1          # never matches a zeroed cache entry
         self.no_mmu_epoch = 0
         self.s.code_epoch = &self.no_mmu_epoch
@@ -314,6 +339,18 @@ cdef class BlockBudget:
     def pmp_flushes(self):
         """TLB flushes done for a PMP change."""
         return self.s.pmp_flushes
+
+    def satp_warl(self):
+        """_satp_warl now (a fill failed before the next block could check):
+        True if it undid a write."""
+        cdef uint64_t before = self.s.satp_ignored
+        _satp_warl(<uc_engine *><size_t>self.uc._uch.value, &self.s)
+        return self.s.satp_ignored != before
+
+    @property
+    def satp_ignored(self):
+        """satp writes of a MODE the walker lacks (Sv48, Sv57) undone."""
+        return self.s.satp_ignored
 
     def forget_code(self):
         """Drop every cached block count (code changed in place)."""

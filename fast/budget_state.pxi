@@ -10,6 +10,7 @@ DEF SYS_LAST = 2          # last: recheck; the next block follows unless a trap 
 DEF SYS_SRET = 3          # sret last: the next block is at sepc unless a trap was taken
 DEF SYS_MRET = 4          # mret last: the next block is at mepc unless a trap was taken
 DEF SYS_FENCE_I = 5       # fence.i last: as SYS_LAST, and code may have changed
+DEF SYS_SATP = 6          # a satp CSR access last: as SYS_LAST, and check the MODE
 DEF NCACHE = 4096         # block-count cache entries (a power of two)
 DEF MAX_BLOCK = 8192      # bytes: QEMU caps a TB at 512 instructions, two pages
 
@@ -46,4 +47,6 @@ cdef struct budget_state:
     unsigned char pmp_seen[256]      # ... as the hook last saw them
     uint64_t pmp_flushes      # TLB flushes for a PMP change
     uint64_t fence_i          # fence.i executed (each flushes the TLB)
+    uint64_t good_satp        # satp after its last write of a MODE we walk
+    uint64_t satp_ignored     # satp writes of a MODE we do not walk, undone
     count_entry cache[NCACHE]

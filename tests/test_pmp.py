@@ -636,3 +636,65 @@ def test_a_napot_entry_of_2_64_bytes_or_more_covers_everything(impl, ones):
     assert vmem(BASE + 0x123, PROT["read"]) == BASE + 0x123
     assert vmem(BASE + 0x123, PROT["write"]) is None and hook.fault_cause == 7
     hook.uninstall()
+
+
+# --- satp: the paging modes the hart has ----------------------------------------
+
+# Linux (setup_vm -> set_satp_mode) probes for Sv57, then Sv48, by writing
+# satp and reading it back. unicorn 2.1.4 takes both writes, but our walker
+# is Sv39 only, so the write must have no effect (priv. spec 4.1.11, WARL),
+# as on a Sv39 hart - else Linux builds 5-level tables nothing can walk.
+SATP_GUEST = r"""
+.section .text
+.globl _start
+_start:
+    li t0, -1                       # S may touch everything (PMP entry 0)
+    csrw pmpaddr0, t0
+    li t0, 0x1f
+    csrw pmpcfg0, t0
+    li t0, 1 << 11                  # MPP = S
+    csrs mstatus, t0
+    la t0, smode
+    csrw mepc, t0
+    mret
+smode:
+    la t1, pt
+    srli t1, t1, 12
+    li s2, 1                        # Sv57: ignored
+    li t0, 10
+    slli t0, t0, 60
+    or t0, t0, t1
+    csrw satp, t0
+    csrr t2, satp
+    bnez t2, fail
+    li s2, 2                        # Sv48: ignored
+    li t0, 9
+    slli t0, t0, 60
+    or t0, t0, t1
+    csrw satp, t0
+    csrr t2, satp
+    bnez t2, fail
+    li t0, 0x100000
+    li t1, 0x5555                   # PASS
+    sw t1, 0(t0)
+1:  j 1b
+fail:
+    slli t1, s2, 16
+    li t0, 0x3333
+    or t1, t1, t0
+    li t0, 0x100000
+    sw t1, 0(t0)
+2:  j 2b
+
+.section .data
+.align 12
+pt:     .space 4096
+"""
+
+
+@pytest.mark.parametrize("mmu_impl", IMPLS)
+def test_satp_writes_of_modes_the_walker_lacks_have_no_effect(asm, mmu_impl):
+    from tests.conftest import boot as boot_machine
+    m = boot_machine(asm(SATP_GUEST, ld=MLINK), bios="none", mmu=mmu_impl, max_insns=200_000)
+    assert m.exit_status == 0, f"step {m.exit_status} failed: {m.stop_reason}"
+    assert m.cpu.budget.satp_ignored == 2

@@ -80,6 +80,8 @@ SYS_LAST = 2      # last: recheck; the next block follows unless a trap was take
 SYS_SRET = 3      # sret last: the next block is at sepc unless a trap was taken
 SYS_MRET = 4      # mret last: the next block is at mepc unless a trap was taken
 SYS_FENCE_I = 5   # fence.i last: as SYS_LAST, and code may have changed
+SYS_SATP = 6      # a satp CSR access last: as SYS_LAST, and check the MODE (below)
+SATP = 0x180
 MAX_BLOCK = 8192   # bytes: QEMU caps a TB at 512 instructions, two pages
 
 
@@ -115,6 +117,8 @@ def count_insns(uc: uc_mod.Uc, pc: int, size: int) -> tuple[int, int]:
                 insn = int.from_bytes(data[i:i + 4], "little")
                 if i + 4 < size:
                     system = SYS_INSIDE
+                elif insn >> 20 == SATP and (insn >> 12) & 7:
+                    system = SYS_SATP     # csrrw/s/c(i) satp (a CSR access ends its block)
                 else:
                     system = {SRET: SYS_SRET, MRET: SYS_MRET}.get(insn, SYS_LAST)
             i += 4
@@ -157,6 +161,8 @@ class BlockBudget:
         self.native_trap = False         # unicorn took an interrupt itself
         self.pmp_flushes = 0             # TLB flushes for a PMP change
         self.fence_i = 0                 # fence.i executed (each flushed the TLB)
+        self.good_satp = 0               # satp after its last write of a MODE we walk
+        self.satp_ignored = 0            # satp writes of a MODE we do not walk, undone
         self._pmp_address = 0            # unicorn's PMP registers (watch_pmp)
         self._pmp_seen = b""
         self._handle: int | None = None
@@ -203,6 +209,29 @@ class BlockBudget:
             return True
         return False
 
+    def satp_warl(self) -> bool:
+        """_satp_warl now (a fill failed before the next block could check):
+        True if it undid a write."""
+        before = self.satp_ignored
+        self._satp_warl(self.uc)
+        return self.satp_ignored != before
+
+    def _satp_warl(self, uc: uc_mod.Uc) -> None:
+        """After a satp access: a MODE other than Bare or Sv39 is a write
+        with no effect (priv. spec 4.1.11: satp is WARL). unicorn 2.1.4 takes
+        Sv48 and Sv57, which our walker cannot serve and Linux probes for by
+        writing and reading back (set_satp_mode): put the previous value
+        back before anything runs. (The access ran in S or M: from U it
+        traps, satp unchanged - and a CSR read from U would be garbage.)"""
+        if uc.reg_read(R.UC_RISCV_REG_PRIV) & 3 == 0:
+            return
+        satp = uc.reg_read(R.UC_RISCV_REG_SATP)
+        if satp >> 60 in (0, 8):
+            self.good_satp = satp
+        else:
+            uc.reg_write(R.UC_RISCV_REG_SATP, self.good_satp)
+            self.satp_ignored += 1
+
     def _on_block(self, uc: uc_mod.Uc, address: int, size: int, _user: object) -> None:
         if self.stopped:
             return
@@ -220,6 +249,8 @@ class BlockBudget:
                 # so the MMU checks each code page again (emu/mmu/tlb.py)
                 uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
                 self.fence_i += 1
+            if self.after_system == SYS_SATP:
+                self._satp_warl(uc)
             if self._pmp_address:
                 regs = ctypes.string_at(self._pmp_address, PMP_REGS_BYTES)
                 if regs != self._pmp_seen:

@@ -1,10 +1,14 @@
 // memhog's page pattern, shared by the programs that check that pages come
-// back from swap bit-identical (memhog, swapofftest): a page holds its
-// process, page number and pass generation, a pattern derived from them,
-// and a checksum. Include once per program; it defines fill() and bad().
+// back from swap bit-identical (memhog, swapofftest, morning, and the Linux
+// guest's memhog: guest/linux/memhog.c): a page holds its process, page
+// number and pass generation, a pattern derived from them, and a checksum.
+// Include once per program; it defines fill() and bad(). It needs no
+// library, so a Linux program includes it as ours do.
 #pragma once
-#include "user.h"
 
+#ifndef PGSIZE
+#define PGSIZE 4096UL
+#endif
 #define WORDS (PGSIZE / 8)
 #define MAGIC 0x4d454d484f470000UL  // "MEMHOG"
 
