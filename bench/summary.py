@@ -83,6 +83,9 @@ ROWS: tuple[Row, ...] = (
     *(Row(name, "wall s", "lower", {"reference": "QEMU 7.2", "compiled": "emu"},
           (("emu / QEMU", "compiled", "reference", "<= 1.5"),))
       for name in ("xv6 boot to the shell + echo hi | wc", "xv6 usertests -q")),
+    Row("Linux boot to /init + memhog", "wall s", "lower", {"reference": "QEMU 7.2",
+                                                            "compiled": "emu"},
+        (("emu / QEMU", "compiled", "reference", "<= 2"),)),
     *(Row(f"Sweep {sweep}, {how}", "wall s", "lower",
           {"reference": "-j 1 (one process)", "compiled": label},
           ((f"{short} / 1 worker", "compiled", "reference", ""),))
