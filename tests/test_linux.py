@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +82,21 @@ def test_the_same_command_line_on_qemu_prints_the_same_userland(on_emu):
     # module order in /proc/modules can differ with load timing: compare as sets
     assert [x for x in ours if "modules loaded" not in x] == \
         [x for x in theirs if "modules loaded" not in x]
+
+
+def test_the_busybox_shell_answers_a_scripted_session():
+    """Console input as for xv6: --prompt/--send type lines at busybox's
+    prompt; /proc/cpuinfo shows what the device tree told Linux."""
+    if twins.pure_forced():
+        pytest.skip("EMU_PURE=1: Linux on the pure twins takes minutes")
+    image, initrd = bundle()
+    r = subprocess.run([sys.executable, "-m", "emu", "run", "-q", "-kernel", image, "-initrd",
+                        initrd, "-m", "256M", "-append", "console=ttyS0 quiet", "--prompt", "# ",
+                        "--send", "grep -e mmu -e isa /proc/cpuinfo; memhog pages=64 passes=1",
+                        "--send", "poweroff -f"],
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    out = r.stdout.replace("\r", "")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert re.search(r"^mmu\s*: sv39$", out, re.M), out[-2000:]
+    assert re.search(r"^isa\s*: rv64imafdc", out, re.M)
+    assert "memhog: pages=64 passes=1 mismatches=0" in out
