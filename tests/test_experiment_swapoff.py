@@ -11,10 +11,13 @@ import subprocess
 
 import pytest
 
+from emu.core import twins
 from emu.tools.experiments import swapoff
 from tests.conftest import REPO
 
 EMU = str(REPO / ".venv" / "bin" / "emu")
+COMPILED_ONLY = pytest.mark.skipif(twins.pure_forced(), reason="EMU_PURE=1: tests/test_swapoff.py "
+                                   "runs swapoff on the pure twins; make test runs the sweeps")
 
 
 def quick_cases() -> list[swapoff.Case]:
@@ -23,6 +26,7 @@ def quick_cases() -> list[swapoff.Case]:
                          q["links"])
 
 
+@COMPILED_ONLY
 def test_quick_sweep_same_on_one_and_two_workers(kernel):
     todo = quick_cases()
     one = swapoff.sweep(kernel, todo, jobs=1)
@@ -40,6 +44,7 @@ def test_quick_sweep_same_on_one_and_two_workers(kernel):
     assert by["hint"].hint_hits == by["hint"].pages
 
 
+@COMPILED_ONLY
 def test_command_prints_writes_csv_and_plot(kernel, tmp_path):
     out_csv, out_png = tmp_path / "s.csv", tmp_path / "s.png"
     r = subprocess.run([EMU, "experiment", "swapoff", "-kernel", kernel, "--quick", "--csv",

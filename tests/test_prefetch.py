@@ -22,6 +22,7 @@ import subprocess
 
 import pytest
 
+from emu.core import twins
 from emu.guestview import kstats
 from emu.machine.config import MachineConfig
 from emu.machine.machine import Machine
@@ -31,6 +32,10 @@ from tests.conftest import REPO
 
 EMU = str(REPO / ".venv" / "bin" / "emu")
 Q = prefetch.QUICK
+# EMU_PURE=1 (make test-pure): ~15x slower; the pure twins run the morning
+# after and the cost side, the compiled run (make test) everything.
+COMPILED_ONLY = pytest.mark.skipif(twins.pure_forced(), reason="EMU_PURE=1: the pure twins run "
+                                   "the morning after and the cost side; make test runs this")
 
 
 def case(on: bool, night: int = 3000, readahead: str = "cluster", touch: bool = True,
@@ -50,11 +55,13 @@ def test_the_morning_after_is_fast_with_prefetch(kernel):
     assert on.p99_ns * 10 < off.p99_ns
 
 
+@COMPILED_ONLY
 def test_nothing_is_prefetched_before_the_machine_was_idle_long_enough(kernel):
     r = prefetch.measure(kernel, case(True, night=500))         # the delay is 1,000 ms
     assert r.prefetched == 0 and r.major > 10
 
 
+@COMPILED_ONLY
 def test_prefetch_stops_at_three_times_the_high_watermark(kernel):
     """A working set bigger than what may be prefetched: kprefetchd stops
     when free memory falls below 3 x high, whatever is left."""
@@ -66,6 +73,7 @@ def test_prefetch_stops_at_three_times_the_high_watermark(kernel):
     assert r.free_at_night - r.prefetched >= 3 * high - 16      # one read may overshoot
 
 
+@COMPILED_ONLY
 def test_prefetch_yields_when_the_morning_comes(kernel):
     """On a seeking disk prefetching takes seconds: the morning arrives 50 ms
     after kprefetchd started, and it stops at once."""
@@ -86,6 +94,7 @@ def test_the_cost_of_a_night_nobody_needed(kernel):
     assert r.prefetch_used <= 2 and r.wasted >= Q["ws"] - 18
 
 
+@COMPILED_ONLY
 def test_vma_readahead_reads_what_the_process_needs(kernel):
     cluster = prefetch.measure_ra(kernel, "cluster")
     vma = prefetch.measure_ra(kernel, "vma")
@@ -94,6 +103,7 @@ def test_vma_readahead_reads_what_the_process_needs(kernel):
     assert vma.swap_ins < cluster.swap_ins
 
 
+@COMPILED_ONLY
 def test_command_quick_prints_writes_csv_and_plot(kernel, tmp_path):
     out_csv, out_png = tmp_path / "p.csv", tmp_path / "p.png"
     r = subprocess.run([EMU, "experiment", "prefetch", "-kernel", kernel, "--quick", "--csv",

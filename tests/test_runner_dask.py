@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import distributed  # a dependency (pyproject.toml): no skip if it is missing
 import pytest
 
+from emu.core import twins
 from emu.core.units import ConfigError
 from emu.tools.experiments import kmem, runner, swapoff
 from tests.conftest import REPO
@@ -51,6 +52,8 @@ def test_kmem_sweep_on_a_dask_cluster_is_the_same_as_in_this_process(kernel, clu
 
 
 def test_swapoff_sweep_on_a_dask_cluster_is_the_same_as_in_this_process(kernel, cluster):
+    if twins.pure_forced():
+        pytest.skip("EMU_PURE=1: the kmem sweep checks the cluster on the pure twins")
     q = swapoff.QUICK
     todo = swapoff.cases(("scan", "walk"), q["sizes"], q["procs"], q["free"], q["disks"],
                          q["links"])
