@@ -351,6 +351,22 @@ ENTRY(_start)
 SECTIONS { . = 0x80000000; .text : { *(.text*) } . = ALIGN(4096); .data : { *(.data*) } }
 """
 
+# The end of a step-by-step guest: PASS through the finisher (status 0), or
+# at `fail` FAIL with the step in s2 (the exit status).
+PASS_FAIL = r"""
+    li t0, 0x100000
+    li t1, 0x5555                   # PASS
+    sw t1, 0(t0)
+1:  j 1b
+fail:
+    slli t1, s2, 16
+    li t0, 0x3333
+    or t1, t1, t0
+    li t0, 0x100000
+    sw t1, 0(t0)
+2:  j 2b
+"""
+
 # Each step sets s2 first; a wrong outcome ends the run with the finisher's
 # FAIL code = the step (exit status), success with PASS (status 0).
 PMP_GUEST = r"""
@@ -454,17 +470,7 @@ mtrap6:
     bne t0, t1, fail
     csrr t0, mtval
     bne t0, s4, fail
-    li t0, 0x100000
-    li t1, 0x5555                   # PASS
-    sw t1, 0(t0)
-1:  j 1b
-fail:
-    slli t1, s2, 16
-    li t0, 0x3333
-    or t1, t1, t0
-    li t0, 0x100000
-    sw t1, 0(t0)
-2:  j 2b
+""" + PASS_FAIL + r"""
 
 .section .data
 .align 12
@@ -674,17 +680,7 @@ smode:
     csrw satp, t0
     csrr t2, satp
     bnez t2, fail
-    li t0, 0x100000
-    li t1, 0x5555                   # PASS
-    sw t1, 0(t0)
-1:  j 1b
-fail:
-    slli t1, s2, 16
-    li t0, 0x3333
-    or t1, t1, t0
-    li t0, 0x100000
-    sw t1, 0(t0)
-2:  j 2b
+""" + PASS_FAIL + r"""
 
 .section .data
 .align 12

@@ -23,9 +23,8 @@
 #include "defs.h"
 #include "swap.h"
 
-#define MAXRING 32768           // the swap area's most slots (swap.c MAXSLOTS)
 #define RINGPAGE (PGSIZE / 4)   // entries a ring page
-static uint32 *ringp[MAXRING / RINGPAGE];  // slots, most recent at head - 1
+static uint32 *ringp[MAXSLOTS / RINGPAGE];  // slots, most recent at head - 1
 static uint32 ringsize, head, count;
 static int started;
 uint64 last_activity_ns;        // last time a user process or kswapd was scheduled
@@ -35,11 +34,8 @@ static uint32 *ring(uint32 i) { return &ringp[i / RINGPAGE][i % RINGPAGE]; }
 // At boot, with prefetch=on: the ring for a swap area of at most `slots`
 // slots (pages of FRAME_SWAPMAP). Returns 0, or -1 if memory ran out.
 int prefetch_init(uint32 slots) {
-  ringsize = slots < MAXRING ? slots : MAXRING;
-  for (uint32 i = 0; i < (ringsize + RINGPAGE - 1) / RINGPAGE; i++)
-    if (!(ringp[i] = palloc(FRAME_SWAPMAP)))
-      return -1;
-  return 0;
+  ringsize = slots < MAXSLOTS ? slots : MAXSLOTS;
+  return swap_table((void **)ringp, RINGPAGE, ringsize);
 }
 
 // swap.c: slot s went out (written, or dropped clean with its copy valid).

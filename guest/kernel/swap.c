@@ -27,7 +27,6 @@
 
 #define SWP_CACHE 0x80
 #define SWP_COUNT 0x7f
-#define MAXSLOTS 32768
 #define CLUSTER 32
 
 static uint8 *mapp[MAXSLOTS / PGSIZE];        // swap map: count | SWP_CACHE
@@ -442,6 +441,22 @@ static void swapin_done(struct bio *b) {
 // up to RA_PAGES, while memory is above the low watermark (swap writes
 // cluster in slot order, so they are likely the next pages wanted).
 #define RA_PAGES 16
+
+// Add a page read ahead for slot t to bio b (locked in the swap cache
+// until the read completes). Returns 0, or -1 if no page could be had.
+static int ra_page(struct bio *b, uint32 t) {
+  void *pa = palloc(FRAME_USER | PALLOC_NOZERO);
+  if (!pa)
+    return -1;
+  struct frame *f = pa2frame((uint64)pa);
+  cache_add(f, t);
+  f->flags |= FR_LOCKED | FR_READAHEAD;
+  b->pages[b->npages++] = pa;
+  b->nsect += SLOT_SECT;
+  kstats.swap_readahead++;
+  return 0;
+}
+
 static void readahead(struct bio *b, uint32 s) {
   if (params.swap_readahead < 0)
     return;
@@ -452,20 +467,28 @@ static void readahead(struct bio *b, uint32 s) {
     if ((*smap(t) & SWP_COUNT) == 0 || *scache(t) || nfree() <= wmark.low ||
         !aoe_can_queue(b->nsect + SLOT_SECT))
       break;
-    void *pa = palloc(FRAME_USER | PALLOC_NOZERO);
-    if (!pa)
+    if (ra_page(b, t) != 0)
       break;
-    struct frame *f = pa2frame((uint64)pa);
-    cache_add(f, t);
-    f->flags |= FR_LOCKED | FR_READAHEAD;
-    b->pages[b->npages++] = pa;
-    b->nsect += SLOT_SECT;
-    kstats.swap_readahead++;
   }
 }
 
-// Bring in the page of p at `va` whose PTE holds a swap slot and map it
-// with `perm`. Returns VMF_OK, VMF_OOM or VMF_IOERR.
+// Map f, the swap-cache page of slot t, at a in p with the faulting page
+// (fault-around): the PTE's reference to the slot becomes the page's, and
+// when swap is filling up or going off the page keeps no swap copy.
+// Returns 0, or -1 if it could not be mapped.
+static int map_ahead(struct proc *p, uint64 a, struct frame *f, uint32 t, int perm) {
+  if (mapuser(p, a, frame2pa(f), perm) != 0)
+    return -1;
+  (*smap(t))--;
+  spec_used(f);
+  kstats.swap_faultaround++;
+  if (used * 2 > nslots || swapstate == SWAP_DRAINING) {
+    cache_del(f);
+    f->flags |= FR_DIRTY;
+  }
+  return 0;
+}
+
 // Map the pages read ahead with the one at `va` that sit at the next
 // virtual addresses (below `end`) of the same process: their PTEs still
 // hold exactly the slots that follow. Saves a fault each.
@@ -481,15 +504,8 @@ static void faultaround(struct proc *p, uint64 va, uint64 end, uint32 s, int n, 
     struct frame *f = &frames[fn - 1];
     if (f->flags & (FR_LOCKED | FR_WRITEBACK) || f->ref)
       break;
-    if (mapuser(p, a, frame2pa(f), perm) != 0)
+    if (map_ahead(p, a, f, s + i, perm) != 0)
       break;
-    (*smap(s + i))--;
-    spec_used(f);
-    kstats.swap_faultaround++;
-    if (used * 2 > nslots || swapstate == SWAP_DRAINING) {
-      cache_del(f);
-      f->flags |= FR_DIRTY;
-    }
   }
 }
 
@@ -535,15 +551,8 @@ static int vma_readahead(struct proc *p, uint64 va, uint64 end, struct bio *b, u
         extra[n++] = into;
       }
     }
-    void *pa = palloc(FRAME_USER | PALLOC_NOZERO);
-    if (!pa)
+    if (ra_page(into, t) != 0)
       break;
-    struct frame *f = pa2frame((uint64)pa);
-    cache_add(f, t);
-    f->flags |= FR_LOCKED | FR_READAHEAD;
-    into->pages[into->npages++] = pa;
-    into->nsect += SLOT_SECT;
-    kstats.swap_readahead++;
     if (into == b)
       next = t + 1;
     else
@@ -587,18 +596,14 @@ static void vma_faultaround(struct proc *p, uint64 va, uint64 end, int n, int pe
     struct frame *f = fn ? &frames[fn - 1] : 0;
     if (!f || (f->flags & (FR_LOCKED | FR_WRITEBACK)) || f->ref)
       continue;
-    if (mapuser(p, a, frame2pa(f), perm) != 0)
+    if (map_ahead(p, a, f, t, perm) != 0)
       break;
-    (*smap(t))--;
-    spec_used(f);
-    kstats.swap_faultaround++;
-    if (used * 2 > nslots || swapstate == SWAP_DRAINING) {
-      cache_del(f);
-      f->flags |= FR_DIRTY;
-    }
   }
 }
 
+// Bring in the page of p at `va` whose PTE holds a swap slot and map it
+// with `perm` (its region ends at `end`). Returns VMF_OK, VMF_OOM or
+// VMF_IOERR.
 int swapin(struct proc *p, uint64 va, int perm, uint64 end) {
   va = PGROUNDDOWN(va);
   void *spare = 0;
@@ -892,45 +897,28 @@ void swap_sched(void) {
   prefetch_sched();
 }
 
-// Size the swap map and cache for n slots: allocate missing pages, free
-// the pages beyond. Returns 0, or -1 if memory ran out.
+// One two-level table of per-slot entries (per_page a page, MAXSLOTS in
+// all): keep the pages that n slots need (allocating missing ones as
+// FRAME_SWAPMAP), free the pages beyond. Returns 0, or -1 if memory ran out.
+int swap_table(void **tab, uint32 per_page, uint32 n) {
+  for (uint32 i = 0; i < MAXSLOTS / per_page; i++) {
+    int want = i < (n + per_page - 1) / per_page;
+    if (want && !tab[i] && !(tab[i] = palloc(FRAME_SWAPMAP)))
+      return -1;
+    if (!want && tab[i]) {
+      pfree(tab[i]);
+      tab[i] = 0;
+    }
+  }
+  return 0;
+}
+
+// Size the swap map, the cache's index, the hints and the swap-out table
+// for n slots. Returns 0, or -1 if memory ran out.
 static int swaptables(uint32 n) {
-  for (uint32 i = 0; i < MAXSLOTS / PGSIZE; i++) {
-    int want = i < (n + PGSIZE - 1) / PGSIZE;
-    if (want && !mapp[i] && !(mapp[i] = palloc(FRAME_SWAPMAP)))
-      return -1;
-    if (!want && mapp[i]) {
-      pfree(mapp[i]);
-      mapp[i] = 0;
-    }
-  }
-  for (uint32 i = 0; i < MAXSLOTS / 1024; i++) {
-    int want = i < (n + 1023) / 1024;
-    if (want && !cachep[i] && !(cachep[i] = palloc(FRAME_SWAPMAP)))
-      return -1;
-    if (!want && cachep[i]) {
-      pfree(cachep[i]);
-      cachep[i] = 0;
-    }
-  }
-  for (uint32 i = 0; i < MAXSLOTS / PGSIZE; i++) {
-    int want = i < (n + PGSIZE - 1) / PGSIZE;
-    if (want && !hintp[i] && !(hintp[i] = palloc(FRAME_SWAPMAP)))
-      return -1;
-    if (!want && hintp[i]) {
-      pfree(hintp[i]);
-      hintp[i] = 0;
-    }
-  }
-  for (uint32 i = 0; i < MAXSLOTS / 2048; i++) {
-    int want = i < (n + 2047) / 2048;
-    if (want && !txp[i] && !(txp[i] = palloc(FRAME_SWAPMAP)))
-      return -1;
-    if (!want && txp[i]) {
-      pfree(txp[i]);
-      txp[i] = 0;
-    }
-  }
+  if (swap_table((void **)mapp, PGSIZE, n) || swap_table((void **)cachep, 1024, n) ||
+      swap_table((void **)hintp, PGSIZE, n) || swap_table((void **)txp, 2048, n))
+    return -1;
   return 0;
 }
 

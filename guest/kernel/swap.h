@@ -10,6 +10,7 @@
 #define SWAPPTE(s) (((uint64)(s) << 10) | PTE_SWAP)
 #define PTE2SLOT(pte) ((uint32)((pte) >> 10))
 #define SLOT_SECT 8      // sectors a slot (one page)
+#define MAXSLOTS 32768   // the most slots a swap area has
 
 uint32 swap_nslots(void);                  // slots of the swap area
 uint32 swap_used(void);                    // slots held by a PTE or a cached page
@@ -21,3 +22,4 @@ int swap_readslots(uint32 s, uint32 n, int how);
 int swap_unuse(struct proc *p, uint64 va, pte_t *pte, int perm);
 int swap_uncache(void);
 void swap_wait_writeback(void);
+int swap_table(void **tab, uint32 per_page, uint32 n);

@@ -238,7 +238,7 @@ def plot(rows: Sequence[Row], path: str) -> None:
                 label = " ".join([r.case.mode] + [f"{v}={getattr(r.case, v)}" for v in vary])
                 lines.setdefault(label, []).append(r)
         for label, rs in lines.items():
-            rs.sort(key=lambda r: r.out_mib if hasattr(r, "out_mib") else r.case.out_mib)
+            rs.sort(key=lambda r: r.case.out_mib)
             xs = [r.case.out_mib for r in rs]
             axes[0][col].plot(xs, [r.mb_per_s for r in rs], marker="o", label=label)
             axes[1][col].plot(xs, [r.ptes for r in rs], marker="o", label=label)
