@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from emu.core.units import ConfigError
-from emu.machine.config import DiskSpec
+from emu.machine.config import DiskSpec, NicSpec
 from emu.machine.console import ConsoleScript
 from emu.tools import qemuflags
 from tests.test_cli import emu
@@ -32,13 +32,29 @@ def test_drives_and_devices_become_disks_in_device_order():
               "file=c.img,format=raw,if=virtio"]
     devices = ["virtio-blk-device,drive=x1,serial=SN1",
                "virtio-blk-device,drive=x0,bus=virtio-mmio-bus.0"]
-    assert qemuflags.disks_from(drives, devices, snapshot=False) == (
-        DiskSpec("b.img", None, False, True, "SN1"),
+    # QEMU's placement: bus= first, the rest in the highest free slots in
+    # command-line order (-device lines, then if=virtio drives)
+    assert qemuflags.devices_from(drives, devices, [], snapshot=False) == ((
+        DiskSpec("b.img", 7, False, True, "SN1"),
         DiskSpec("a.img", 0, False, False, ""),
-        DiskSpec("c.img", None, False, False, ""))
-    (d,) = qemuflags.disks_from(["file=a.img,if=none,id=x0"], ["virtio-blk-device,drive=x0"],
-                                snapshot=True)
-    assert d.snapshot
+        DiskSpec("c.img", 6, False, False, "")), ())
+    (d,), () = qemuflags.devices_from(["file=a.img,if=none,id=x0"],
+                                      ["virtio-blk-device,drive=x0"], [], snapshot=True)
+    assert d.snapshot and d.slot == 7
+
+
+def test_netdevs_and_net_devices_become_nics_in_device_order():
+    """A NIC and a disk share the slots in command-line order; NICs get
+    QEMU's default MACs counting the eNIC as NIC 0, or their mac=."""
+    disks, nics = qemuflags.devices_from(
+        ["file=a.img,if=none,id=d0"],
+        ["virtio-net-device,netdev=n0", "virtio-blk-device,drive=d0",
+         "virtio-net-device,netdev=n1,mac=02:00:00:00:00:01,host_mtu=9000,bus=virtio-mmio-bus.2"],
+        ["segment,id=n0", "segment,id=n1,netem=loss 5% delay 1ms", "segment,id=unused"],
+        snapshot=False)
+    assert disks == (DiskSpec("a.img", 6),)
+    assert nics == (NicSpec("n0", bytes.fromhex("525400123457"), None, 7, None),
+                    NicSpec("n1", bytes.fromhex("020000000001"), 9000, 2, "loss 5% delay 1ms"))
 
 
 @pytest.mark.parametrize("drives, devices, needle", [
@@ -53,11 +69,29 @@ def test_drives_and_devices_become_disks_in_device_order():
      "already in use"),
     (["file=a.img,if=none,id=x"], ["virtio-blk-device,drive=x,bus=pci.0"],
      "not virtio-mmio-bus.N"),
-    (["file=a.img,if=none,id=x"], ["virtio-net-device,netdev=n0"], "virtio-blk-device only"),
+    (["file=a.img,if=none,id=x"], ["e1000,netdev=n0"], "virtio-blk-device and virtio-net"),
+    ([], ["virtio-net-device,netdev=n9"], "no -netdev with id='n9'"),
+    ([], ["virtio-net-device,netdev=n0", "virtio-net-device,netdev=n0"], "already in use"),
+    ([], ["virtio-net-device,netdev=n0,mac=52:54:00:12:34"], "not six hex bytes"),
+    ([], ["virtio-net-device,netdev=n0,mac=52:54:00:12:34:zz"], "not six hex bytes"),
+    ([], ["virtio-net-device,netdev=n0,host_mtu=big"], "not a number"),
+    ([], ["virtio-net-device,netdev=n0,romfile="], "unsupported option 'romfile'"),
 ])
 def test_bad_drive_and_device_lines(drives, devices, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(".", r"\.")):
-        qemuflags.disks_from(drives, devices, snapshot=False)
+        qemuflags.devices_from(drives, devices, ["segment,id=n0"], snapshot=False)
+
+
+@pytest.mark.parametrize("netdevs, needle", [
+    (["user,id=n0"], "one backend is its emulated segment"),
+    (["tap,id=n0,ifname=tap0"], "one backend is its emulated segment"),
+    (["segment"], "needs id=ID"),
+    (["segment,id=n0", "segment,id=n0"], "duplicate id"),
+    (["segment,id=n0,hostfwd=tcp::22-:22"], "unsupported option 'hostfwd'"),
+])
+def test_bad_netdev_lines(netdevs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        qemuflags.devices_from([], [], netdevs, snapshot=False)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -77,6 +111,18 @@ def test_bad_drive_and_device_lines(drives, devices, needle):
     (["-drive", "file=/nonexistent.img,if=none,format=raw,id=x0", "-device",
       "virtio-blk-device,drive=x0,bus=virtio-mmio-bus.9"], "virtio-mmio-bus.9"),
     (["--send", "ls", "--prompt", ""], "--send needs a non-empty --prompt"),
+    # a NIC's port name, MAC, MTU and link are checked before the machine exists
+    (["-netdev", "segment,id=guest", "-device", "virtio-net-device,netdev=guest"],
+     "one the segment uses"),
+    (["-netdev", "segment,id=n0,netem=loss lots", "-device", "virtio-net-device,netdev=n0"],
+     "netdev 'n0'"),
+    (["-netdev", "segment,id=n0", "-device", "virtio-net-device,netdev=n0,host_mtu=65536"],
+     "out of range"),
+    (["-netdev", "segment,id=a", "-netdev", "segment,id=b",
+      "-device", "virtio-net-device,netdev=a,mac=02:00:00:00:00:01",
+      "-device", "virtio-net-device,netdev=b,mac=02:00:00:00:00:01"], "used by another NIC"),
+    (["-netdev", "segment,id=n0", "-device", "virtio-net-device,netdev=n0,mac=01:00:00:00:00:01"],
+     "not a unicast address"),
 ])
 def test_unsupported_qemu_spellings_are_one_line_and_status_2(args, needle):
     r = emu("run", *args)

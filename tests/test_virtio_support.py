@@ -81,6 +81,19 @@ def run_clock(clock: Clock, limit: int = 10_000) -> int:
     return fired
 
 
+def write_features(t: VirtioMmio, features: int, page: int = PAGE) -> None:
+    """The driver's half of negotiation: legacy, GuestPageSize and feature
+    word 0; modern, both feature words (FEATURES_OK is the caller's)."""
+    if t.legacy:
+        t.write(S.GUEST_PAGE_SIZE, 4, page)
+        t.write(S.DRIVER_FEATURES_SEL, 4, 0)
+        t.write(S.DRIVER_FEATURES, 4, features & 0xFFFF_FFFF)
+        return
+    for sel in (0, 1):
+        t.write(S.DRIVER_FEATURES_SEL, 4, sel)
+        t.write(S.DRIVER_FEATURES, 4, (features >> (32 * sel)) & 0xFFFF_FFFF)
+
+
 class BlkDriver:
     """A virtio-blk driver in Python, rings and buffers at fixed places.
 
@@ -136,14 +149,8 @@ class BlkDriver:
         offered = self.offered()
         self.features = (offered if accept is None else accept) & ~drop
         st = S.S_ACKNOWLEDGE | S.S_DRIVER
-        if self.t.legacy:
-            self.w(S.GUEST_PAGE_SIZE, self.page)
-            self.w(S.DRIVER_FEATURES_SEL, 0)
-            self.w(S.DRIVER_FEATURES, self.features & 0xFFFF_FFFF)
-        else:
-            for sel in (0, 1):
-                self.w(S.DRIVER_FEATURES_SEL, sel)
-                self.w(S.DRIVER_FEATURES, (self.features >> (32 * sel)) & 0xFFFF_FFFF)
+        write_features(self.t, self.features, self.page)
+        if not self.t.legacy:
             self.w(S.STATUS, st | S.S_FEATURES_OK)
             got = self.r(S.STATUS)
             if not got & S.S_FEATURES_OK:

@@ -8,6 +8,7 @@ Layer: machine.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from emu.core.units import ConfigError
@@ -15,6 +16,7 @@ from emu.devices.virtio import spec as virtio_spec
 from emu.machine import board
 from emu.machine.peers import CLOCK_MODES
 from emu.machine.tracelog import TOPICS
+from emu.net.netem import parse_netem
 from emu.net.network import NetConfig
 
 DEBUG_TOPICS = tuple(TOPICS)
@@ -36,14 +38,38 @@ class DiskSpec:
     serial: str = ""
 
 
-def place_disks(disks: tuple[DiskSpec, ...]) -> list[DiskSpec | None]:
-    """The disk in each virtio-mmio slot, as QEMU places them: a disk with a
-    slot there, the others in the highest free slots in command-line order.
-    Raises ConfigError for two disks on one slot, a slot out of range, or
-    more disks than slots."""
+@dataclass(frozen=True)
+class NicSpec:
+    """One virtio-net device on emu's segment (QEMU's `-netdev segment,id=ID`
+    plus `-device virtio-net-device,netdev=ID[,mac=M][,host_mtu=N]
+    [,bus=virtio-mmio-bus.N]`): `netdev`, its port's name on the segment;
+    its `mac`; the MTU it offers (None: VIRTIO_NET_F_MTU not offered, the
+    driver uses 1500); its virtio-mmio `slot` (None: as place_virtio says);
+    `netem`, the impairments of its link in --net's spelling (None: --net's)."""
+
+    netdev: str
+    mac: bytes = bytes.fromhex("525400123457")
+    mtu: int | None = None
+    slot: int | None = None
+    netem: str | None = None
+
+
+VirtioSpec = DiskSpec | NicSpec
+RESERVED_PORTS = ("guest", "noise")   # the eNIC's and the noise generator's segment ports
+
+
+def _what(d: VirtioSpec) -> str:
+    return d.file if isinstance(d, DiskSpec) else f"netdev {d.netdev}"
+
+
+def place_virtio(devices: tuple[VirtioSpec, ...]) -> list[VirtioSpec | None]:
+    """The device in each virtio-mmio slot, as QEMU places them: a device
+    with a slot there, the others in the highest free slots in the order
+    given (the command line's). Raises ConfigError for two devices on one
+    slot, a slot out of range, or more devices than slots."""
     n = virtio_spec.MMIO_SLOTS
-    slots: list[DiskSpec | None] = [None] * n
-    for d in disks:
+    slots: list[VirtioSpec | None] = [None] * n
+    for d in devices:
         if d.slot is None:
             continue
         if not 0 <= d.slot < n:
@@ -52,14 +78,41 @@ def place_disks(disks: tuple[DiskSpec, ...]) -> list[DiskSpec | None]:
         if slots[d.slot] is not None:
             raise ConfigError(f"bus=virtio-mmio-bus.{d.slot} already holds a device")
         slots[d.slot] = d
-    for d in disks:
+    for d in devices:
         if d.slot is not None:
             continue
         free = [i for i in range(n) if slots[i] is None]
         if not free:
-            raise ConfigError(f"no free virtio-mmio bus for {d.file} (all {n} in use)")
+            raise ConfigError(f"no free virtio-mmio bus for {_what(d)} (all {n} in use)")
         slots[free[-1]] = d
     return slots
+
+
+def check_nics(nics: tuple[NicSpec, ...]) -> None:
+    """Raise ConfigError for a duplicate or reserved netdev name, a MAC that
+    is not unicast, two NICs with one MAC, an MTU outside 68..9000 or a bad
+    netem spec."""
+    seen: set[str] = set()
+    macs: set[bytes] = set()
+    for nic in nics:
+        where = f"netdev {nic.netdev!r}"
+        if not nic.netdev or nic.netdev in seen or nic.netdev in RESERVED_PORTS \
+                or re.fullmatch(r"e\d+\.\d+|bridge-.*", nic.netdev):
+            raise ConfigError(f"{where}: the name is empty, used twice or one the segment "
+                              f"uses ({', '.join(RESERVED_PORTS)}, eS.N, bridge-IFACE)")
+        seen.add(nic.netdev)
+        if len(nic.mac) != 6 or nic.mac[0] & 1:
+            raise ConfigError(f"{where}: mac {nic.mac.hex(':')} is not a unicast address")
+        if nic.mac in macs:
+            raise ConfigError(f"{where}: mac {nic.mac.hex(':')} is used by another NIC")
+        macs.add(nic.mac)
+        if nic.mtu is not None and not 68 <= nic.mtu <= 9000:
+            raise ConfigError(f"{where}: host_mtu={nic.mtu} out of range (68..9000)")
+        if nic.netem is not None:
+            try:
+                parse_netem(nic.netem)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
 
 
 @dataclass
@@ -87,6 +140,7 @@ class MachineConfig:
     initrd: str | None = None          # -initrd FILE, placed as QEMU 7.2 places it
     dtb: str | None = None             # -dtb FILE instead of the generated tree
     disks: tuple[DiskSpec, ...] = ()   # virtio-blk devices
+    nics: tuple[NicSpec, ...] = ()     # virtio-net devices on the segment
     virtio_legacy: bool = True         # QEMU 7.2's virtio-mmio.force-legacy default
     console_send: tuple[str, ...] = ()  # lines typed after each console prompt (--send)
     console_prompt: str = "$ "         # what the guest prints when it waits for a line
@@ -112,7 +166,8 @@ class MachineConfig:
             raise ConfigError("--max-insns must be positive")
         if self.ns_per_insn <= 0:
             raise ConfigError("instruction time must be positive")
-        place_disks(self.disks)
+        place_virtio(self.disks + self.nics)
+        check_nics(self.nics)
         if self.console_send and not self.console_prompt:
             raise ConfigError("--send needs a non-empty --prompt")
         if self.console_until == "":

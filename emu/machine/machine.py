@@ -29,8 +29,9 @@ from emu.devices.plic import Plic
 from emu.devices.uart import Uart
 from emu.devices.virtio.blk import VirtioBlk
 from emu.devices.virtio.mmio import VirtioMmio
+from emu.devices.virtio.net import VirtioNet
 from emu.machine import board, boot
-from emu.machine.config import DiskSpec, MachineConfig, place_disks
+from emu.machine.config import DiskSpec, MachineConfig, NicSpec, place_virtio
 from emu.machine.console import ConsoleIO, ConsoleScript
 from emu.machine.cpu import MEDELEG_S, MIDELEG_S, Cpu
 from emu.machine.devicetree import build_dtb, patch_chosen
@@ -78,7 +79,7 @@ class Machine:
         self.loop = RunLoop(self)
 
         self.devices: dict[str, Device] = {}
-        self._disks = place_disks(config.disks)
+        self._virtio_specs = place_virtio(config.disks + config.nics)
         board.build(_Wiring(self))
         self.plic: Plic = self.devices["plic"]   # type: ignore[assignment]
         self.clint: Clint = self.devices["clint"]   # type: ignore[assignment]
@@ -86,7 +87,7 @@ class Machine:
         self.nic: Nic = self.devices["nic"]      # type: ignore[assignment]
         self.finisher: Finisher = self.devices["test"]   # type: ignore[assignment]
         self.virtio: list[VirtioMmio] = [self.devices[f"virtio{i}"]   # type: ignore[misc]
-                                         for i in range(len(self._disks))]
+                                         for i in range(len(self._virtio_specs))]
         self.console_io.uart = self.uart
         self.clint.on_delta = self.loop.sync_time
         if config.console_send or config.console_until:
@@ -97,6 +98,11 @@ class Machine:
         netcfg = config.net or NetConfig(seed=config.seed, mtu=config.mtu)
         self.network = Network(self.clock, netcfg)
         self.nic.transmit = self.network.attach_guest(self.nic, config.mac).send
+        for spec, transport in zip(self._virtio_specs, self.virtio, strict=True):
+            if isinstance(spec, NicSpec):
+                vnet = transport.device
+                assert isinstance(vnet, VirtioNet)
+                vnet.transmit = self.network.attach_nic(vnet, spec.netdev, spec.netem).send
         for bridge in self.network.bridges:
             self.peers.add(f"bridge {bridge.iface}", bridge.sock.fileno())
         self.firmware = Firmware(
@@ -163,6 +169,7 @@ class Machine:
             cpu.set_csr("mideleg", MIDELEG_S)
             cpu.set_csr("medeleg", MEDELEG_S)
             cpu.set_csr("mcounteren", COUNTEREN_ALL)
+            cpu.set_csr("scounteren", COUNTEREN_ALL)
             cpu.set_reg("a0", 0)
             cpu.set_reg("a1", fdt)
         else:
@@ -266,7 +273,10 @@ class Machine:
         self.loop.stop_cpu()
 
 
-# mcounteren as OpenSBI leaves it: S may read cycle, time and instret.
+# mcounteren and scounteren as OpenSBI's mstatus_init leaves them: S, and U
+# until the kernel says otherwise, may read cycle, time and instret (Linux's
+# vDSO reads time in U-mode; it only narrows scounteren when its SBI PMU
+# driver starts).
 COUNTEREN_ALL = 0b111
 PMP_ALL_RWX = 0x1F     # pmpcfg: A = NAPOT (3 << 3), X W R
 
@@ -291,18 +301,20 @@ class _Wiring:
         return self._m.devices["plic"].line(source)   # type: ignore[attr-defined]
 
     def virtio(self, index: int, slot: board.Slot) -> Device:
-        """Slot `index`'s transport, with the disk the configuration puts
-        there. Raises ConfigError for an image that cannot be opened."""
+        """Slot `index`'s transport, with the disk or NIC the configuration
+        puts there. Raises ConfigError for an image that cannot be opened."""
         m = self._m
-        disk: DiskSpec | None = m._disks[index]
-        dev = None
-        if disk is not None:
+        spec = m._virtio_specs[index]
+        dev: VirtioBlk | VirtioNet | None = None
+        if isinstance(spec, NicSpec):
+            dev = VirtioNet(spec.mac, spec.mtu)
+        elif isinstance(spec, DiskSpec):
             try:
-                dev = VirtioBlk(disk.file, snapshot=disk.snapshot, read_only=disk.read_only,
-                                serial=disk.serial)
+                dev = VirtioBlk(spec.file, snapshot=spec.snapshot, read_only=spec.read_only,
+                                serial=spec.serial)
             except (OSError, ValueError) as exc:
                 why = getattr(exc, "strerror", None) or exc
-                raise ConfigError(f"-drive file={disk.file}: {why}") from None
+                raise ConfigError(f"-drive file={spec.file}: {why}") from None
         assert slot.irq is not None
         return VirtioMmio(m.mem, self.irq(slot.irq), m.clock, dev, legacy=m.config.virtio_legacy,
                           name=slot.name)

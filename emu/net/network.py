@@ -20,7 +20,9 @@ impaired link. Targets, noise and bridges sit on perfect links.
                        default), flash, hdd (seeks and rotation: emu/net/disk.py)
 
 Embedded targets are numbered e0.0, e0.1, ... in order unless `@S.N` is given.
-The machine calls `attach_guest(nic, mac)` once, `poll()` at every slice
+The machine calls `attach_guest(nic, mac)` once (the eNIC), `attach_nic` for
+each virtio-net device (each its own port, by default with the --net
+impairments too), `poll()` at every slice
 boundary (bridges only), `stats()` for the report and `close()` at the end.
 
 Layer: net (imports only emu.core).
@@ -181,6 +183,18 @@ class Network:
         for t in self.targets:
             t.announce()
         return self.guest
+
+    def attach_nic(self, nic: Endpoint, name: str, netem: str | None = None) -> Port:
+        """Attach another guest NIC (a virtio-net device) as port `name`,
+        behind `netem` (--net's spelling; None: the --net impairments, each
+        direction its own generator seeded from the port's name). Returns
+        the port. Raises ConfigError for a bad spec, ValueError for a name
+        already attached."""
+        try:
+            spec = self.parsed.netem if netem is None else parse_netem(netem)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return self.segment.attach(nic, name, net=spec)
 
     def poll(self) -> int:
         """Bring in frames from bridged interfaces (call at slice boundaries)."""

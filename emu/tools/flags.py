@@ -138,10 +138,15 @@ def add_qemu_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("-drive", action="append", default=[],
                    metavar="file=IMG,if=none,format=raw,id=ID[,snapshot=on][,readonly=on]",
                    help="a raw disk image, attached by -device virtio-blk-device,drive=ID")
+    g.add_argument("-netdev", action="append", default=[],
+                   metavar="segment,id=ID[,netem=SPEC]",
+                   help="a port on emu's segment for -device virtio-net-device,netdev=ID; "
+                   "netem=SPEC impairs its link alone (--net's spelling), else --net applies")
     g.add_argument("-device", action="append", default=[],
-                   metavar="virtio-blk-device,drive=ID[,bus=virtio-mmio-bus.N][,serial=S]",
-                   help="a virtio-blk disk on a virtio-mmio slot (without bus=: the "
-                   "highest free slot, as QEMU)")
+                   metavar="virtio-blk-device,drive=ID|virtio-net-device,netdev=ID[,...]",
+                   help="a virtio-blk disk (drive=ID[,serial=S]) or a virtio-net NIC "
+                   "(netdev=ID[,mac=M][,host_mtu=N]) on a virtio-mmio slot (bus=virtio-mmio-"
+                   "bus.N; without it: the highest free slot, as QEMU)")
     g.add_argument("-snapshot", action="store_true",
                    help="writes to every disk go to a throw-away overlay")
     g.add_argument("-no-reboot", dest="no_reboot", action="store_true",
@@ -205,6 +210,7 @@ def config_from_args(args: argparse.Namespace) -> MachineConfig:
     qemuflags.monitor_option(args.monitor)
     qemuflags.display_option(args.display)
     legacy = qemuflags.global_options(args.qemu_global)
+    disks, nics = qemuflags.devices_from(args.drive, args.device, args.netdev, args.snapshot)
     cfg = MachineConfig(
         kernel=args.kernel, bios=args.bios, ram_size=parse_size(args.m), append=args.append,
         mmu=args.mmu,
@@ -212,7 +218,7 @@ def config_from_args(args: argparse.Namespace) -> MachineConfig:
         debug_file=args.D, stats_json=args.stats_json, clock=args.clock,
         initrd=args.initrd, dtb=args.dtb, console_send=tuple(args.send),
         console_prompt=args.prompt, console_until=args.until,
-        disks=qemuflags.disks_from(args.drive, args.device, args.snapshot))
+        disks=disks, nics=nics)
     if legacy is not None:
         cfg.virtio_legacy = legacy
     cfg.validate()

@@ -15,6 +15,12 @@ Accepted, with QEMU 7.2's meaning:
                                   highest free virtio-mmio slot. (QEMU 7.2 puts
                                   it on virt's PCI bus, which emu does not have;
                                   xv6 and Linux find it on virtio-mmio.)
+  -netdev segment,id=ID[,netem=SPEC]   a port on emu's segment (the --net/--target
+                                  network); SPEC (--net's spelling) impairs this
+                                  NIC's link alone, else --net's apply
+  -device virtio-net-device,netdev=ID[,mac=M][,host_mtu=N][,bus=virtio-mmio-bus.N]
+                                  a virtio-net NIC on it (QEMU's MAC numbering:
+                                  the eNIC is NIC 0, so the first is ...:57)
   -snapshot                       every drive as snapshot=on
   -no-reboot                      a guest reset ends the run (emu always does)
 
@@ -28,12 +34,18 @@ Layer: tools.
 
 from __future__ import annotations
 
+from collections.abc import Container
+from dataclasses import replace
+
 from emu.core.units import ConfigError
-from emu.machine.config import DiskSpec
+from emu.machine.config import DiskSpec, NicSpec, VirtioSpec, place_virtio
 
 _BOOL = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 DRIVE_KEYS = {"file", "if", "format", "id", "snapshot", "readonly", "media", "cache"}
 BLK_KEYS = {"drive", "bus", "serial"}
+NET_KEYS = {"netdev", "bus", "mac", "host_mtu"}
+NETDEV_KEYS = {"id", "netem"}
+DEFAULT_MAC_BASE = 0x5254_0012_3456     # QEMU's first NIC: 52:54:00:12:34:56 (+ index)
 
 
 def parse_opts(text: str, implied: str | None = None) -> dict[str, str]:
@@ -132,11 +144,92 @@ def global_options(items: list[str]) -> bool | None:
     return legacy
 
 
-def disks_from(drives: list[str], devices: list[str], snapshot: bool) -> tuple[DiskSpec, ...]:
-    """-drive and -device virtio-blk-device lines -> the disks, in -device
-    order, then the if=virtio drives. A drive no device uses stays
-    unattached, as in QEMU. Raises
-    ConfigError (unknown keys, formats, ids, drivers; a drive used twice)."""
+def netdevs_from(netdevs: list[str]) -> dict[str, str | None]:
+    """-netdev segment,id=ID[,netem=SPEC] lines -> {id: netem or None}.
+    emu's one backend is its segment (the switch, links, targets and pcap
+    of --net/--target/--pcap); SPEC is --net's spelling for this NIC's link
+    alone. Raises ConfigError (another backend, unknown keys, no or a
+    duplicate id)."""
+    out: dict[str, str | None] = {}
+    for text in netdevs:
+        opts = parse_opts(text, implied="type")
+        kind = opts.pop("type", "")
+        if kind != "segment":
+            raise ConfigError(f"-netdev {text}: emu's one backend is its emulated segment "
+                              "(-netdev segment,id=ID[,netem=SPEC]); a real interface "
+                              "joins it with --target iface:NAME")
+        unknown = set(opts) - NETDEV_KEYS
+        if unknown:
+            raise ConfigError(f"-netdev {text}: unsupported option {sorted(unknown)[0]!r}")
+        ident = opts.get("id", "")
+        if not ident:
+            raise ConfigError(f"-netdev {text}: needs id=ID for -device to name it")
+        if ident in out:
+            raise ConfigError(f"-netdev {text}: duplicate id {ident!r}")
+        out[ident] = opts.get("netem")
+    return out
+
+
+def _bus(opts: dict[str, str], text: str) -> int | None:
+    bus = opts.get("bus")
+    if bus is None:
+        return None
+    prefix = "virtio-mmio-bus."
+    if not bus.startswith(prefix) or not bus[len(prefix):].isdigit():
+        raise ConfigError(f"-device {text}: bus={bus!r} is not virtio-mmio-bus.N")
+    return int(bus[len(prefix):])
+
+
+def _mac(text: str, where: str) -> bytes:
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+        raise ConfigError(f"{where}: mac={text!r} is not six hex bytes (52:54:00:12:34:56)")
+    try:
+        return bytes(int(p, 16) for p in parts)
+    except ValueError:
+        raise ConfigError(f"{where}: mac={text!r} is not six hex bytes") from None
+
+
+def _backend(opts: dict[str, str], text: str, keys: set[str], key: str, known: Container[str],
+             used: set[str]) -> str:
+    """The -drive or -netdev a -device line names with `key` (checked
+    against `known`, and marked in `used`: one device each). Raises
+    ConfigError for options outside `keys`, an unknown or a used id."""
+    unknown = set(opts) - keys
+    if unknown:
+        raise ConfigError(f"-device {text}: unsupported option {sorted(unknown)[0]!r}")
+    ident = opts.get(key, "")
+    if ident not in known:
+        raise ConfigError(f"-device {text}: no -{key} with id={ident!r}")
+    if ident in used:
+        raise ConfigError(f"-device {text}: {key} {ident!r} is already in use")
+    used.add(ident)
+    return ident
+
+
+def _net_device(opts: dict[str, str], text: str, netdevs: dict[str, str | None],
+                used: set[str]) -> NicSpec:
+    """One -device virtio-net-device: the NIC on its netdev. The n-th NIC
+    gets QEMU's default MAC for NIC n + 1 (the eNIC is the first)."""
+    mac = DEFAULT_MAC_BASE + len(used) + 1
+    ident = _backend(opts, text, NET_KEYS, "netdev", netdevs, used)
+    spec_mac = _mac(opts["mac"], f"-device {text}") if "mac" in opts \
+        else mac.to_bytes(6, "big")
+    mtu = opts.get("host_mtu")
+    if mtu is not None and not mtu.isdigit():
+        raise ConfigError(f"-device {text}: host_mtu={mtu!r} is not a number")
+    return NicSpec(netdev=ident, mac=spec_mac, mtu=int(mtu) if mtu is not None else None,
+                   slot=_bus(opts, text), netem=netdevs[ident])
+
+
+def devices_from(drives: list[str], devices: list[str], netdevs: list[str],
+                 snapshot: bool) -> tuple[tuple[DiskSpec, ...], tuple[NicSpec, ...]]:
+    """-drive, -netdev and -device lines -> the disks and the NICs, each
+    with the virtio-mmio slot QEMU gives it: -device lines in command-line
+    order, then the if=virtio drives (config.place_virtio). A drive or
+    netdev no device uses stays unattached, as in QEMU. Raises ConfigError
+    (unknown keys, formats, ids, drivers; a drive or netdev used twice;
+    slots)."""
     by_id: dict[str, dict[str, str]] = {}
     short: list[DiskSpec] = []
     for text in drives:
@@ -167,34 +260,29 @@ def disks_from(drives: list[str], devices: list[str], snapshot: bool) -> tuple[D
         if ident in by_id:
             raise ConfigError(f"-drive {text}: duplicate id {ident!r}")
         by_id[ident] = opts
+    nets = netdevs_from(netdevs)
     used: set[str] = set()
-    disks: list[DiskSpec] = []
+    used_nets: set[str] = set()
+    ordered: list[VirtioSpec] = []
     for text in devices:
         opts = parse_opts(text, implied="driver")
         driver = opts.pop("driver", "")
+        if driver == "virtio-net-device":
+            ordered.append(_net_device(opts, text, nets, used_nets))
+            continue
         if driver != "virtio-blk-device":
-            raise ConfigError(f"-device {driver or text}: emu has virtio-blk-device only "
-                              "(on the virtio-mmio bus)")
-        unknown = set(opts) - BLK_KEYS
-        if unknown:
-            raise ConfigError(f"-device {text}: unsupported option {sorted(unknown)[0]!r}")
-        ident = opts.get("drive", "")
-        if ident not in by_id:
-            raise ConfigError(f"-device {text}: no -drive with id={ident!r}")
-        if ident in used:
-            raise ConfigError(f"-device {text}: drive {ident!r} is already in use")
-        used.add(ident)
-        slot = None
-        bus = opts.get("bus")
-        if bus is not None:
-            prefix = "virtio-mmio-bus."
-            if not bus.startswith(prefix) or not bus[len(prefix):].isdigit():
-                raise ConfigError(f"-device {text}: bus={bus!r} is not virtio-mmio-bus.N")
-            slot = int(bus[len(prefix):])
+            raise ConfigError(f"-device {driver or text}: emu has virtio-blk-device and "
+                              "virtio-net-device (on the virtio-mmio bus)")
+        ident = _backend(opts, text, BLK_KEYS, "drive", by_id, used)
         drive = by_id[ident]
         where = f"-drive id={ident}"
-        disks.append(DiskSpec(file=drive["file"], slot=slot,
-                              snapshot=snapshot or _flag(drive, "snapshot", where),
-                              read_only=_flag(drive, "readonly", where),
-                              serial=opts.get("serial", "")))
-    return tuple(disks + short)
+        ordered.append(DiskSpec(file=drive["file"], slot=_bus(opts, text),
+                                snapshot=snapshot or _flag(drive, "snapshot", where),
+                                read_only=_flag(drive, "readonly", where),
+                                serial=opts.get("serial", "")))
+    ordered += short
+    placed = place_virtio(tuple(ordered))
+    slot_of = {id(d): i for i, d in enumerate(placed) if d is not None}
+    fixed = [replace(d, slot=slot_of[id(d)]) for d in ordered]
+    return (tuple(d for d in fixed if isinstance(d, DiskSpec)),
+            tuple(d for d in fixed if isinstance(d, NicSpec)))

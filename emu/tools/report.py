@@ -86,6 +86,7 @@ def collect(machine: Any) -> dict[str, Any]:
         "plic_claims": machine.plic.claims,
         "uart_tx_bytes": machine.uart.tx_bytes,
         "nic": machine.nic.stats(),
+        "virtio": virtio_figures(machine),
         "deterministic": not machine.peers.ever,
         "clock": {"mode": "wall" if machine.peers.coupled else "virtual",
                   "peers": list(machine.peers.ever), "host_waits": machine.peers.waits,
@@ -99,6 +100,17 @@ def collect(machine: Any) -> dict[str, Any]:
         add = getattr(obs, "add_figures", None)
         if add is not None:
             add(out)
+    return out
+
+
+def virtio_figures(machine: Any) -> dict[str, Any]:
+    """{slot: {"device", "transport": counters, "counters": the device's}}
+    for every virtio-mmio slot with a device behind it."""
+    out: dict[str, Any] = {}
+    for t in machine.virtio:
+        if t.device is not None:
+            out[t.name] = {"device": t.device.name, "transport": t.stats(),
+                           "counters": t.device.stats()}
     return out
 
 

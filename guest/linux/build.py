@@ -14,7 +14,10 @@ aoe and nfs modules and runs memhog.
    (guest/linux/init), the modules of MODULES and everything their
    `depends=` needs, decompressed, with lib/modules/modules.order listing
    them in load order, and memhog (guest/linux/memhog.c, built static with
-   Debian's riscv64-linux-gnu-gcc).
+   Debian's riscv64-linux-gnu-gcc), and aoeswap (guest/linux/aoeswap:
+   swap on an AoE target with Linux's aoe driver, then memhog) with vmwatch
+   (guest/linux/vmwatch.c: a watcher locked in memory that reports when
+   swap stops moving).
 
 Exit status 0, or 1 with one line on what is missing or failed.
 """
@@ -106,16 +109,16 @@ def modules(root: Path) -> tuple[str, list[tuple[str, bytes, str]]]:
     return kver, list(loaded.values())
 
 
-def memhog(out: Path) -> bytes:
-    """guest/linux/memhog.c, built static."""
+def program(out: Path, name: str) -> bytes:
+    """guest/linux/NAME.c, built static (memhog, vmwatch)."""
     cc = shutil.which("riscv64-linux-gnu-gcc")
     if not cc:
         raise BuildError("riscv64-linux-gnu-gcc is missing (Debian package gcc-riscv64-linux-gnu)")
-    exe = out / "memhog"
+    exe = out / name
     r = subprocess.run([cc, "-static", "-O2", "-Wall", "-Werror", "-o", str(exe),
-                        str(HERE / "memhog.c")], capture_output=True, text=True)
+                        str(HERE / f"{name}.c")], capture_output=True, text=True)
     if r.returncode != 0:
-        raise BuildError(f"memhog did not build: {r.stderr.strip().splitlines()[-1]}")
+        raise BuildError(f"{name} did not build: {r.stderr.strip().splitlines()[-1]}")
     return exe.read_bytes()
 
 
@@ -149,7 +152,9 @@ def build(out: Path) -> None:
                                      "lib", "lib/modules")]
     entries += [("init", x, (HERE / "init").read_bytes()),
                 ("bin/busybox", x, (root / "usr/bin/busybox").read_bytes()),
-                ("bin/memhog", x, memhog(out))]
+                ("bin/memhog", x, program(out, "memhog")),
+                ("bin/vmwatch", x, program(out, "vmwatch")),
+                ("bin/aoeswap", x, (HERE / "aoeswap").read_bytes())]
     entries += [(f"lib/modules/{name}.ko", f, ko) for name, ko, _ in mods]
     order = "".join(f"{name} {args}".rstrip() + "\n" for name, _, args in mods)
     entries.append(("lib/modules/modules.order", f, order.encode()))

@@ -182,6 +182,18 @@ class VirtioCore:
             self._batch[queue] = left - 1
         return chain
 
+    def unpop(self, queue: int, chain: Chain) -> None:
+        """Put back `chain`, the last one popped from `queue`, unused."""
+        live = self.live[queue]
+        if live is not None and not self.broken:
+            live.unpop(chain)
+            self._batch[queue] = self._batch.get(queue, live.num) + 1
+
+    def started(self, queue: int) -> bool:
+        """DRIVER_OK, `queue` live, and not halted by a broken rule."""
+        return (not self.broken and bool(self.status & spec.S_DRIVER_OK)
+                and 0 <= queue < self.nqueues and self.live[queue] is not None)
+
     def push(self, queue: int, chain: Chain, written: int) -> None:
         """Give `chain` back to the driver with `written` bytes written."""
         live = self.live[queue]

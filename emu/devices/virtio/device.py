@@ -34,6 +34,14 @@ class Transport(Protocol):
         """The next available chain of `queue`, or None (none, not ready,
         or this batch's budget spent). Raises VirtqueueError."""
 
+    def unpop(self, queue: int, chain: Chain) -> None:
+        """Put back `chain`, the last one popped from `queue`, unused: it is
+        the next one `pop` returns (QEMU's virtqueue_unpop)."""
+
+    def started(self, queue: int) -> bool:
+        """Whether the driver set DRIVER_OK, `queue` is live and the device
+        is not halted by a broken rule: input for it can be taken now."""
+
     def push(self, queue: int, chain: Chain, written: int) -> None:
         """Give `chain` back with `written` bytes written; the interrupt
         decision follows when the current transport call ends."""
@@ -91,6 +99,10 @@ class VirtioDevice:
     def queue_notify(self, queue: int) -> None:
         """The driver notified `queue` (called from a Clock event, after
         the transport's notification delay). Raises VirtqueueError."""
+
+    def stats(self) -> dict[str, int]:
+        """The device's own counters (the transport keeps its own)."""
+        return {}
 
     def close(self) -> None:
         """The machine is done: release host resources (idempotent)."""

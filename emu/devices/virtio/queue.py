@@ -169,6 +169,11 @@ class SplitQueue:
         self.in_flight.add(head)
         return chain
 
+    def unpop(self, chain: Chain) -> None:
+        """Undo the last pop (of `chain`): its entry is available again."""
+        self.in_flight.discard(chain.head)
+        self.last_avail = (self.last_avail - 1) & 0xFFFF
+
     def _fetch(self, index: int) -> tuple[int, int, int, int]:
         """Fetch direct descriptor `index` (checked < num by the caller)."""
         return _DESC.unpack(self.mem.read(self.desc + spec.DESC_SIZE * index, spec.DESC_SIZE))
