@@ -250,6 +250,48 @@ def test_rdtime_obeys_the_counter_enables(asm):
     assert 0 < t <= m.clint.mtime()
 
 
+IPI_AND_COUNTERS = PRELUDE + r"""
+    la t0, handler
+    csrw stvec, t0
+    la a2, out
+    csrr t0, scounteren         # as the firmware left it
+    sd t0, 0(a2)
+    li t0, 2                    # SSIE
+    csrs sie, t0
+    li a7, 0x735049             # SBI IPI: send_ipi(mask 1, base 0) -> this hart
+    li a6, 0
+    li a0, 1
+    li a1, 0
+    ecall
+    sd a0, 8(a2)
+    li a0, 99
+    sd a0, 16(a2)               # the handler must overwrite this
+    csrsi sstatus, 2            # SIE: the pending SSIP is taken now
+spin:
+    j spin
+handler:
+    csrr t0, scause
+    sd t0, 16(a2)
+    li t0, 2
+    csrc sip, t0                # S clears its software interrupt
+    SHUTDOWN 0
+.section .data
+.align 3
+out: .space 24
+"""
+
+
+def test_send_ipi_raises_the_s_software_interrupt_and_u_may_read_time(asm):
+    """The built-in firmware leaves scounteren = 7 as OpenSBI's mstatus_init
+    does (Linux's vDSO reads time in U-mode), and SBI send_ipi to this hart
+    sets SSIP: pending until SIE allows it, then taken."""
+    m = boot(asm(IPI_AND_COUNTERS))
+    scounteren, err, cause = _rec(m, "out", 3)
+    assert m.exit_status == 0
+    assert scounteren == 7 and err == 0
+    assert cause == (1 << 63) | isa.IRQ_S_SOFT
+
+
 def test_shutdown_reason_becomes_exit_status(asm):
     m = boot(asm(PRELUDE + "    SHUTDOWN 0xF0000007\n"))
     assert m.exit_status == 7

@@ -28,7 +28,7 @@ import pytest
 from emu.cli.main import build_parser
 from emu.core import twins
 from emu.tools import flags
-from tests.conftest import REPO
+from tests.conftest import IN_CI, REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 CMD = re.compile(r"^(?:\$ |sudo )?(?:\.venv/bin/)?emu(?:\s|$)")
@@ -126,6 +126,10 @@ REGIONS = [r for page in PAGES for r in generate.regions(page)]
 @pytest.mark.parametrize("region", REGIONS, ids=[r.where for r in REGIONS])
 def test_generated_region_is_current(region):
     """What the page shows is what its generator prints now (make docs)."""
+    if "linux-vs-emu" in region.cmd and not (REPO / "build/linux/Image").exists() \
+            and not IN_CI:
+        pytest.skip(f"{region.where}: needs the Linux bundle (make linux-guest fetches it "
+                    "from Debian); not in CI, so skipping")
     problem = generate.stale(region)
     assert problem is None, problem
 

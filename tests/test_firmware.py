@@ -63,3 +63,24 @@ def test_rfence_calls_the_flushes():
     assert f.call(fw.EXT_RFENCE, 9, [0] * 6)[0] != 0
     assert seen == ["i", "vma"]
     assert f.call(fw.EXT_BASE, 3, [fw.EXT_RFENCE, 0, 0, 0, 0, 0]) == (0, 1)
+
+
+def test_ipi_and_hsm_for_the_one_hart():
+    f, _, _ = _fw()
+    ipis = []
+    f.send_ipi = lambda: ipis.append(1)
+    err = fw.SBI_ERR_INVALID_PARAM & (2**64 - 1)
+    assert f.call(fw.EXT_IPI, 0, [1, 0, 0, 0, 0, 0]) == (0, 0)            # hart 0
+    assert f.call(fw.EXT_IPI, 0, [0, fw.ALL_HARTS, 0, 0, 0, 0]) == (0, 0)  # every hart
+    assert f.call(fw.EXT_IPI, 0, [0, 0, 0, 0, 0, 0]) == (0, 0)            # nobody
+    assert f.call(fw.EXT_IPI, 0, [2, 0, 0, 0, 0, 0])[0] == err            # hart 1: none
+    assert f.call(fw.EXT_IPI, 0, [1, 1, 0, 0, 0, 0])[0] == err
+    assert len(ipis) == 2
+    assert f.call(fw.EXT_HSM, 2, [0] * 6) == (0, fw.HSM_STARTED)
+    assert f.call(fw.EXT_HSM, 2, [1, 0, 0, 0, 0, 0])[0] == err
+    assert f.call(fw.EXT_HSM, 0, [0, 0x8020_0000, 0, 0, 0, 0])[0] == \
+        fw.SBI_ERR_ALREADY_AVAILABLE & (2**64 - 1)
+    assert f.call(fw.EXT_HSM, 1, [0] * 6)[0] == fw.SBI_ERR_FAILED & (2**64 - 1)
+    assert f.call(fw.EXT_HSM, 3, [0] * 6)[0] == fw.SBI_ERR_NOT_SUPPORTED & (2**64 - 1)
+    for ext in (fw.EXT_IPI, fw.EXT_HSM):
+        assert f.call(fw.EXT_BASE, 3, [ext, 0, 0, 0, 0, 0]) == (0, 1)

@@ -67,6 +67,8 @@ def test_linux_boots_to_init_and_runs_memhog_on_emu(on_emu):
     assert "memhog: pages=1024 passes=2 mismatches=0" in out
     assert "init: exit 0" in out and "reboot: Power down" in out
     assert on_emu.cpu.budget.satp_ignored == 2          # Sv57, then Sv48: ignored
+    for ext in ("TIME", "IPI", "RFENCE", "SRST", "DBCN", "HSM"):   # the built-in firmware's
+        assert f"SBI {ext} extension detected" in out
 
 
 def test_the_same_command_line_on_qemu_prints_the_same_userland(on_emu):
@@ -100,3 +102,25 @@ def test_the_busybox_shell_answers_a_scripted_session():
     assert re.search(r"^mmu\s*: sv39$", out, re.M), out[-2000:]
     assert re.search(r"^isa\s*: rv64imafdc", out, re.M)
     assert "memhog: pages=64 passes=1 mismatches=0" in out
+
+
+def test_debian_opensbi_boots_linux_on_emu():
+    """Debian's OpenSBI as -bios: M-mode firmware on emu's board, Linux in
+    S-mode on its SBI (PMU and HSM included), the same userland lines."""
+    from tests.test_kernel_qemu import DEBIAN_OPENSBI
+    if twins.pure_forced():
+        pytest.skip("EMU_PURE=1: 4 G instructions take minutes on the pure twins; the "
+                    "compiled run (make test) boots Linux on OpenSBI")
+    if not DEBIAN_OPENSBI.exists():
+        if IN_CI:
+            pytest.fail(f"{DEBIAN_OPENSBI} missing: CI must install opensbi")
+        pytest.skip(f"needs {DEBIAN_OPENSBI} (apt-get install opensbi); not in CI")
+    image, initrd = bundle()
+    m = Machine(MachineConfig(kernel=image, initrd=initrd, bios=str(DEBIAN_OPENSBI),
+                              ram_size=256 << 20, append=APPEND, max_insns=30_000_000_000))
+    m.run()
+    out = m.console.decode(errors="replace")
+    assert m.exit_status == 0, f"{m.stop_reason}\n{out[-3000:]}"
+    assert "OpenSBI v" in out and "SBI HSM extension detected" in out
+    assert "memhog: pages=1024 passes=2 mismatches=0" in out and "init: exit 0" in out
+    assert m.stats.sbi_calls == 0            # every SBI call went to OpenSBI, none to emu's

@@ -123,6 +123,8 @@ def test_bad_netdev_lines(netdevs, needle):
       "-device", "virtio-net-device,netdev=b,mac=02:00:00:00:00:01"], "used by another NIC"),
     (["-netdev", "segment,id=n0", "-device", "virtio-net-device,netdev=n0,mac=01:00:00:00:00:01"],
      "not a unicast address"),
+    (["--pcap", "/dev/null", "--pcap-port", "n9"], "--pcap-port n9: no such port (the segment "
+     "has e0.0, guest)"),
 ])
 def test_unsupported_qemu_spellings_are_one_line_and_status_2(args, needle):
     r = emu("run", *args)

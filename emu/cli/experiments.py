@@ -1,7 +1,8 @@
 """`emu reserve-search` and `emu reserve-compare`: a memory-exhaustion
 scenario from the flags, handed to the reserve experiments
 (emu/tools/experiments/reserves.py); `emu experiment NAME`: the seed
-questions' experiments (emu/tools/experiments/: kmem, swapoff, prefetch).
+questions' experiments (emu/tools/experiments/: kmem, swapoff, prefetch,
+linux-vs-emu).
 
 Every experiment whose runs go through the runner takes the same two
 flags, `-j/--jobs N` (local processes) and `--cluster ADDRESS` (a Dask
@@ -17,6 +18,7 @@ from typing import Any
 from emu.core.units import ConfigError
 from emu.tools import flags
 from emu.tools.experiments import kmem
+from emu.tools.experiments import linuxvsemu as lvex
 from emu.tools.experiments import prefetch as prefetchx
 from emu.tools.experiments import swapoff as swapoffx
 from emu.tools.experiments.kmem import QUICK as KMEM_QUICK
@@ -108,7 +110,8 @@ def add_commands(sub: Any) -> None:
     c.set_defaults(func=cmd_reserve_compare)
     e = sub.add_parser("experiment", help="run one of the seed questions' experiments: "
                        "kmem (the kernel's own memory by kind as RAM grows), swapoff (four "
-                       "ways to bring swap back), prefetch (the morning after)")
+                       "ways to bring swap back), prefetch (the morning after), linux-vs-emu "
+                       "(our kernel and Linux on the same link)")
     esub = e.add_subparsers(dest="experiment", metavar="NAME", required=True)
     k = esub.add_parser("kmem", help="the kernel's own memory by kind at RAM sizes from "
                         "4 MiB to 1 GiB: is what grows with memory under 1 %% of it?")
@@ -168,6 +171,29 @@ def add_commands(sub: Any) -> None:
                     "and slow touches over virtual time")
     add_spread_flags(pf)
     pf.set_defaults(func=cmd_experiment_prefetch)
+    lv = esub.add_parser("linux-vs-emu", help="our kernel and Debian's Linux (its own aoe "
+                         "driver) swapping over the same link to the same target: completion, "
+                         "MB/s, retransmits, round trips and window from the capture")
+    lv.add_argument("-kernel", metavar="ELF",
+                    help="our kernel's image (default: $EMU_KERNEL, else the built guest)")
+    lv.add_argument("--linux", metavar="DIR", default=lvex.default_bundle(),
+                    help="the Linux bundle, Image and initrd.gz (default: %(default)s, "
+                    "from make linux-guest)")
+    lv.add_argument("--guests", metavar="LIST", default=",".join(lvex.GUESTS),
+                    help="emu (our kernel) and/or linux (default: %(default)s)")
+    lv.add_argument("--links", metavar="LIST", default=",".join(lvex.LINKS),
+                    help=f"links: {lvex.links_help()} (default: %(default)s)")
+    lv.add_argument("--pages", type=int, default=lvex.PAGES, metavar="N",
+                    help="memhog's pages (default: %(default)s)")
+    lv.add_argument("--passes", type=int, default=lvex.PASSES, metavar="P",
+                    help="memhog's verifying passes (default: %(default)s)")
+    lv.add_argument("--quick", action="store_true",
+                    help="the smallest meaningful sweep: both guests on the clean link, one pass")
+    lv.add_argument("--csv", metavar="FILE", help="write one line per run as CSV")
+    lv.add_argument("--plot", metavar="FILE.png",
+                    help="plot MB/s, retransmits and the window per link, both guests")
+    add_spread_flags(lv)
+    lv.set_defaults(func=cmd_experiment_linux_vs_emu)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -225,6 +251,15 @@ def cmd_experiment_prefetch(args: Any) -> int:
         todo = prefetchx.cases(_list(args.nights, "nights", int), args.ws, args.batch, args.ram)
     return prefetchx.command(args.kernel, todo, spread(args), args.csv,
                              flags.plot_path(args.plot), readahead=not args.quick)
+
+
+def cmd_experiment_linux_vs_emu(args: Any) -> int:
+    """Run our kernel and Linux on the same links and print the table. Returns 0."""
+    q = lvex.QUICK if args.quick else {}
+    todo = lvex.cases(_list(args.guests, "guests"), q.get("links") or _list(args.links, "links"),
+                      args.pages, q.get("passes") or args.passes)
+    return lvex.command(args.kernel, args.linux, todo, spread(args), args.csv,
+                        flags.plot_path(args.plot))
 
 
 def cmd_reserve_compare(args: Any) -> int:

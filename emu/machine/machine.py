@@ -103,13 +103,15 @@ class Machine:
                 vnet = transport.device
                 assert isinstance(vnet, VirtioNet)
                 vnet.transmit = self.network.attach_nic(vnet, spec.netdev, spec.netem).send
+        self.network.capture_port()
         for bridge in self.network.bridges:
             self.peers.add(f"bridge {bridge.iface}", bridge.sock.fileno())
         self.firmware = Firmware(
             console_write=self.console_io.write, console_read=self.console_io.read,
             set_timer=self.clint.set_stimecmp, read_phys=self._read_phys,
             write_phys=self._write_phys, shutdown=self._shutdown,
-            fence_i=self.loop.request_tb_flush, sfence_vma=self.loop.request_tlb_flush)
+            fence_i=self.loop.request_tb_flush, sfence_vma=self.loop.request_tlb_flush,
+            send_ipi=self._send_ipi)
         self.exits = Exits(self.cpu, self.traps, self.stats, self.firmware, self.log,
                            self.clint.mtime, self.loop.hook_failed,
                            builtin_sbi=config.bios == "default")
@@ -178,6 +180,12 @@ class Machine:
             cpu.uc.mem_write(boot.MROM_BASE, boot.reset_rom(start, fdt, self.image.entry))
         cpu.priv = self.boot.priv
         cpu.pc = self.boot.pc
+        self.traps.arm()
+
+    def _send_ipi(self) -> None:
+        """SBI send_ipi to this hart: SSIP set in mip, as OpenSBI's IPI
+        handler leaves it for S (software clears it through sip)."""
+        self.cpu.set_csr("mip", self.cpu.csr("mip") | 1 << isa.IRQ_S_SOFT)
         self.traps.arm()
 
     def device_tree(self, initrd: tuple[int, int] | None = None) -> bytes:

@@ -22,7 +22,9 @@ impaired link. Targets, noise and bridges sit on perfect links.
 Embedded targets are numbered e0.0, e0.1, ... in order unless `@S.N` is given.
 The machine calls `attach_guest(nic, mac)` once (the eNIC), `attach_nic` for
 each virtio-net device (each its own port, by default with the --net
-impairments too), `poll()` at every slice
+impairments too), `capture_port()` once all are attached (--pcap-port: the
+capture where one port meets its device, instead of at the switch),
+`poll()` at every slice
 boundary (bridges only), `stats()` for the report and `close()` at the end.
 
 Layer: net (imports only emu.core).
@@ -105,6 +107,7 @@ class NetConfig:
     noise: str | None = None
     pcap: str | None = None
     pcap_snaplen: int = DEFAULT_SNAPLEN     # bytes kept of each frame, 0: whole frames
+    pcap_port: str | None = None          # capture at this port's endpoint, not the switch
     targets: tuple[str, ...] = ("mem:64M",)
     target_service: str = "0us"
     seed: int = 0
@@ -166,7 +169,7 @@ class Network:
             target.attach(self.segment, f"e{shelf}.{sl}")
             self.targets.append(target)
         self.pcap = PcapTap(cfg.pcap, cfg.pcap_snaplen) if cfg.pcap else None
-        if self.pcap is not None:
+        if self.pcap is not None and cfg.pcap_port is None:
             self.segment.add_tap(self.pcap)
 
     def attach_guest(self, nic: Endpoint, mac: bytes) -> Port:
@@ -195,6 +198,18 @@ class Network:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return self.segment.attach(nic, name, net=spec)
+
+    def capture_port(self) -> None:
+        """With --pcap-port, put the capture on that port (call once every
+        port is attached). Raises ConfigError naming the ports there are."""
+        name = self.cfg.pcap_port
+        if self.pcap is None or name is None:
+            return
+        port = self.segment.ports.get(name)
+        if port is None:
+            raise ConfigError(f"--pcap-port {name}: no such port (the segment has "
+                              f"{', '.join(sorted(self.segment.ports))})")
+        port.taps.append(self.pcap)
 
     def poll(self) -> int:
         """Bring in frames from bridged interfaces (call at slice boundaries)."""

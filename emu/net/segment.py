@@ -18,7 +18,9 @@ the links. Frames are delivered only from Clock events, never synchronously.
 
 A capture tap (`add_tap`) sees every frame the switch accepts, without its
 FCS, at the virtual time it is forwarded: a mirror port. The pcap writer is
-such a tap.
+such a tap. A port tap (`Port.taps`) sees instead what one endpoint sends
+and receives, where it meets its link - the initiator's view, link delays
+included - a capture on the host's own interface.
 
 Seeds: each link's generator is seeded with derive_seed(seed, port name,
 "up"|"down") so that the run's --seed fixes every random choice.
@@ -77,11 +79,14 @@ class Port:
         self.down = down      # switch -> endpoint
         self.stats = PortStats()
         self.attached = True
+        self.taps: list[Tap] = []      # see what the endpoint sends and receives
 
     def send(self, wire: bytes) -> None:
         """Transmit one frame + FCS from the endpoint. Never raises for any bytes;
         a detached port drops silently."""
         if self.attached:
+            for tap in self.taps:
+                tap(self.segment.clock.now, bytes(wire[:-4]))
             self.up.send(bytes(wire))
 
     def detach(self) -> None:
@@ -192,6 +197,8 @@ class Segment:
 
     def _egress(self, port: Port, wire: bytes) -> None:
         if port.attached:
+            for tap in port.taps:
+                tap(self.clock.now, wire[:-4])
             port.endpoint.receive(wire)
 
     def stats(self) -> dict[str, Any]:

@@ -165,6 +165,10 @@ def add_net_flags(p: argparse.ArgumentParser) -> None:
                    "bit rate (5mbit); SIZE bytes, 60 when not given (default: none)")
     g.add_argument("--pcap", metavar="FILE", help="capture the segment (classic pcap, "
                    "virtual-time stamps)")
+    g.add_argument("--pcap-port", metavar="PORT",
+                   help="capture where the segment port PORT meets its device - guest (the "
+                   "eNIC), a -netdev id, e0.0 - instead of at the switch: what that end "
+                   "sends and receives, its link's delay included (default: the switch)")
     g.add_argument("--pcap-snaplen", metavar="BYTES", type=_int, default=DEFAULT_SNAPLEN,
                    help="bytes kept of each captured frame, as tcpdump's -s: the default "
                    "keeps every header tshark dissects and no sector data; 0 keeps whole "
@@ -194,7 +198,7 @@ def add_gdb_flags(p: argparse.ArgumentParser) -> None:
 def net_config_from_args(args: argparse.Namespace, *, seed: int, mtu: int) -> NetConfig:
     """Build and validate a NetConfig from the flags. Raises ConfigError (one line)."""
     cfg = NetConfig(net=args.net, noise=args.noise, pcap=args.pcap,
-                    pcap_snaplen=args.pcap_snaplen,
+                    pcap_snaplen=args.pcap_snaplen, pcap_port=args.pcap_port,
                     targets=tuple(args.target), target_service=args.target_service,
                     seed=seed, mtu=mtu)
     cfg.validate()

@@ -1,0 +1,243 @@
+"""`emu experiment linux-vs-emu`: our kernel and Debian's Linux swapping
+over the same emulated link to the same embedded AoE target with the same
+memhog (docs/linux.md, "Side by side").
+
+Each run is one guest on one link: our kernel runs `init=memhog` on the
+eNIC; Linux (the `make linux-guest` bundle) runs aoeswap - its own aoe
+driver on a virtio-net NIC with host_mtu=9000, so both carry a page per
+frame. Both verify every page. The figures come from the capture of each
+run, taken where the guest's NIC meets its link (--pcap-port: the
+initiator's view, link delays included; emu/tools/aoeflow.py reads both
+initiators the same way): requests,
+retransmits, round trips, the window in flight, data moved per second of
+virtual time; plus what the guest says it swapped. The kernels differ in
+what they keep for themselves, so each gets the RAM that leaves memhog
+about the same free memory: Linux -m 128M (about 63 MB managed, 35 MB
+free after boot), our kernel RAM_EMU_MIB.
+
+A run that does not finish (the instruction cap, a stall) is a row that
+says so, not an error: that is a result here.
+
+Layer: tools.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from emu.core.units import ConfigError
+from emu.tools.experiments import runner
+
+GUESTS = ("emu", "linux")
+LINK_SPECS = {"clean": "delay 50us", "loss1": "delay 50us loss 1%",
+              "loss5": "delay 50us loss 5%", "instant": ""}
+LINKS = ("clean", "loss1", "loss5")
+PAGES = 12288                      # 48 MiB of memhog
+PASSES = 2
+QUICK = {"links": ("clean",), "passes": 1}
+RAM_LINUX_MIB = 128
+RAM_EMU_MIB = 40
+MAX_INSNS = 60_000_000_000
+MEMHOG = re.compile(rb"memhog: pages=\d+ passes=\d+ mismatches=(\d+)")
+PSWP = re.compile(rb"aoeswap: pswpin (\d+) pswpout (\d+)")
+
+
+def links_help() -> str:
+    """The named links and their netem specs, for --help."""
+    return ", ".join(f"{k} ({v or 'no latency'})" for k, v in LINK_SPECS.items())
+
+
+def default_bundle() -> str:
+    """Where `make linux-guest` puts the bundle (EMU_LINUX overrides)."""
+    return os.environ.get("EMU_LINUX", "build/linux")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One guest on one link."""
+
+    guest: str
+    link: str
+    pages: int
+    passes: int
+
+
+@dataclass(frozen=True)
+class Row:
+    """A case and what its run did."""
+
+    case: Case
+    completed: bool            # memhog finished and verified every page
+    mismatches: int            # pages that came back wrong (-1: memhog never finished)
+    stop: str                  # why the run ended
+    virtual_ms: float          # the whole run
+    pages_out: int             # what the guest says it swapped out / in
+    pages_in: int
+    requests: int
+    retransmits: int
+    rtt_mean_us: float
+    rtt_p95_us: float
+    window_max: int
+    window_mean: float
+    mb_moved: float            # data read and written, MB
+    mb_per_s: float            # per second of virtual time, first request to last frame
+
+
+def _config(case: Case, kernel: str | None, bundle: str, pcap: str, seed: int) -> Any:
+    from emu.machine.config import MachineConfig, NicSpec
+    from emu.net.network import NetConfig
+    netem = LINK_SPECS[case.link]
+    net = NetConfig(net=netem, seed=seed, pcap=pcap, targets=("mem:256M",),
+                    pcap_port="guest" if case.guest == "emu" else "n0")
+    if case.guest == "emu":
+        return MachineConfig(kernel=kernel, ram_size=RAM_EMU_MIB << 20, seed=seed, net=net,
+                             append=f"init=memhog pages={case.pages} passes={case.passes}",
+                             max_insns=MAX_INSNS)
+    image, initrd = os.path.join(bundle, "Image"), os.path.join(bundle, "initrd.gz")
+    for path in (image, initrd):
+        if not os.path.exists(path):
+            raise ConfigError(f"{path} is missing: make linux-guest builds the Linux bundle "
+                              "(or --linux DIR names one)")
+    return MachineConfig(kernel=image, initrd=initrd, ram_size=RAM_LINUX_MIB << 20, seed=seed,
+                         net=net, max_insns=MAX_INSNS,
+                         nics=(NicSpec("n0", mtu=9000, netem=netem),),
+                         append=("console=ttyS0 panic=-1 emu.run=aoeswap,"
+                                 f"pages={case.pages},passes={case.passes},minfree=4096"))
+
+
+def measure(kernel: str | None, bundle: str, case: Case, seed: int = 1) -> Row:
+    """Run one case and read its capture."""
+    from emu.guestview import kstats
+    from emu.machine.machine import Machine
+    from emu.tools import aoeflow
+    with tempfile.TemporaryDirectory(prefix="emu-lve-") as tmp:
+        pcap = os.path.join(tmp, "run.pcap")
+        m = Machine(_config(case, kernel, bundle, pcap, seed))
+        status = m.run()
+        m.network.close()
+        flow = aoeflow.analyze(pcap)
+    console = bytes(m.console)
+    found = MEMHOG.findall(console)
+    mismatches = int(found[-1]) if found else -1
+    if case.guest == "emu":
+        swap = (kstats.collect(m) or {}).get("swap") or {}
+        out, back = swap.get("swap_outs", 0), swap.get("swap_ins", 0)
+    else:
+        pswp = PSWP.findall(console)
+        back, out = (int(pswp[-1][0]), int(pswp[-1][1])) if pswp else (0, 0)
+    return Row(case, status == 0 and mismatches == 0, mismatches, m.stop_reason,
+               round(m.now() / 1e6, 3), out, back, flow.requests, flow.retransmits,
+               round(flow.rtt_mean_ns / 1e3, 1), round(flow.rtt_p95_ns / 1e3, 1),
+               flow.window_max, round(flow.window_mean, 2),
+               round((flow.bytes_read + flow.bytes_written) / 1e6, 3), round(flow.mb_per_s, 3))
+
+
+def cases(guests: Sequence[str], links: Sequence[str], pages: int, passes: int) -> list[Case]:
+    """The sweep's points, checked (ConfigError with one line for a bad value)."""
+    for g in guests:
+        if g not in GUESTS:
+            raise ConfigError(f"--guests: {g!r} is not one of {', '.join(GUESTS)}")
+    for lk in links:
+        if lk not in LINK_SPECS:
+            raise ConfigError(f"--links: {lk!r} is not one of {', '.join(LINK_SPECS)}")
+    if not 256 <= pages <= 65536:
+        raise ConfigError(f"--pages: {pages} is not in 256..65536")
+    if not 1 <= passes <= 8:
+        raise ConfigError(f"--passes: {passes} is not in 1..8")
+    if not guests or not links:
+        raise ConfigError("--guests and --links need at least one value each")
+    return [Case(g, lk, pages, passes) for lk in links for g in guests]
+
+
+def sweep(kernel: str | None, bundle: str, todo: Sequence[Case],
+          jobs: int | runner.Spread = 0, progress: Any = None) -> list[Row]:
+    """measure() every case through the runner; rows in `todo` order."""
+    return runner.run_all(measure, [(kernel, bundle, c) for c in todo], jobs, on_done=progress)
+
+
+def table_text(rows: Sequence[Row]) -> str:
+    """One line per run (virtual-time figures: a run repeats them exactly)."""
+    head = ["guest", "link", "done", "pages out", "pages in", "requests", "retx",
+            "rtt mean us", "rtt p95 us", "window max", "window mean", "MB", "MB/s"]
+    lines = [head]
+    for r in rows:
+        c = r.case
+        lines.append([c.guest, c.link, "yes" if r.completed else "NO", f"{r.pages_out:,}",
+                      f"{r.pages_in:,}", f"{r.requests:,}", f"{r.retransmits:,}",
+                      f"{r.rtt_mean_us:,.1f}", f"{r.rtt_p95_us:,.1f}", str(r.window_max),
+                      f"{r.window_mean:.2f}", f"{r.mb_moved:,.1f}", f"{r.mb_per_s:,.1f}"])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(c.ljust(widths[i]) if i < 3 else c.rjust(widths[i])
+                             for i, c in enumerate(line)).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    stalls = [f"{r.case.guest} on {r.case.link}: {r.stop}" for r in rows if not r.completed]
+    return "\n".join(out + (["", "did not finish:"] + stalls if stalls else []))
+
+
+def write_csv(rows: Sequence[Row], path: str) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        case_fields = [x.name for x in fields(Case)]
+        row_fields = [x.name for x in fields(Row) if x.name != "case"]
+        w.writerow(case_fields + row_fields)
+        for r in rows:
+            d = asdict(r)
+            w.writerow([d["case"][k] for k in case_fields] + [d[k] for k in row_fields])
+
+
+def plot(rows: Sequence[Row], path: str) -> None:
+    """Per link, side by side for the two guests: MB/s (virtual time),
+    retransmits, and the mean window in flight."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    links = list(dict.fromkeys(r.case.link for r in rows))
+    guests = list(dict.fromkeys(r.case.guest for r in rows))
+    by = {(r.case.guest, r.case.link): r for r in rows}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    width = 0.8 / max(1, len(guests))
+    for gi, g in enumerate(guests):
+        xs = [i + gi * width for i in range(len(links))]
+        got = [by.get((g, lk)) for lk in links]
+        for ax, key in zip(axes, ("mb_per_s", "retransmits", "window_mean"), strict=True):
+            ax.bar(xs, [getattr(r, key) if r else 0 for r in got], width, label=g)
+    for ax, title in zip(axes, ("MB/s (virtual time)", "retransmits", "requests in flight (mean)"),
+                         strict=True):
+        ax.set_xticks([i + width * (len(guests) - 1) / 2 for i in range(len(links))], links)
+        ax.set_title(title)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend()
+    fig.suptitle("our kernel and Linux on the same link (emu experiment linux-vs-emu)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def command(kernel: str | None, bundle: str, todo: Sequence[Case], jobs: int | runner.Spread,
+            csv_path: str | None, plot_path: str | None, err: Any = None) -> int:
+    """Run the sweep, print the table, write the CSV and the plot. Returns
+    0. Raises ConfigError for a missing bundle or an unreachable cluster."""
+    from emu.tools.experiments.sweepbar import SweepBar
+    for c in todo:
+        if c.guest == "linux":
+            _config(c, kernel, bundle, os.devnull, 1)      # the bundle is there
+            break
+    with runner.Spread.of(jobs) as spread, \
+            SweepBar(len(todo), "linux-vs-emu", err or sys.stderr) as bar:
+        rows = sweep(kernel, bundle, todo, spread, bar.done)
+    print(table_text(rows))
+    if csv_path:
+        write_csv(rows, csv_path)
+    if plot_path:
+        plot(rows, plot_path)
+    return 0
