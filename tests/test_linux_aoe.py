@@ -3,7 +3,8 @@
 segment` + `-device virtio-net-device`), `/dev/etherd/e0.0` from the
 embedded target, mkswap, swapon, then memhog larger than the free memory -
 every page verified on a clean link, with 5 % loss, and with duplication,
-reordering and corruption.
+reordering and corruption; and against Debian's vblade through emu's
+bridge (a real peer: root and vblade, skipped outside CI without them).
 
 And the stall emu found: on a link with no latency the target's reply can
 arrive before virtio_net has freed the request's transmit clone, the aoe
@@ -20,6 +21,7 @@ outside CI the tests skip when it is missing, saying so.
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 
@@ -94,3 +96,42 @@ def test_an_instant_link_stalls_linuxs_aoe_driver_with_memory_free() -> None:
     assert free[-1] > 4096                                          # above min: not OOM
     target = m.network.stats()["targets"]["e0.0"]
     assert target["replies"] >= target["requests"]                  # everything answered
+
+
+@pytest.mark.peer
+def test_linux_swaps_to_a_real_vblade_through_the_bridge(tmp_path) -> None:
+    """Linux's aoe driver on emu's virtio-net, emu's segment bridged to a
+    veth whose other end Debian's vblade serves: a real peer, so the clock
+    is wall-coupled; every page verified."""
+    from tests.test_net_vblade import require, veth_pair
+    require("ip", "vblade")
+    if twins.pure_forced():
+        pytest.skip("EMU_PURE=1: billions of instructions take many minutes on the pure "
+                    "twins; the compiled run (make test) swaps Linux to vblade")
+    image, initrd = bundle()
+    img = tmp_path / "swap.img"
+    with open(img, "wb") as f:
+        f.truncate(128 << 20)
+    with veth_pair(9000) as (host_side, vblade_side):
+        vb = subprocess.Popen(["vblade", "0", "0", vblade_side, str(img)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            cfg = MachineConfig(kernel=image, initrd=initrd, ram_size=128 << 20, seed=7,
+                                append="console=ttyS0 panic=-1 emu.run=aoeswap,pages=10240,"
+                                "passes=1,minfree=4096,wait=60",
+                                nics=(NicSpec("n0", mtu=9000, netem=LINK),),
+                                net=NetConfig(seed=7, targets=(f"iface:{host_side}",)),
+                                max_insns=30_000_000_000)
+            m = Machine(cfg)
+            m.run()
+        finally:
+            vb.kill()
+            vb.communicate()
+    out = m.console.decode(errors="replace")
+    assert m.exit_status == 0, f"{m.stop_reason}\n{out[-3000:]}"
+    assert "memhog: pages=10240 passes=1 mismatches=0" in out, out[-3000:]
+    swap = re.search(r"aoeswap: pswpin (\d+) pswpout (\d+)", out)
+    assert swap and int(swap.group(2)) > 1000
+    assert m.peers.ever == [f"bridge {host_side}"]
+    bridge = m.network.stats()["bridges"][host_side]
+    assert bridge["to_host"] > 1000 and bridge["from_host"] > 1000   # requests, replies
