@@ -124,3 +124,23 @@ def test_debian_opensbi_boots_linux_on_emu():
     assert "OpenSBI v" in out and "SBI HSM extension detected" in out
     assert "memhog: pages=1024 passes=2 mismatches=0" in out and "init: exit 0" in out
     assert m.stats.sbi_calls == 0            # every SBI call went to OpenSBI, none to emu's
+
+
+def test_emu_debug_stops_at_linuxs_first_user_fault_and_walks_its_tables():
+    """The debugger on Linux: a fault breakpoint on user faults stops at the
+    first one (init's first fetch), `walk` reads Linux's own Sv39 tables,
+    and a command that needs our kernel's structures says so in one line."""
+    if twins.pure_forced():
+        pytest.skip("EMU_PURE=1: 3 G instructions to user space take minutes on the pure "
+                    "twins; make test debugs Linux")
+    image, initrd = bundle()
+    script = "break fault user\nc\nwalk $pc x u\ninfo proc\nquit\n"
+    r = subprocess.run([sys.executable, "-m", "emu", "debug", "-kernel", image, "-initrd",
+                        initrd, "-m", "256M", "-append", "console=ttyS0 quiet emu.run=true"],
+                       input=script, capture_output=True, text=True, timeout=300)
+    out = r.stdout
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "from U-mode (satp 0x8" in out                      # Sv39 (mode 8), U fault
+    assert re.search(r"L0  pte@0x[0-9a-f]+ = 0x0+  --------  invalid", out), out[-3000:]
+    assert "instruction page fault (cause 12)" in out
+    assert "this kernel has no process table the debugger can read" in out

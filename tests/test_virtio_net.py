@@ -17,6 +17,7 @@ from emu.devices.bus import IrqLine
 from emu.devices.virtio import net as N
 from emu.devices.virtio import spec as S
 from emu.devices.virtio.mmio import VirtioMmio
+from emu.guestview.netview import info_net
 from emu.machine.board import RAM_BASE
 from emu.machine.config import MachineConfig, NicSpec
 from emu.machine.machine import Machine
@@ -363,3 +364,7 @@ def test_the_machine_puts_each_nic_in_a_slot_and_on_its_own_port() -> None:
     assert ports["n1"].down.spec.loss == 0.5 and ports["n1"].down.spec.delay_ns == 0
     assert set(virtio_figures(m)) == {"virtio0", "virtio7"}
     assert virtio_figures(m)["virtio7"]["device"] == "virtio-net"
+    text = info_net(m)                                    # the debugger's `info net`
+    assert "virtio-net virtio7 52:54:00:12:34:57 mtu 1500" in text
+    assert "virtio-net virtio0 02:00:00:00:00:09" in text and "queues not set up" in text
+    assert "port n0:" in text and "port n1:" in text

@@ -1,5 +1,6 @@
-"""`info net`: the NIC's rings and counters, the segment's links, the AoE
-targets - what a frame's journey looks like right now.
+"""`info net`: the NIC's rings and counters, each virtio-net device (its
+slot, MAC, status, queues, receive backlog and counters), the segment's
+links, the AoE targets - what a frame's journey looks like right now.
 
 Layer: guestview (reads the machine; below the tools and the debugger).
 """
@@ -43,6 +44,7 @@ def info_net(machine: Any) -> str:
         who = "device owns" if ring == "TX" else "empty buffers posted"
         lines.append(f"  {ring} ring 0x{base:x} size {n} head {h} tail {t} ({who}: {owned})")
     lines.append(f"  counters: {_nonzero(nic.stats())}")
+    lines += _virtio_nets(machine)
     net = machine.network.stats()
     seg = net["segment"]
     lines.append(f"segment: forwarded {seg['forwarded']} flooded {seg['flooded']} "
@@ -59,3 +61,20 @@ def info_net(machine: Any) -> str:
     if net.get("noise"):
         lines.append(f"noise: {_nonzero(net['noise'])}")
     return "\n".join(lines)
+
+
+def _virtio_nets(machine: Any) -> list[str]:
+    """Two lines per virtio-net device: identity and state, counters."""
+    from emu.devices.virtio.net import VirtioNet, format_mac
+    out = []
+    for t in machine.virtio:
+        dev = t.device
+        if not isinstance(dev, VirtioNet):
+            continue
+        live = [f"q{i} {q.num} entries, avail {q.last_avail} used {q.used_idx}"
+                for i, q in enumerate(t.live) if q is not None]
+        out.append(f"virtio-net {t.name} {format_mac(dev.mac)} mtu {dev.mtu or 1500}  "
+                   f"status 0x{t.status:x}{'  NEEDS RESET' if t.broken else ''}  "
+                   f"backlog {len(dev.backlog)}  " + ("; ".join(live) or "queues not set up"))
+        out.append(f"  counters: {_nonzero(dev.stats())}")
+    return out
