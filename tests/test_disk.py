@@ -106,7 +106,11 @@ def test_target_specs_name_a_disk():
     assert parse_target("mem:128M,disk=hdd").disk == "hdd"
     assert parse_target("mem:128M@1.2,disk=flash").slot == 2
     assert parse_target("mem:64M").disk == "ram"
-    for bad in ("mem:128M,disk=tape", "mem:128M,rpm=5400", "iface:eth0,disk=hdd"):
+    assert parse_target("iface:eth0,frames=all").all_frames
+    assert not parse_target("iface:eth0").all_frames
+    assert not parse_target("iface:eth0,frames=aoe").all_frames
+    for bad in ("mem:128M,disk=tape", "mem:128M,rpm=5400", "iface:eth0,disk=hdd",
+                "iface:eth0,frames=ip", "mem:64M,frames=all", "iface:eth0@1.2"):
         with pytest.raises(ConfigError, match="bad --target"):
             parse_target(bad)
     net = Network(Clock(), NetConfig(targets=("mem:16M,disk=hdd", "mem:16M")))

@@ -15,6 +15,7 @@ impaired link. Targets, noise and bridges sit on perfect links.
     mem:SIZE[@S.N]     embedded target on a sparse in-memory disk (SIZE as -m: 64M, 1G)
     file:PATH[@S.N]    embedded target on a file (e.g. made with truncate -s)
     iface:NAME         bridge to a real interface (vblade behind it, ...): not deterministic
+    iface:NAME,frames=all   ... carrying every frame, not only AoE (an NFS server: IP, ARP)
 
     ...,disk=MODEL     (mem and file) how long the disk takes: ram (free, the
                        default), flash, hdd (seeks and rotation: emu/net/disk.py)
@@ -45,6 +46,7 @@ from emu.net.link import derive_seed
 from emu.net.netem import NetemSpec, parse_netem
 from emu.net.noise import NoiseGenerator, parse_noise
 from emu.net.pcap import DEFAULT_SNAPLEN, PcapTap, check_snaplen
+from emu.net.rawsock import ETH_P_AOE
 from emu.net.segment import Endpoint, Port, Segment
 from emu.net.store import SECTOR, FileStore, MemoryStore
 
@@ -60,17 +62,23 @@ class TargetSpec:
     shelf: int | None = None
     slot: int | None = None
     disk: str = "ram"         # emu/net/disk.py model
+    all_frames: bool = False  # iface: bridge every ethertype, not only AoE
 
 
 def parse_target(text: str) -> TargetSpec:
     """Parse one --target value. Raises ConfigError (one line)."""
     head, *opts = text.strip().split(",")
-    disk = "ram"
+    disk, all_frames = "ram", False
+    bridge = head.startswith("iface:")
     for opt in opts:
-        key, _, value = opt.partition("=")
-        if key.strip() != "disk" or value.strip() not in MODELS:
-            raise ConfigError(f"bad --target {text!r}: options are disk={'|'.join(MODELS)}")
-        disk = value.strip()
+        key, _, value = (x.strip() for x in opt.partition("="))
+        if bridge and key == "frames" and value in ("aoe", "all"):
+            all_frames = value == "all"
+        elif not bridge and key == "disk" and value in MODELS:
+            disk = value
+        else:
+            raise ConfigError(f"bad --target {text!r}: options are disk={'|'.join(MODELS)} "
+                              "(mem, file) and frames=aoe|all (iface)")
     m = _TARGET.match(head)
     if m is None:
         raise ConfigError(f"bad --target {text!r} (expected mem:SIZE, file:PATH or iface:NAME, "
@@ -78,13 +86,13 @@ def parse_target(text: str) -> TargetSpec:
     kind, arg = m.group(1), m.group(2)
     shelf = int(m.group(3)) if m.group(3) is not None else None
     slot = int(m.group(4)) if m.group(4) is not None else None
-    if kind == "iface" and (shelf is not None or opts):
-        raise ConfigError(f"bad --target {text!r}: a bridge has no shelf.slot or disk model")
+    if kind == "iface" and shelf is not None:
+        raise ConfigError(f"bad --target {text!r}: a bridge has no shelf.slot")
     if kind == "mem":
         parse_size(arg)  # ConfigError if bad
     if shelf is not None and (shelf >= 0xFFFF or slot is None or slot >= 0xFF):
         raise ConfigError(f"bad --target {text!r}: shelf 0..65534, slot 0..254")
-    return TargetSpec(kind, arg, shelf, slot, disk)
+    return TargetSpec(kind, arg, shelf, slot, disk, all_frames)
 
 
 @dataclass
@@ -151,7 +159,7 @@ class Network:
         slot = 0
         for spec in parsed.targets:
             if spec.kind == "iface":
-                bridge = Bridge(spec.arg)
+                bridge = Bridge(spec.arg, ethertype=None if spec.all_frames else ETH_P_AOE)
                 bridge.port = self.segment.attach(bridge, f"bridge-{spec.arg}")
                 self.bridges.append(bridge)
                 continue

@@ -15,7 +15,8 @@ aoe and nfs modules and runs memhog.
    `depends=` needs, decompressed, with lib/modules/modules.order listing
    them in load order, and memhog (guest/linux/memhog.c, built static with
    Debian's riscv64-linux-gnu-gcc), and aoeswap (guest/linux/aoeswap:
-   swap on an AoE target with Linux's aoe driver, then memhog) with vmwatch
+   swap on an AoE target with Linux's aoe driver, then memhog), nfsswap
+   (guest/linux/nfsswap: swap to a file over NFS, then memhog) and vmwatch
    (guest/linux/vmwatch.c: a watcher locked in memory that reports when
    swap stops moving).
 
@@ -154,7 +155,8 @@ def build(out: Path) -> None:
                 ("bin/busybox", x, (root / "usr/bin/busybox").read_bytes()),
                 ("bin/memhog", x, program(out, "memhog")),
                 ("bin/vmwatch", x, program(out, "vmwatch")),
-                ("bin/aoeswap", x, (HERE / "aoeswap").read_bytes())]
+                ("bin/aoeswap", x, (HERE / "aoeswap").read_bytes()),
+                ("bin/nfsswap", x, (HERE / "nfsswap").read_bytes())]
     entries += [(f"lib/modules/{name}.ko", f, ko) for name, ko, _ in mods]
     order = "".join(f"{name} {args}".rstrip() + "\n" for name, _, args in mods)
     entries.append(("lib/modules/modules.order", f, order.encode()))
