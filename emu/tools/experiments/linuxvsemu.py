@@ -54,6 +54,15 @@ def links_help() -> str:
     return ", ".join(f"{k} ({v or 'no latency'})" for k, v in LINK_SPECS.items())
 
 
+def bundle_version(bundle: str) -> str:
+    """The kernel release `make linux-guest` recorded, or "unknown"."""
+    try:
+        with open(os.path.join(bundle, "kernel-version")) as f:
+            return f.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 def default_bundle() -> str:
     """Where `make linux-guest` puts the bundle (EMU_LINUX overrides)."""
     return os.environ.get("EMU_LINUX", "build/linux")
@@ -236,6 +245,9 @@ def command(kernel: str | None, bundle: str, todo: Sequence[Case], jobs: int | r
             SweepBar(len(todo), "linux-vs-emu", err or sys.stderr) as bar:
         rows = sweep(kernel, bundle, todo, spread, bar.done)
     print(table_text(rows))
+    if any(c.guest == "linux" for c in todo):
+        print()
+        print(f"linux bundle: {bundle_version(bundle)}")
     if csv_path:
         write_csv(rows, csv_path)
     if plot_path:
