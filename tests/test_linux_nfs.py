@@ -4,7 +4,8 @@ Debian's nfs-ganesha (VFS backend, with rpcbind) in a network namespace on
 the far side of a veth pair that emu bridges to its segment
 (`--target iface:NAME,frames=all`: IP and ARP cross, not only AoE). The
 test starts, configures and stops the server; docs/linux.md says how a
-user does the same. Every page is verified.
+user does the same. Every page is verified, on a clean link and with 1 %
+loss on emu's side of it.
 
 Needs root, ip, ethtool, rpcbind, ganesha.nfsd and the Linux bundle:
 skipped with the reason outside CI when missing, a failure in CI.
@@ -98,7 +99,8 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def test_linux_swaps_to_a_file_over_nfs_through_emus_link(nfs_server: Path) -> None:
+@pytest.mark.parametrize("netem", ["delay 50us", "delay 50us loss 1%"], ids=["clean", "loss1"])
+def test_linux_swaps_to_a_file_over_nfs_through_emus_link(nfs_server: Path, netem: str) -> None:
     if twins.pure_forced():
         pytest.skip("EMU_PURE=1: billions of instructions take many minutes on the pure "
                     "twins; the compiled run (make test) swaps Linux over NFS")
@@ -106,7 +108,7 @@ def test_linux_swaps_to_a_file_over_nfs_through_emus_link(nfs_server: Path) -> N
     cfg = MachineConfig(kernel=image, initrd=initrd, ram_size=128 << 20, seed=7,
                         append="console=ttyS0 panic=-1 emu.run=nfsswap,size=64,pages=10240,"
                         f"passes=1,minfree=4096,server={SERVER_IP},export={nfs_server}",
-                        nics=(NicSpec("n0", mtu=9000, netem="delay 50us"),),
+                        nics=(NicSpec("n0", mtu=9000, netem=netem),),
                         net=NetConfig(seed=7, targets=(f"iface:{HOST_SIDE},frames=all",)),
                         max_insns=40_000_000_000)
     m = Machine(cfg)
@@ -122,3 +124,6 @@ def test_linux_swaps_to_a_file_over_nfs_through_emus_link(nfs_server: Path) -> N
     bridge = m.network.stats()["bridges"][HOST_SIDE]
     assert bridge["to_host_bytes"] > 40 << 20                 # the swap-outs crossed
     assert m.peers.ever == [f"bridge {HOST_SIDE}"]
+    if "loss" in netem:
+        port = m.network.stats()["segment"]["ports"]["n0"]
+        assert port["up"]["dropped_loss"] + port["down"]["dropped_loss"] > 0   # TCP recovered
