@@ -21,7 +21,6 @@ outside CI the tests skip when it is missing, saying so.
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 
 import pytest
@@ -104,32 +103,23 @@ def test_linux_swaps_to_a_real_vblade_through_the_bridge(tmp_path) -> None:
     """Linux's aoe driver on emu's virtio-net, emu's segment bridged to a
     veth whose other end Debian's vblade serves: a real peer, so the clock
     is wall-coupled; every page verified."""
-    from tests.test_net_vblade import require, veth_pair
+    from tests.test_net_vblade import require, vblade_on_veth
     require("ip", "vblade")
     if twins.pure_forced():
         pytest.skip("EMU_PURE=1: billions of instructions take many minutes on the pure "
                     "twins; the compiled run (make test) swaps Linux to vblade")
     image, initrd = bundle()
-    img = tmp_path / "swap.img"
-    with open(img, "wb") as f:
-        f.truncate(128 << 20)
-    with veth_pair(9000) as (host_side, vblade_side):
-        vb = subprocess.Popen(["vblade", "0", "0", vblade_side, str(img)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            cfg = MachineConfig(kernel=image, initrd=initrd, ram_size=128 << 20, seed=7,
-                                append="console=ttyS0 panic=-1 emu.run=aoeswap,pages=10240,"
-                                "passes=1,minfree=4096,wait=60",
-                                nics=(NicSpec("n0", mtu=9000, netem=LINK),),
-                                net=NetConfig(seed=7, targets=(f"iface:{host_side}",)),
-                                max_insns=30_000_000_000)
-            m = Machine(cfg)
-            deadline = time.monotonic() + 300     # a real peer: bound the run on the wall
-            while m.exit_status is None and time.monotonic() < deadline:
-                m.run_slice()
-        finally:
-            vb.kill()
-            vb.communicate()
+    with vblade_on_veth(tmp_path / "swap.img", 128 << 20) as host_side:
+        cfg = MachineConfig(kernel=image, initrd=initrd, ram_size=128 << 20, seed=7,
+                            append="console=ttyS0 panic=-1 emu.run=aoeswap,pages=10240,"
+                            "passes=1,minfree=4096,wait=60",
+                            nics=(NicSpec("n0", mtu=9000, netem=LINK),),
+                            net=NetConfig(seed=7, targets=(f"iface:{host_side}",)),
+                            max_insns=30_000_000_000)
+        m = Machine(cfg)
+        deadline = time.monotonic() + 300     # a real peer: bound the run on the wall
+        while m.exit_status is None and time.monotonic() < deadline:
+            m.run_slice()
     out = m.console.decode(errors="replace")
     assert m.exit_status is not None, f"no end after 300 s of wall time:\n{out[-3000:]}"
     assert m.exit_status == 0, f"{m.stop_reason}\n{out[-3000:]}"

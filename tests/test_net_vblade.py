@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,23 @@ def veth_pair(mtu: int) -> Iterator[tuple[str, str]]:
         yield a, b
     finally:
         subprocess.run(["ip", "link", "del", a], capture_output=True)
+
+
+@contextmanager
+def vblade_on_veth(img: Path, size: int, mtu: int = 9000) -> Iterator[str]:
+    """Debian's vblade serving a fresh sparse `img` of `size` bytes as e0.0
+    on one end of a veth pair; yields the other end (for iface:NAME). The
+    caller has called require("ip", "vblade")."""
+    with open(img, "wb") as f:
+        f.truncate(size)
+    with veth_pair(mtu) as (host_side, vblade_side):
+        vb = subprocess.Popen(["vblade", "0", "0", vblade_side, str(img)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            yield host_side
+        finally:
+            vb.kill()
+            vb.communicate()
 
 
 @dataclass

@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import subprocess
 
 import pytest
 
@@ -189,19 +188,10 @@ def test_same_seed_same_statistics(kernel):
 # -- a real vblade through the bridge --------------------------------------------
 
 def test_memhog_against_a_real_vblade(kernel, tmp_path):
-    from tests.test_net_vblade import require, veth_pair
+    from tests.test_net_vblade import require, vblade_on_veth
     require("ip", "vblade")
     img = tmp_path / "swap.img"
-    with open(img, "wb") as f:
-        f.truncate(64 << 20)
-    with veth_pair(9000) as (host_side, vblade_side):
-        vb = subprocess.Popen(["vblade", "0", "0", vblade_side, str(img)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            m = memhog(kernel, pages=450, procs=2, targets=(f"iface:{host_side}",),
-                       service="0us")
-        finally:
-            vb.kill()
-            vb.communicate()
+    with vblade_on_veth(img, 64 << 20) as host_side:
+        m = memhog(kernel, pages=450, procs=2, targets=(f"iface:{host_side}",), service="0us")
     assert_clean(m)
     assert os.path.getsize(img) == 64 << 20
