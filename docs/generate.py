@@ -19,7 +19,10 @@ the output as markdown (a table), not in a fenced block;
 `<!-- gen[from=N,to=M]: emu debug < SESSION -->` keeps only the part of a
 debugger transcript from its N-th `(emu)` prompt to its M-th (both
 counted from 1, inclusive), so one scripted session can be shown in
-pieces between paragraphs. The output has the
+pieces between paragraphs; `<!-- gen[peer]: ... -->` marks a run against
+a real peer (a server in a namespace, the wall clock), whose figures
+differ from run to run: the check compares it with every number masked,
+so its shape and words must still match. The output has the
 repository's own path removed, so pages do not name this machine.
 
 `--check` reruns every region and compares, with wall-clock figures masked
@@ -116,10 +119,17 @@ def render(region: Region, output: str) -> str:
     return f"```text\n{shown}{output}```\n"
 
 
-def masked(text: str) -> str:
-    """`text` with the wall-clock figures replaced by '#'."""
-    return "\n".join(NUMBER.sub("#", line) if WALL_LINE.search(line) else line
-                     for line in text.splitlines())
+def masked(text: str, every: bool = False) -> str:
+    """`text` with the wall-clock figures (`every`: all numbers) replaced
+    by '#', and the runs of spaces that align table columns made one."""
+    lines = []
+    for line in text.splitlines():
+        if every:
+            line = re.sub(r" +", " ", re.sub(r"-+", "-", NUMBER.sub("#", line)))
+        elif WALL_LINE.search(line):
+            line = NUMBER.sub("#", line)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def current(region: Region) -> str:
@@ -144,10 +154,12 @@ def update(page: Path) -> int:
 def stale(region: Region) -> str | None:
     """None if the region is current, else a short diff."""
     fresh = current(region)
-    if masked(fresh) == masked(region.body):
+    every = "peer" in region.flags
+    if masked(fresh, every) == masked(region.body, every):
         return None
     import difflib
-    diff = difflib.unified_diff(masked(region.body).splitlines(), masked(fresh).splitlines(),
+    diff = difflib.unified_diff(masked(region.body, every).splitlines(),
+                                masked(fresh, every).splitlines(),
                                 "page", "generator", lineterm="", n=1)
     return f"{region.where}: `{region.cmd}` prints something else:\n" + "\n".join(
         list(diff)[:40])

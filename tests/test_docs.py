@@ -27,7 +27,7 @@ import pytest
 
 from emu.cli.main import build_parser
 from emu.core import twins
-from emu.tools import flags
+from emu.tools import flags, nfsserver
 from tests.conftest import IN_CI, REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -126,6 +126,11 @@ REGIONS = [r for page in PAGES for r in generate.regions(page)]
 @pytest.mark.parametrize("region", REGIONS, ids=[r.where for r in REGIONS])
 def test_generated_region_is_current(region):
     """What the page shows is what its generator prints now (make docs)."""
+    if "peer" in region.flags and not IN_CI:
+        missing = nfsserver.missing_tools() if "linux-nfs" in region.cmd else []
+        if os.geteuid() != 0 or missing:
+            pytest.skip(f"{region.where}: a real peer's run needs root and "
+                        f"{', '.join(missing) or 'its programs'}; not in CI, so skipping")
     if "linux-vs-emu" in region.cmd:
         if not (REPO / "build/linux/Image").exists() and not IN_CI:
             pytest.skip(f"{region.where}: needs the Linux bundle (make linux-guest fetches "
@@ -155,6 +160,16 @@ def test_stale_region_is_caught(tmp_path):
     assert generate.main([str(page)]) == 0
     assert generate.main(["--check", str(page)]) == 0
     assert "new text 7" in page.read_text()
+
+
+def test_a_real_peers_region_is_checked_for_shape_not_figures(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("<!-- gen[peer]: printf 'a  12.5  yes\\n' -->\n```text\na  9.25  yes\n```\n"
+                    "<!-- end gen -->\n<!-- gen[peer]: echo 'a 1 NO' -->\n```text\n"
+                    "a 1 yes\n```\n<!-- end gen -->\n")
+    same_shape, other_words = generate.regions(page)
+    assert generate.stale(same_shape) is None
+    assert generate.stale(other_words) is not None
 
 
 def test_excerpt_cuts_a_transcript_at_prompts():

@@ -48,3 +48,39 @@ def test_bad_flags_are_one_line(args, needle):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_linux_nfs_needs_root_and_the_servers_programs(monkeypatch):
+    from emu.core.units import ConfigError
+    from emu.tools.experiments import linuxvsemu as lve
+    todo = lve.cases(["linux-nfs"], ["clean"], 512, 1)
+    image, _ = bundle()
+    folder = image.rsplit("/", 1)[0]
+    monkeypatch.setattr(lve.os, "geteuid", lambda: 1000)
+    with pytest.raises(ConfigError, match="linux-nfs needs root"):
+        lve.check_cases(todo, folder)
+    monkeypatch.setattr(lve.os, "geteuid", lambda: 0)
+    monkeypatch.setattr("emu.tools.nfsserver.missing_tools", lambda: ["ganesha.nfsd"])
+    with pytest.raises(ConfigError, match="linux-nfs needs ganesha.nfsd"):
+        lve.check_cases(todo, folder)
+
+
+@pytest.mark.peer
+@pytest.mark.skipif(twins.pure_forced(), reason="EMU_PURE=1: Linux's swap run takes many "
+                    "minutes on the pure twins; make test runs the experiment")
+def test_linux_nfs_rows_come_from_the_tcp_capture():
+    """The linux-nfs guest: Linux's nfsswap against nfs-ganesha behind the
+    bridge (emu/tools/nfsserver.py), figures from tcpflow.py; AoE's
+    requests and window are "-"."""
+    from emu.tools import nfsserver
+    from emu.tools.experiments import linuxvsemu as lve
+    from tests.test_net_vblade import require
+    require(*nfsserver.TOOLS)
+    image, _ = bundle()
+    case = lve.cases(["linux-nfs"], ["clean"], 8192, 1)[0]
+    row = lve.measure(None, image.rsplit("/", 1)[0], case)
+    assert row.completed and row.mismatches == 0, row.stop
+    assert row.pages_out > 0 and row.requests == lve.NA and row.window_max == lve.NA
+    assert row.rtt_mean_us >= 100.0 and row.mb_moved > 30 and row.mb_per_s > 0
+    text = lve.table_text([row])
+    assert "linux-nfs" in text and " - " in text

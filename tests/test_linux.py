@@ -19,6 +19,7 @@ import sys
 import pytest
 
 from emu.core import twins
+from emu.guestview.kallsyms import read_kallsyms
 from emu.machine.config import MachineConfig
 from emu.machine.machine import Machine
 from tests.conftest import IN_CI, REPO, need_tool
@@ -27,6 +28,7 @@ BUNDLE = REPO / "build" / "linux"
 APPEND = "console=ttyS0 panic=-1 emu.run=memhog,pages=1024,passes=2"
 MODULES = {"virtio_mmio", "virtio_blk", "virtio_net", "net_failover", "failover", "aoe",
            "sunrpc", "netfs", "grace", "lockd", "nfs", "nfs_acl", "nfsv3"}
+KSYMS = ("handle_mm_fault", "do_page_fault", "swap_writepage")   # in /proc/kallsyms
 USERLAND = re.compile(r"^(?:init|memhog): .*$", re.M)
 
 
@@ -88,13 +90,16 @@ def test_the_same_command_line_on_qemu_prints_the_same_userland(on_emu):
 
 def test_the_busybox_shell_answers_a_scripted_session():
     """Console input as for xv6: --prompt/--send type lines at busybox's
-    prompt; /proc/cpuinfo shows what the device tree told Linux."""
+    prompt; /proc/cpuinfo shows what the device tree told Linux; the
+    symbols emu's debugger reads out of the Image (kallsyms.py) are the
+    addresses the running kernel gives in /proc/kallsyms."""
     if twins.pure_forced():
         pytest.skip("EMU_PURE=1: Linux on the pure twins takes minutes")
     image, initrd = bundle()
     r = subprocess.run([sys.executable, "-m", "emu", "run", "-q", "-kernel", image, "-initrd",
                         initrd, "-m", "256M", "-append", "console=ttyS0 quiet", "--prompt", "# ",
                         "--send", "grep -e mmu -e isa /proc/cpuinfo; memhog pages=64 passes=1",
+                        "--send", f"grep -w {' '.join('-e ' + n for n in KSYMS)} /proc/kallsyms",
                         "--send", "poweroff -f"],
                        capture_output=True, text=True, timeout=300, cwd=REPO)
     out = r.stdout.replace("\r", "")
@@ -102,6 +107,10 @@ def test_the_busybox_shell_answers_a_scripted_session():
     assert re.search(r"^mmu\s*: sv39$", out, re.M), out[-2000:]
     assert re.search(r"^isa\s*: rv64imafdc", out, re.M)
     assert "memhog: pages=64 passes=1 mismatches=0" in out
+    running = {n: int(a, 16) for a, n in re.findall(r"^([0-9a-f]{16}) [tT] (\w+)$", out, re.M)}
+    assert set(running) == set(KSYMS), out[-2000:]
+    image = read_kallsyms(open(BUNDLE / "Image", "rb").read())
+    assert {n: image.by_name[n] for n in KSYMS} == running
 
 
 def test_debian_opensbi_boots_linux_on_emu():
@@ -126,15 +135,22 @@ def test_debian_opensbi_boots_linux_on_emu():
     assert m.stats.sbi_calls == 0            # every SBI call went to OpenSBI, none to emu's
 
 
-def test_emu_debug_stops_at_linuxs_first_user_fault_and_walks_its_tables():
+def test_emu_debug_stops_at_linuxs_first_user_fault_and_walks_its_tables(tmp_path):
     """The debugger on Linux: a fault breakpoint on user faults stops at the
     first one (init's first fetch), `walk` reads Linux's own Sv39 tables,
-    and a command that needs our kernel's structures says so in one line."""
+    and a command that needs our kernel's structures says so in one line.
+    Names come from the Image's own kallsyms table: a breakpoint on
+    handle_mm_fault stops there, inside a trap from user mode (the sret
+    hooks sit at the link addresses), and `symbol-file` refuses Debian's
+    stub System.map but takes a real one."""
     if twins.pure_forced():
         pytest.skip("EMU_PURE=1: 3 G instructions to user space take minutes on the pure "
                     "twins; make test debugs Linux")
     image, initrd = bundle()
-    script = "break fault user\nc\nwalk $pc x u\ninfo proc\nquit\n"
+    stub = next((BUNDLE / "debian" / "boot").glob("System.map-*"))
+    script = ("break fault user\nc\nwalk $pc x u\ninfo proc\ndelete\nbreak handle_mm_fault\nc\n"
+              f"x/2i $pc\nsymbol-file {stub}\nsymbol-file {tmp_path / 'map'}\nx/1i $pc\nquit\n")
+    (tmp_path / "map").write_text("ffffffff8026cf52 T in_a_users_own_map\n")
     r = subprocess.run([sys.executable, "-m", "emu", "debug", "-kernel", image, "-initrd",
                         initrd, "-m", "256M", "-append", "console=ttyS0 quiet emu.run=true"],
                        input=script, capture_output=True, text=True, timeout=300)
@@ -144,3 +160,11 @@ def test_emu_debug_stops_at_linuxs_first_user_fault_and_walks_its_tables():
     assert re.search(r"L0  pte@0x[0-9a-f]+ = 0x0+  --------  invalid", out), out[-3000:]
     assert "instruction page fault (cause 12)" in out
     assert "this kernel has no process table the debugger can read" in out
+    assert re.search(r"symbols: [\d,]{6,} from the Image's kallsyms table", out)
+    hit = re.search(r"breakpoint 2 at (0x[0-9a-f]+) <handle_mm_fault>\n.* trap depth 1\n", out)
+    assert hit, out[-3000:]
+    assert f"=> {hit.group(1)} <handle_mm_fault>:" in out
+    assert "System.map-" in out and "Debian's System.map is a stub" in out
+    assert f"symbols: 1 from {tmp_path / 'map'}" in out
+    if hit.group(1) == "0xffffffff8026cf52":
+        assert "<in_a_users_own_map>" in out.split("symbols: 1 from")[1]

@@ -49,12 +49,14 @@ def test_netdevs_and_net_devices_become_nics_in_device_order():
     disks, nics = qemuflags.devices_from(
         ["file=a.img,if=none,id=d0"],
         ["virtio-net-device,netdev=n0", "virtio-blk-device,drive=d0",
-         "virtio-net-device,netdev=n1,mac=02:00:00:00:00:01,host_mtu=9000,bus=virtio-mmio-bus.2"],
+         "virtio-net-device,netdev=n1,mac=02:00:00:00:00:01,host_mtu=9000,bus=virtio-mmio-bus.2,"
+         "csum=off,host_tso6=no"],
         ["segment,id=n0", "segment,id=n1,netem=loss 5% delay 1ms", "segment,id=unused"],
         snapshot=False)
     assert disks == (DiskSpec("a.img", 6),)
     assert nics == (NicSpec("n0", bytes.fromhex("525400123457"), None, 7, None),
-                    NicSpec("n1", bytes.fromhex("020000000001"), 9000, 2, "loss 5% delay 1ms"))
+                    NicSpec("n1", bytes.fromhex("020000000001"), 9000, 2, "loss 5% delay 1ms",
+                            csum=False, host_tso4=True, host_tso6=False))
 
 
 @pytest.mark.parametrize("drives, devices, needle", [
@@ -75,6 +77,7 @@ def test_netdevs_and_net_devices_become_nics_in_device_order():
     ([], ["virtio-net-device,netdev=n0,mac=52:54:00:12:34"], "not six hex bytes"),
     ([], ["virtio-net-device,netdev=n0,mac=52:54:00:12:34:zz"], "not six hex bytes"),
     ([], ["virtio-net-device,netdev=n0,host_mtu=big"], "not a number"),
+    ([], ["virtio-net-device,netdev=n0,host_tso4=maybe"], "host_tso4='maybe' is not on/off"),
     ([], ["virtio-net-device,netdev=n0,romfile="], "unsupported option 'romfile'"),
 ])
 def test_bad_drive_and_device_lines(drives, devices, needle):

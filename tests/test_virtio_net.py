@@ -154,16 +154,19 @@ class NetDriver:
         return data[:self.hdr_len], data[self.hdr_len:]
 
 
-def up(legacy: bool, mtu: int | None = None):
+OFFLOADS = S.bit(N.F_CSUM) | S.bit(N.F_HOST_TSO4) | S.bit(N.F_HOST_TSO6)
+
+
+def up(legacy: bool, mtu: int | None = None, drop: int = 0, **offer: bool):
     mem, sink, clock = GuardedMem(), Sink(), Clock()
-    dev = N.VirtioNet(MAC, mtu)
+    dev = N.VirtioNet(MAC, mtu, **offer)
     t = VirtioMmio(mem, IrqLine(sink, 1), clock, dev, legacy=legacy)
     logs: list[tuple[str, str]] = []
     t.log = lambda topic, msg: logs.append((topic, msg))
     sent: list[bytes] = []
     dev.transmit = sent.append
     drv = NetDriver(t, mem)
-    st = drv.init()
+    st = drv.init(drop)
     assert st & S.S_DRIVER_OK and not st & S.S_NEEDS_RESET
     return t, dev, drv, clock, sink, sent, logs
 
@@ -175,9 +178,10 @@ def test_identity_features_and_config(legacy: bool) -> None:
     t, dev, drv, *_ = up(legacy)
     assert drv.r(S.DEVICE_ID) == S.DEVICE_ID_NET
     offered = drv.offered()
-    for f in (N.F_MAC, N.F_STATUS, S.F_RING_EVENT_IDX, S.F_RING_INDIRECT_DESC):
+    for f in (N.F_MAC, N.F_STATUS, S.F_RING_EVENT_IDX, S.F_RING_INDIRECT_DESC, N.F_CSUM,
+              N.F_HOST_TSO4, N.F_HOST_TSO6):
         assert offered & S.bit(f)
-    for f in (N.F_CSUM, N.F_GUEST_CSUM, N.F_MRG_RXBUF, N.F_CTRL_VQ, N.F_MTU):
+    for f in (N.F_GUEST_CSUM, N.F_MRG_RXBUF, N.F_CTRL_VQ, N.F_MTU, N.F_GSO, N.F_GUEST_TSO4):
         assert not offered & S.bit(f)
     assert bool(offered & S.bit(N.F_ANY_LAYOUT)) == legacy
     assert bool(offered & S.bit(S.F_VERSION_1)) != legacy
@@ -213,8 +217,18 @@ def test_transmit_strips_the_header_pads_and_appends_the_fcs(legacy: bool, split
     assert dev.stats()["tx_frames"] == 1 and dev.stats()["tx_bytes"] == 60
 
 
-def test_offload_headers_and_bad_lengths_are_dropped_and_counted() -> None:
-    t, dev, drv, clock, _, sent, logs = up(True)
+def test_offloads_are_offered_as_qemus_properties_say() -> None:
+    """csum=off takes TSO with it (spec 5.1.3.1: HOST_TSO4 needs CSUM)."""
+    for offer, want in (({"csum": False}, 0),
+                        ({"tso4": False}, S.bit(N.F_CSUM) | S.bit(N.F_HOST_TSO6)),
+                        ({"tso6": False}, S.bit(N.F_CSUM) | S.bit(N.F_HOST_TSO4)),
+                        ({}, OFFLOADS)):
+        _, _, drv, *_ = up(False, **offer)
+        assert drv.offered() & OFFLOADS == want, offer
+
+
+def test_offload_headers_not_negotiated_and_bad_lengths_are_dropped_and_counted() -> None:
+    t, dev, drv, clock, _, sent, logs = up(True, drop=OFFLOADS)
     drv.send(frame(), header=bytes([N.HDR_F_NEEDS_CSUM]) + bytes(9))
     run_clock(clock)
     drv.send(frame(), header=bytes([0, 1]) + bytes(8), head=2)        # GSO_TCPV4
@@ -227,7 +241,8 @@ def test_offload_headers_and_bad_lengths_are_dropped_and_counted() -> None:
     st = dev.stats()
     assert (st["tx_bad_header"], st["tx_bad_len"]) == (2, 2)
     assert len(drv.used(1)) == 4                     # every chain is given back
-    assert any("offloads were not negotiated" in m for _, m in logs)
+    assert any("checksum offload (CSUM) was not negotiated" in m for _, m in logs)
+    assert any("segmentation type 1 was not negotiated" in m for _, m in logs)
     assert not t.broken
 
 

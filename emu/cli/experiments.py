@@ -179,8 +179,9 @@ def add_commands(sub: Any) -> None:
     lv.add_argument("--linux", metavar="DIR", default=lvex.default_bundle(),
                     help="the Linux bundle, Image and initrd.gz (default: %(default)s, "
                     "from make linux-guest)")
-    lv.add_argument("--guests", metavar="LIST", default=",".join(lvex.GUESTS),
-                    help="emu (our kernel) and/or linux (default: %(default)s)")
+    lv.add_argument("--guests", metavar="LIST", default=",".join(lvex.DEFAULT_GUESTS),
+                    help="emu (our kernel), linux (its aoe driver), linux-nfs (swap to a "
+                    "file over NFS: needs root and nfs-ganesha) (default: %(default)s)")
     lv.add_argument("--links", metavar="LIST", default=",".join(lvex.LINKS),
                     help=f"links: {lvex.links_help()} (default: %(default)s)")
     lv.add_argument("--pages", type=int, default=lvex.PAGES, metavar="N",

@@ -245,6 +245,19 @@ def c_restart(s: Session, args: list[str]) -> str:
     return s.show_stop(s.ctl.restart())
 
 
+def c_symbol_file(s: Session, args: list[str]) -> str:
+    """`symbol-file PATH`: symbols from an ELF or an nm-style map (a
+    kernel's System.map, a saved /proc/kallsyms) replace the image's."""
+    if len(args) != 1:
+        raise CommandError("usage: symbol-file PATH (an ELF or a System.map)")
+    try:
+        note = s.ctl.load_symbols(args[0])
+    except LocationError as exc:
+        raise CommandError(str(exc)) from None
+    s.gdb.rebooted()          # expressions and x/i labels use the new table
+    return note
+
+
 def c_context(s: Session, args: list[str]) -> str:
     """`context`: the view of the last stop again."""
     if args:
@@ -637,5 +650,7 @@ TABLE: tuple[Command, ...] = (
     Command("disas", ("disassemble",), "disas [LOC] [N]", "disassemble a function or N "
             "instructions", c_disas),
     Command("context", ("ctx",), "context", "show the context view again", c_context),
+    Command("symbol-file", (), "symbol-file PATH", "read symbols from an ELF or a System.map "
+            "(a raw Linux Image has its own: kallsyms)", c_symbol_file),
     Command("quit", ("q", "exit"), "quit", "leave the debugger", c_quit, repl_only=True),
 )

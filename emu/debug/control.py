@@ -25,9 +25,10 @@ from emu.debug.stepping import Stepping
 from emu.debug.stops import Breakpoint, DebugError, Stop
 from emu.debug.vmem import DebugMemory
 from emu.guestview.dwarf import LineTable
-from emu.guestview.symbols import clean, extent
+from emu.guestview.symbols import clean, extent, image_symbols, symbol_file
 from emu.machine.config import MachineConfig
 from emu.machine.exits import MachineError
+from emu.machine.loader import Symbols
 from emu.machine.machine import Machine
 from emu.machine.runloop import EXIT_MAX_INSNS
 
@@ -56,7 +57,17 @@ class Controller(Breakpoints, Stepping, Replay):
         self.step_limit = STEP_LIMIT
         self.boots = 0
         self.lines: LineTable | None = None
+        self._symbol_source: tuple[Symbols, str] | None = None
         self._boot()
+
+    def load_symbols(self, path: str) -> str:
+        """`symbol-file PATH`: take the symbols from an ELF or a System.map
+        instead of the image's (kept across restarts). Returns the one-line
+        note; raises LocationError when the file gives none."""
+        self._symbol_source = symbol_file(path)
+        self.symbols = clean(self._symbol_source[0])
+        self.symbols_note = self._symbol_source[1]
+        return self.symbols_note
 
     # -- machine lifecycle ---------------------------------------------------
     def _boot(self) -> None:
@@ -65,7 +76,10 @@ class Controller(Breakpoints, Stepping, Replay):
         self.machine = m
         self.boots += 1
         self.mem = DebugMemory(m)
-        self.symbols = clean(m.image.symbols)
+        if self._symbol_source is None:
+            self._symbol_source = image_symbols(m.image)
+        self.symbols = clean(self._symbol_source[0])
+        self.symbols_note = self._symbol_source[1]
         if self.lines is None:
             self.lines = LineTable.from_elf(m.image.path)
         self.traps: list[TrapRecord] = []
@@ -102,15 +116,21 @@ class Controller(Breakpoints, Stepping, Replay):
         return self.last_stop
 
     def _find_srets(self) -> list[int]:
-        """Addresses of `sret` words in the loaded image (4-byte aligned)."""
+        """Addresses where the image's `sret` words run (2-byte aligned: with
+        compressed code a 4-byte instruction may start at any half-word; a
+        match that is not an instruction start never executes). An
+        ELF runs where it is loaded; a raw Linux Image is loaded at 0x80200000
+        but runs at its link address, its `_start` in kallsyms."""
         img = self.machine.image
         lo, hi = img.low & ~3, img.high
+        start = None if img.symbols.by_name else self.symbols.by_name.get("_start")
+        delta = start - lo if start is not None else 0
         raw = self.machine.mem.read(lo, hi - lo)
         pat = isa.INSN_SRET.to_bytes(4, "little")
         out, i = [], raw.find(pat)
         while i >= 0:
-            if i % 4 == 0:
-                out.append(lo + i)
+            if i % 2 == 0:
+                out.append(lo + i + delta)
             i = raw.find(pat, i + 1)
         return out
 

@@ -73,7 +73,7 @@ class GdbState:
         return self.env.decls
 
     def rebooted(self) -> None:
-        """A fresh machine: symbols are the new image's (the same file)."""
+        """A fresh machine or `symbol-file`: names come from ctl.symbols again."""
         if self._env is not None and self._labels is not None:
             self._env.symbols = self._labels.symbols = self.ctl.symbols
 

@@ -134,7 +134,7 @@ class Repl:
             self._init_history()
         m = self.ctl.machine
         self.say(f"emu debug: {m.image.path}, {m.config.ram_size >> 20} MiB RAM; stopped at "
-                 f"reset (pc 0x{m.cpu.pc:x}). `help` lists commands.")
+                 f"reset (pc 0x{m.cpu.pc:x}); {self.ctl.symbols_note}. `help` lists commands.")
         while True:
             try:
                 line = self._readline()

@@ -11,9 +11,11 @@ Layer: guestview (reads the machine; below the tools and the debugger).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from emu.guestview.dwarf import LineTable
-from emu.machine.loader import Symbols
+from emu.guestview.kallsyms import KallsymsError, is_linux_image, read_kallsyms, read_system_map
+from emu.machine.loader import Image, LoadError, Symbols, elf_symbols, is_elf
 
 
 class LocationError(ValueError):
@@ -33,6 +35,38 @@ def clean(symbols: Symbols) -> Symbols:
     # by_name of the original may map a name to the last duplicate; keep ours.
     out.finish()
     return out
+
+
+def image_symbols(image: Image) -> tuple[Symbols, str]:
+    """The symbols the debugger shows for `image`, and one line saying where
+    they came from: the ELF's own; for a raw Linux Image, its kallsyms table
+    (kallsyms.py); otherwise none (addresses only)."""
+    if image.symbols.by_name:
+        return image.symbols, f"symbols: {len(image.symbols.by_name):,} from the ELF"
+    try:
+        data = Path(image.path).read_bytes()
+    except OSError:
+        return image.symbols, "symbols: none (the image cannot be read again)"
+    if not is_linux_image(data):
+        return image.symbols, "symbols: none (a raw image without a symbol table)"
+    try:
+        syms = read_kallsyms(data)
+    except KallsymsError as exc:
+        return image.symbols, f"symbols: none ({exc}; `symbol-file System.map` adds them)"
+    return syms, f"symbols: {len(syms.by_name):,} from the Image's kallsyms table"
+
+
+def symbol_file(path: str) -> tuple[Symbols, str]:
+    """Symbols from `path`: an ELF (its symbol table) or an nm-style map
+    (System.map, a saved /proc/kallsyms). Returns (symbols, one line).
+    Raises LocationError (one line) when the file gives none."""
+    try:
+        syms = elf_symbols(path) if is_elf(path, "symbol file") else read_system_map(path)
+    except (KallsymsError, LoadError) as exc:
+        raise LocationError(str(exc)) from None
+    if not syms.by_name:
+        raise LocationError(f"{path}: no symbols")
+    return syms, f"symbols: {len(syms.by_name):,} from {path}"
 
 
 _OFF_RE = re.compile(r"^([A-Za-z_.$][\w.$]*)\s*([+-])\s*(\w+)$")

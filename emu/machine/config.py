@@ -42,16 +42,21 @@ class DiskSpec:
 class NicSpec:
     """One virtio-net device on emu's segment (QEMU's `-netdev segment,id=ID`
     plus `-device virtio-net-device,netdev=ID[,mac=M][,host_mtu=N]
-    [,bus=virtio-mmio-bus.N]`): `netdev`, its port's name on the segment;
-    its `mac`; the MTU it offers (None: VIRTIO_NET_F_MTU not offered, the
-    driver uses 1500); its virtio-mmio `slot` (None: as place_virtio says);
-    `netem`, the impairments of its link in --net's spelling (None: --net's)."""
+    [,csum=off][,host_tso4=off][,host_tso6=off][,bus=virtio-mmio-bus.N]`):
+    `netdev`, its port's name on the segment; its `mac`; the MTU it offers
+    (None: VIRTIO_NET_F_MTU not offered, the driver uses 1500); the
+    transmit offloads it offers; its virtio-mmio `slot` (None: as
+    place_virtio says); `netem`, the impairments of its link in --net's
+    spelling (None: --net's)."""
 
     netdev: str
     mac: bytes = bytes.fromhex("525400123457")
     mtu: int | None = None
     slot: int | None = None
     netem: str | None = None
+    csum: bool = True
+    host_tso4: bool = True
+    host_tso6: bool = True
 
 
 VirtioSpec = DiskSpec | NicSpec

@@ -122,16 +122,33 @@ def load_elf(path: str, mem: PhysMem, what: str = "kernel") -> Image:
         entry = elf.header["e_entry"]
         if not mem.contains(entry, 4):
             raise LoadError(f"{path}: entry point 0x{entry:x} outside RAM")
-        syms = Symbols()
-        symtab = elf.get_section_by_name(".symtab")
-        if symtab is not None:
-            for s in symtab.iter_symbols():
-                if s.name and s["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
-                        and s["st_shndx"] != "SHN_UNDEF":
-                    syms.add(s.name, s["st_value"], s["st_size"])
-        syms.finish()
-        return Image(path=path, entry=entry, symbols=syms, low=low or entry, high=high,
+        return Image(path=path, entry=entry, symbols=_symtab(elf), low=low or entry, high=high,
                      float_abi=elf.header["e_flags"] & 0x6)
+
+
+def _symtab(elf: ELFFile) -> Symbols:
+    """Functions, objects and labels of the ELF's .symtab (none if stripped)."""
+    syms = Symbols()
+    symtab = elf.get_section_by_name(".symtab")
+    if symtab is not None:
+        for s in symtab.iter_symbols():
+            if s.name and s["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
+                    and s["st_shndx"] != "SHN_UNDEF":
+                syms.add(s.name, s["st_value"], s["st_size"])
+    syms.finish()
+    return syms
+
+
+def elf_symbols(path: str) -> Symbols:
+    """The symbol table of the ELF at `path` without loading it (a vmlinux
+    for a raw Image, say). Raises LoadError if it cannot be read as an ELF."""
+    try:
+        with open(path, "rb") as f:
+            return _symtab(ELFFile(f))
+    except OSError as exc:
+        raise LoadError(f"cannot open symbol file {path!r}: {exc.strerror}") from None
+    except ELFError as exc:
+        raise LoadError(f"{path}: corrupt ELF ({exc})") from None
 
 
 ELF_MAGIC = b"\x7fELF"

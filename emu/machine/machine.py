@@ -315,7 +315,8 @@ class _Wiring:
         spec = m._virtio_specs[index]
         dev: VirtioBlk | VirtioNet | None = None
         if isinstance(spec, NicSpec):
-            dev = VirtioNet(spec.mac, spec.mtu)
+            dev = VirtioNet(spec.mac, spec.mtu, csum=spec.csum, tso4=spec.host_tso4,
+                            tso6=spec.host_tso6)
         elif isinstance(spec, DiskSpec):
             try:
                 dev = VirtioBlk(spec.file, snapshot=spec.snapshot, read_only=spec.read_only,

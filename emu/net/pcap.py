@@ -33,6 +33,7 @@ Layer: net (imports only emu.core).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import TracebackType
 
 from emu.core.units import ConfigError
@@ -43,6 +44,18 @@ DEFAULT_SNAPLEN = 64
 MAX_SNAPLEN = 262144            # tcpdump's: what -s 0 writes in the file header
 FILE_HEADER_BYTES = 24
 RECORD_HEADER_BYTES = 16
+
+
+def read_frames(path: str) -> Iterator[tuple[int, bytes]]:
+    """(time ns, frame bytes) of each record of the capture at `path`
+    (micro- or nanosecond pcap). Raises OSError for a file that cannot be
+    read, scapy's Scapy_Exception for one that is not a pcap."""
+    from scapy.utils import RawPcapReader
+    with RawPcapReader(path) as reader:
+        nano = getattr(reader, "nano", False)
+        for data, meta in reader:
+            sec, frac = meta.sec, meta.usec
+            yield sec * 1_000_000_000 + (frac if nano else frac * 1000), data
 
 
 def check_snaplen(snaplen: int) -> int:

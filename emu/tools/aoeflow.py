@@ -29,6 +29,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from emu.net.pcap import read_frames
+
 ETH_P_AOE = 0x88A2
 F_RESPONSE = 0x08
 AFL_WRITE = 0x01
@@ -64,16 +66,6 @@ class Flow:
         return moved / 1e6 / (self.span_ns / 1e9) if self.span_ns else 0.0
 
 
-def _frames(path: str):
-    """(time ns, frame bytes) of each packet of the pcap at `path`."""
-    from scapy.utils import RawPcapReader
-    with RawPcapReader(path) as reader:
-        nano = getattr(reader, "nano", False)
-        for data, meta in reader:
-            sec, frac = meta.sec, meta.usec
-            yield sec * 1_000_000_000 + (frac if nano else frac * 1000), data
-
-
 def analyze(path: str) -> Flow:
     """Read the capture at `path` (see the module docstring). Raises
     OSError for a file that cannot be read, scapy's Scapy_Exception for one
@@ -84,7 +76,7 @@ def analyze(path: str) -> Flow:
     rtts: list[int] = []
     windows: list[int] = []
     first = last = None
-    for t, f in _frames(path):
+    for t, f in read_frames(path):
         if len(f) < HEADERS or int.from_bytes(f[12:14], "big") != ETH_P_AOE or f[19] != 0:
             continue
         target = (f[16:18], f[18])

@@ -18,7 +18,8 @@ Accepted, with QEMU 7.2's meaning:
   -netdev segment,id=ID[,netem=SPEC]   a port on emu's segment (the --net/--target
                                   network); SPEC (--net's spelling) impairs this
                                   NIC's link alone, else --net's apply
-  -device virtio-net-device,netdev=ID[,mac=M][,host_mtu=N][,bus=virtio-mmio-bus.N]
+  -device virtio-net-device,netdev=ID[,mac=M][,host_mtu=N][,csum=on|off]
+          [,host_tso4=on|off][,host_tso6=on|off][,bus=virtio-mmio-bus.N]
                                   a virtio-net NIC on it (QEMU's MAC numbering:
                                   the eNIC is NIC 0, so the first is ...:57)
   -snapshot                       every drive as snapshot=on
@@ -43,7 +44,7 @@ from emu.machine.config import DiskSpec, NicSpec, VirtioSpec, place_virtio
 _BOOL = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 DRIVE_KEYS = {"file", "if", "format", "id", "snapshot", "readonly", "media", "cache"}
 BLK_KEYS = {"drive", "bus", "serial"}
-NET_KEYS = {"netdev", "bus", "mac", "host_mtu"}
+NET_KEYS = {"netdev", "bus", "mac", "host_mtu", "csum", "host_tso4", "host_tso6"}
 NETDEV_KEYS = {"id", "netem"}
 DEFAULT_MAC_BASE = 0x5254_0012_3456     # QEMU's first NIC: 52:54:00:12:34:56 (+ index)
 
@@ -79,8 +80,10 @@ def parse_opts(text: str, implied: str | None = None) -> dict[str, str]:
     return out
 
 
-def _flag(opts: dict[str, str], key: str, where: str) -> bool:
-    value = opts.get(key, "off")
+def _flag(opts: dict[str, str], key: str, where: str, default: bool = False) -> bool:
+    """The on/off option `key` (QEMU's spellings), `default` when absent.
+    Raises ConfigError for another value."""
+    value = opts.get(key, "on" if default else "off")
     if value not in _BOOL:
         raise ConfigError(f"{where}: {key}={value!r} is not on/off")
     return _BOOL[value]
@@ -218,8 +221,10 @@ def _net_device(opts: dict[str, str], text: str, netdevs: dict[str, str | None],
     mtu = opts.get("host_mtu")
     if mtu is not None and not mtu.isdigit():
         raise ConfigError(f"-device {text}: host_mtu={mtu!r} is not a number")
+    on = {k: _flag(opts, k, f"-device {text}", default=True)
+          for k in ("csum", "host_tso4", "host_tso6")}
     return NicSpec(netdev=ident, mac=spec_mac, mtu=int(mtu) if mtu is not None else None,
-                   slot=_bus(opts, text), netem=netdevs[ident])
+                   slot=_bus(opts, text), netem=netdevs[ident], **on)
 
 
 def devices_from(drives: list[str], devices: list[str], netdevs: list[str],

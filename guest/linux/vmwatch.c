@@ -2,8 +2,10 @@
 // working while the rest of user space waits on swap. It locks itself in
 // memory (mlockall), then every S seconds prints uptime, free memory,
 // write-back and the swap counters; when pswpout has not moved for three
-// periods it prints the aoe driver's per-target state (debugfs) and asks
-// the kernel for its blocked tasks and memory (sysrq w and m), once.
+// periods it prints the aoe driver's per-target state (debugfs), the
+// network counters (/proc/net/dev: eth0's drops; /proc/net/snmp: TCP's
+// retransmissions) and asks the kernel for its blocked tasks and memory
+// (sysrq w and m), once.
 //   vmwatch [S]
 // Built static with Debian's riscv64 cross compiler (guest/linux/build.py).
 #include <fcntl.h>
@@ -66,9 +68,12 @@ int main(int argc, char **argv) {
     last = out;
     if (still >= 3 && !told) {
       told = 1;
-      printf("vmwatch: no swap-out for %d s: aoe state, blocked tasks, memory\n", 3 * period);
+      printf("vmwatch: no swap-out for %d s: aoe state, network counters, blocked tasks, "
+             "memory\n", 3 * period);
       fflush(stdout);
       dump("/sys/kernel/debug/aoe/e0.0");
+      dump("/proc/net/dev");
+      dump("/proc/net/snmp");
       sysrq('w');
       sysrq('m');
     }

@@ -5,20 +5,33 @@ driver gets an eth0 on the same switch, links, pcap and AoE targets as the
 eNIC.
 
 Offered features: MAC, STATUS, MTU (only with `host_mtu`), the ring
-features INDIRECT_DESC and EVENT_IDX, and ANY_LAYOUT on the legacy
-transport - no checksum or segmentation offloads, no mergeable receive
-buffers and no control queue, so every frame is one chain each way and a
-device with no control queue receives every frame the switch sends it
-(QEMU's virtio-net starts promiscuous for the same reason).
+features INDIRECT_DESC and EVENT_IDX, ANY_LAYOUT on the legacy transport,
+and the transmit offloads QEMU's virtio-net offers when its peer takes a
+vnet header (a tap, the usual set-up): CSUM (the device completes a
+partial checksum) and HOST_TSO4/HOST_TSO6 (the driver hands over TCP
+super-frames of up to 64 KiB; the device cuts them into segments:
+emu/net/offload.py), each refusable with QEMU's `csum=off`,
+`host_tso4=off`, `host_tso6=off` (TSO needs CSUM, spec 5.1.3.1). They
+matter for Linux beyond speed: without them its TCP still builds GSO
+super-frames and dev_queue_xmit cuts and checksums them with atomic
+allocations, which fail once memory is exhausted - swap over NFS then
+stalls with its swap-outs dropped in the guest (docs/linux.md). No receive
+offloads, no mergeable receive buffers and no control queue, so every
+received frame is one chain and a device with no control queue receives
+every frame the switch sends it (QEMU's virtio-net starts promiscuous for
+the same reason).
 
 Each chain begins with struct virtio_net_hdr: 10 bytes, or 12 (with
 num_buffers) once VIRTIO_F_VERSION_1 or MRG_RXBUF is negotiated (spec
 5.1.6.1) - however the driver splits header and frame across descriptors.
 
 Transmit: a frame leaves as the eNIC's does (padded to 60 bytes, FCS
-appended) through `transmit`, the segment port's send. A header asking
-for a checksum or segmentation that was not negotiated, or a frame shorter
-than 14 or longer than 14 + MTU + 4 (a VLAN tag), is dropped and counted;
+appended) through `transmit`, the segment port's send, after its checksum
+is completed or it is cut into segments as its header asks. A header
+asking for an offload that was not negotiated (or ECN, or UDP
+fragmentation), one the frame cannot carry out (not TCP, headers cut
+short), or a frame shorter than 14 or longer than 14 + MTU + 4 (a VLAN
+tag; a super-frame: 64 KiB) is dropped and counted;
 a chain without readable bytes is a broken rule (DEVICE_NEEDS_RESET).
 Receive (`receive`, called by the segment's down link): a frame with a bad
 FCS is dropped (a corrupting link); a frame that finds no receive chain, or
@@ -44,6 +57,7 @@ from emu.devices.virtio import spec
 from emu.devices.virtio.device import VirtioDevice
 from emu.devices.virtio.queue import VirtqueueError
 from emu.net.fcs import append_fcs, strip_fcs
+from emu.net.offload import OffloadError, complete_checksum, segment_tcp
 
 # --- feature bits (spec 5.1.3) -------------------------------------------------
 F_CSUM = 0
@@ -53,6 +67,7 @@ F_MAC = 5
 F_GSO = 6                      # legacy
 F_GUEST_TSO4 = 7
 F_HOST_TSO4 = 11
+F_HOST_TSO6 = 12
 F_MRG_RXBUF = 15
 F_STATUS = 16
 F_CTRL_VQ = 17
@@ -61,6 +76,11 @@ F_ANY_LAYOUT = 27              # legacy (VERSION_1 implies it)
 # --- header (spec 5.1.6) ---------------------------------------------------------
 HDR_F_NEEDS_CSUM = 1
 GSO_NONE = 0
+GSO_TCPV4 = 1
+GSO_UDP = 3
+GSO_TCPV6 = 4
+GSO_ECN = 0x80
+_HDR = struct.Struct("<BBHHHH")   # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 HDR_LEN_LEGACY = 10            # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 HDR_LEN_MODERN = 12            # ... num_buffers
 S_LINK_UP = 1                  # configuration `status`
@@ -75,6 +95,7 @@ MTU_MIN = 68                   # ETH_MIN_MTU: Linux ignores a smaller config mtu
 MTU_MAX = 9000                 # emu's segment carries 9216-byte frames
 DEFAULT_MTU = 1500             # without host_mtu the driver assumes Ethernet's
 BACKLOG_MAX = 10_000           # QEMU's net queue length (net/queue.c nq_maxlen)
+GSO_MAX_FRAME = ETH_HLEN + VLAN_HLEN + 65536   # Linux's GSO_LEGACY_MAX_SIZE of IP
 
 # struct virtio_net_config up to mtu: mac[6], status, max_virtqueue_pairs, mtu
 _CONFIG = struct.Struct("<6sHHH")
@@ -82,8 +103,10 @@ _CONFIG = struct.Struct("<6sHHH")
 STAT_NAMES: tuple[str, ...] = (
     "tx_frames",        # frames handed to the segment
     "tx_bytes",         # their bytes, padding included, FCS excluded
-    "tx_bad_header",    # dropped: checksum or segmentation asked for, not negotiated
+    "tx_bad_header",    # dropped: an offload not negotiated, or one the frame cannot take
     "tx_bad_len",       # dropped: shorter than 14 or longer than 14 + MTU + 4
+    "tx_csum",          # checksums completed for the driver (CSUM)
+    "tx_segmented",     # super-frames cut into segments (HOST_TSO4/6)
     "rx_frames",        # frames written to a receive chain
     "rx_bytes",         # their bytes (header excluded)
     "rx_crc_errors",    # dropped: bad FCS (a corrupting link)
@@ -104,14 +127,16 @@ class VirtioNet(VirtioDevice):
     machine sets it to the segment port's send), `receive(wire)` takes one.
 
     `mtu`: the MTU offered with VIRTIO_NET_F_MTU, or None not to offer it
-    (QEMU without host_mtu; the driver then uses 1500).
+    (QEMU without host_mtu; the driver then uses 1500). `csum`, `tso4`,
+    `tso6`: offer CSUM, HOST_TSO4, HOST_TSO6 (TSO only with CSUM).
     """
 
     name = "virtio-net"
     device_id = spec.DEVICE_ID_NET
     queue_max = (QUEUE_SIZE, QUEUE_SIZE)
 
-    def __init__(self, mac: bytes, mtu: int | None = None) -> None:
+    def __init__(self, mac: bytes, mtu: int | None = None, *, csum: bool = True,
+                 tso4: bool = True, tso6: bool = True) -> None:
         """Raises ValueError for a MAC that is not 6 bytes or a multicast
         one, or an MTU outside 68..9000."""
         super().__init__()
@@ -121,6 +146,8 @@ class VirtioNet(VirtioDevice):
             raise ValueError(f"host_mtu={mtu} is outside {MTU_MIN}..{MTU_MAX}")
         self.mac = bytes(mac)
         self.mtu = mtu
+        self.offered = {F_CSUM: csum, F_HOST_TSO4: csum and tso4, F_HOST_TSO6: csum and tso6}
+        self.negotiated: set[int] = set()
         self.hdr_len = HDR_LEN_LEGACY
         self.transmit: Callable[[bytes], None] | None = None
         self.backlog: deque[bytes] = deque()
@@ -137,9 +164,10 @@ class VirtioNet(VirtioDevice):
 
     # -- what the transport asks ------------------------------------------------
     def features(self, modern: bool) -> int:
-        """MAC, STATUS, MTU when configured, the ring features; ANY_LAYOUT
-        on the legacy interface (QEMU offers it there too)."""
+        """MAC, STATUS, MTU when configured, the offloads asked for, the ring
+        features; ANY_LAYOUT on the legacy interface (QEMU offers it there too)."""
         bits = [F_MAC, F_STATUS, spec.F_RING_INDIRECT_DESC, spec.F_RING_EVENT_IDX]
+        bits += [b for b, on in self.offered.items() if on]
         if self.mtu is not None:
             bits.append(F_MTU)
         if not modern:
@@ -156,10 +184,12 @@ class VirtioNet(VirtioDevice):
         transport serves every live queue at DRIVER_OK)."""
         modern = features & (spec.bit(spec.F_VERSION_1) | spec.bit(F_MRG_RXBUF))
         self.hdr_len = HDR_LEN_MODERN if modern else HDR_LEN_LEGACY
+        self.negotiated = {b for b in self.offered if features & spec.bit(b)}
 
     def reset(self) -> None:
-        """Status 0: back to the legacy header until the next DRIVER_OK."""
+        """Status 0: back to the legacy header and no offloads until the next DRIVER_OK."""
         self.hdr_len = HDR_LEN_LEGACY
+        self.negotiated = set()
 
     def queue_notify(self, queue: int) -> None:
         """Transmit queue: send every available frame. Receive queue: new
@@ -180,23 +210,48 @@ class VirtioNet(VirtioDevice):
             if total < self.hdr_len:
                 raise VirtqueueError(f"transmit chain {chain.head}: header shorter than "
                                      f"{self.hdr_len} bytes")
-            flags, gso = chain.gather(t.mem, 0, 2)
+            header = _HDR.unpack(chain.gather(t.mem, 0, HDR_LEN_LEGACY))
             frame = chain.gather(t.mem, self.hdr_len, total - self.hdr_len)
             t.push(TX_QUEUE, chain, 0)
-            if flags & HDR_F_NEEDS_CSUM or gso != GSO_NONE:
+            try:
+                frames = self._offload(frame, *header)
+            except OffloadError as exc:
                 self._stats["tx_bad_header"] += 1
-                t.log("guest_errors", f"{self.name}: frame with flags 0x{flags:x} gso {gso}: "
-                      "offloads were not negotiated: dropped")
+                t.log("guest_errors", f"{self.name}: {exc}: frame dropped")
                 continue
-            if not ETH_HLEN <= len(frame) <= self.max_frame:
-                self._stats["tx_bad_len"] += 1
-                continue
-            if len(frame) < ETH_ZLEN:
-                frame += bytes(ETH_ZLEN - len(frame))
-            self._stats["tx_frames"] += 1
-            self._stats["tx_bytes"] += len(frame)
-            if self.transmit is not None:
-                self.transmit(append_fcs(frame))
+            for out in frames:
+                if not ETH_HLEN <= len(out) <= self.max_frame:
+                    self._stats["tx_bad_len"] += 1
+                    continue
+                if len(out) < ETH_ZLEN:
+                    out += bytes(ETH_ZLEN - len(out))
+                self._stats["tx_frames"] += 1
+                self._stats["tx_bytes"] += len(out)
+                if self.transmit is not None:
+                    self.transmit(append_fcs(out))
+
+    def _offload(self, frame: bytes, flags: int, gso_type: int, _hdr_len: int, gso_size: int,
+                 csum_start: int, csum_offset: int) -> list[bytes]:
+        """The frames the header asks for (spec 5.1.6.2): the frame itself,
+        with its checksum completed (NEEDS_CSUM), or its TCP segments (GSO).
+        Raises OffloadError for what was not negotiated or cannot be done."""
+        kind = gso_type & ~GSO_ECN
+        if gso_type & GSO_ECN:
+            raise OffloadError("ECN segmentation (HOST_ECN) was not negotiated")
+        if kind == GSO_NONE:
+            if not flags & HDR_F_NEEDS_CSUM:
+                return [frame]
+            if F_CSUM not in self.negotiated:
+                raise OffloadError("checksum offload (CSUM) was not negotiated")
+            self._stats["tx_csum"] += 1
+            return [complete_checksum(frame, csum_start, csum_offset)]
+        wanted = {GSO_TCPV4: F_HOST_TSO4, GSO_TCPV6: F_HOST_TSO6}.get(kind)
+        if wanted is None or wanted not in self.negotiated:
+            raise OffloadError(f"segmentation type {gso_type} was not negotiated")
+        if len(frame) > GSO_MAX_FRAME:
+            raise OffloadError(f"a {len(frame)}-byte super-frame")
+        self._stats["tx_segmented"] += 1
+        return segment_tcp(frame, gso_size, ipv6=kind == GSO_TCPV6)
 
     # -- receive --------------------------------------------------------------------------
     def receive(self, wire: bytes) -> None:

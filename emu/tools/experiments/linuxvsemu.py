@@ -15,6 +15,15 @@ what they keep for themselves, so each gets the RAM that leaves memhog
 about the same free memory: Linux -m 128M (about 63 MB managed, 35 MB
 free after boot), our kernel RAM_EMU_MIB.
 
+Guest `linux-nfs` is Linux swapping to a file over NFS instead (nfsswap,
+the same memhog) on the same link, to nfs-ganesha in a network namespace
+that emu bridges to (emu/tools/nfsserver.py; needs root and the Debian
+packages): its figures come from the same capture through
+emu/tools/tcpflow.py - data moved, retransmitted TCP segments, round
+trips; requests and the window are AoE's notions and stay empty. A real
+peer couples virtual time to the wall, so its rows are not repeatable to
+the digit, and a run is bounded by NFS_WALL_LIMIT_S of wall time.
+
 A run that does not finish (the instruction cap, a stall) is a row that
 says so, not an error: that is a result here.
 
@@ -35,7 +44,8 @@ from typing import Any
 from emu.core.units import ConfigError
 from emu.tools.experiments import runner
 
-GUESTS = ("emu", "linux")
+GUESTS = ("emu", "linux", "linux-nfs")
+DEFAULT_GUESTS = ("emu", "linux")   # linux-nfs needs root and a real server: asked for by name
 LINK_SPECS = {"clean": "delay 50us", "loss1": "delay 50us loss 1%",
               "loss5": "delay 50us loss 5%", "instant": ""}
 LINKS = ("clean", "loss1", "loss5")
@@ -45,8 +55,10 @@ QUICK = {"links": ("clean",), "passes": 1}
 RAM_LINUX_MIB = 128
 RAM_EMU_MIB = 40
 MAX_INSNS = 60_000_000_000
+NFS_WALL_LIMIT_S = 600
+NA = -1                            # a figure that does not apply (AoE's, for NFS)
 MEMHOG = re.compile(rb"memhog: pages=\d+ passes=\d+ mismatches=(\d+)")
-PSWP = re.compile(rb"aoeswap: pswpin (\d+) pswpout (\d+)")
+PSWP = re.compile(rb"(?:aoe|nfs)swap: pswpin (\d+) pswpout (\d+)")
 
 
 def links_help() -> str:
@@ -89,49 +101,83 @@ class Row:
     virtual_ms: float          # the whole run
     pages_out: int             # what the guest says it swapped out / in
     pages_in: int
-    requests: int
-    retransmits: int
+    requests: int              # AoE requests (NA for NFS)
+    retransmits: int           # AoE requests sent again; NFS: TCP segments sent again
     rtt_mean_us: float
     rtt_p95_us: float
-    window_max: int
+    window_max: int            # AoE requests in flight (NA for NFS)
     window_mean: float
     mb_moved: float            # data read and written, MB
     mb_per_s: float            # per second of virtual time, first request to last frame
 
 
-def _config(case: Case, kernel: str | None, bundle: str, pcap: str, seed: int) -> Any:
+def _config(case: Case, kernel: str | None, bundle: str, pcap: str, seed: int,
+            server: Any = None) -> Any:
+    """The machine of one case; `server` (an NfsServer) for linux-nfs."""
     from emu.machine.config import MachineConfig, NicSpec
     from emu.net.network import NetConfig
     netem = LINK_SPECS[case.link]
-    net = NetConfig(net=netem, seed=seed, pcap=pcap, targets=("mem:256M",),
+    targets = (f"iface:{server.iface},frames=all",) if server is not None else ("mem:256M",)
+    net = NetConfig(net=netem, seed=seed, pcap=pcap, targets=targets,
                     pcap_port="guest" if case.guest == "emu" else "n0")
     if case.guest == "emu":
         return MachineConfig(kernel=kernel, ram_size=RAM_EMU_MIB << 20, seed=seed, net=net,
                              append=f"init=memhog pages={case.pages} passes={case.passes}",
                              max_insns=MAX_INSNS)
     image, initrd = os.path.join(bundle, "Image"), os.path.join(bundle, "initrd.gz")
-    for path in (image, initrd):
-        if not os.path.exists(path):
-            raise ConfigError(f"{path} is missing: make linux-guest builds the Linux bundle "
-                              "(or --linux DIR names one)")
+    run = f"aoeswap,pages={case.pages},passes={case.passes},minfree=4096"
+    if server is not None:
+        run = (f"nfsswap,size=0,pages={case.pages},passes={case.passes},"
+               f"minfree=4096,server={server.ip},export={server.export}")
     return MachineConfig(kernel=image, initrd=initrd, ram_size=RAM_LINUX_MIB << 20, seed=seed,
                          net=net, max_insns=MAX_INSNS,
                          nics=(NicSpec("n0", mtu=9000, netem=netem),),
-                         append=("console=ttyS0 panic=-1 emu.run=aoeswap,"
-                                 f"pages={case.pages},passes={case.passes},minfree=4096"))
+                         append=f"console=ttyS0 panic=-1 emu.run={run}")
+
+
+NFS_SWAP_MIB = 64                  # the swap file, made on the server's side
+
+
+def _run_nfs(case: Case, kernel: str | None, bundle: str, pcap: str, seed: int,
+             tmp: str) -> tuple[Any, int | None]:
+    """A linux-nfs case against a server of its own (a namespace named
+    after this process, so that parallel runs do not meet)."""
+    import time
+    from pathlib import Path
+
+    from emu.machine.machine import Machine
+    from emu.tools.nfsserver import nfs_server
+    with nfs_server(Path(tmp), f"lve{os.getpid() % 100_000}") as server:
+        swapfile = server.export / "swapfile"       # fully allocated: zeros, not a hole
+        with open(swapfile, "wb") as f:
+            for _ in range(NFS_SWAP_MIB):
+                f.write(bytes(1 << 20))
+        swapfile.chmod(0o600)
+        m = Machine(_config(case, kernel, bundle, pcap, seed, server))
+        deadline = time.monotonic() + NFS_WALL_LIMIT_S
+        while m.exit_status is None and time.monotonic() < deadline:
+            m.run_slice()
+        if m.exit_status is None:
+            m.stop_reason = f"no end after {NFS_WALL_LIMIT_S} s of wall time (a stall)"
+        m.network.close()
+    return m, m.exit_status
 
 
 def measure(kernel: str | None, bundle: str, case: Case, seed: int = 1) -> Row:
     """Run one case and read its capture."""
     from emu.guestview import kstats
     from emu.machine.machine import Machine
-    from emu.tools import aoeflow
+    from emu.tools import aoeflow, tcpflow
     with tempfile.TemporaryDirectory(prefix="emu-lve-") as tmp:
         pcap = os.path.join(tmp, "run.pcap")
-        m = Machine(_config(case, kernel, bundle, pcap, seed))
-        status = m.run()
-        m.network.close()
-        flow = aoeflow.analyze(pcap)
+        if case.guest == "linux-nfs":
+            m, status = _run_nfs(case, kernel, bundle, pcap, seed, tmp)
+            tcp = tcpflow.analyze(pcap)
+        else:
+            m = Machine(_config(case, kernel, bundle, pcap, seed))
+            status = m.run()
+            m.network.close()
+            flow = aoeflow.analyze(pcap)
     console = bytes(m.console)
     found = MEMHOG.findall(console)
     mismatches = int(found[-1]) if found else -1
@@ -141,6 +187,11 @@ def measure(kernel: str | None, bundle: str, case: Case, seed: int = 1) -> Row:
     else:
         pswp = PSWP.findall(console)
         back, out = (int(pswp[-1][0]), int(pswp[-1][1])) if pswp else (0, 0)
+    if case.guest == "linux-nfs":
+        return Row(case, status == 0 and mismatches == 0, mismatches, m.stop_reason,
+                   round(m.now() / 1e6, 3), out, back, NA, tcp.retransmits,
+                   round(tcp.rtt_mean_ns / 1e3, 1), round(tcp.rtt_p95_ns / 1e3, 1), NA, NA,
+                   round(tcp.bytes_moved / 1e6, 3), round(tcp.mb_per_s, 3))
     return Row(case, status == 0 and mismatches == 0, mismatches, m.stop_reason,
                round(m.now() / 1e6, 3), out, back, flow.requests, flow.retransmits,
                round(flow.rtt_mean_ns / 1e3, 1), round(flow.rtt_p95_ns / 1e3, 1),
@@ -165,10 +216,33 @@ def cases(guests: Sequence[str], links: Sequence[str], pages: int, passes: int) 
     return [Case(g, lk, pages, passes) for lk in links for g in guests]
 
 
+def check_cases(todo: Sequence[Case], bundle: str) -> None:
+    """What the Linux cases need before any runs: the bundle; for
+    linux-nfs, root and the NFS server's programs. Raises ConfigError."""
+    from emu.tools.nfsserver import missing_tools
+    if any(c.guest != "emu" for c in todo):
+        for name in ("Image", "initrd.gz"):
+            path = os.path.join(bundle, name)
+            if not os.path.exists(path):
+                raise ConfigError(f"{path} is missing: make linux-guest builds the Linux "
+                                  "bundle (or --linux DIR names one)")
+    if any(c.guest == "linux-nfs" for c in todo):
+        if os.geteuid() != 0:
+            raise ConfigError("--guests linux-nfs needs root (a network namespace, a veth "
+                              "pair and a packet socket)")
+        if missing_tools():
+            raise ConfigError(f"--guests linux-nfs needs {', '.join(missing_tools())} "
+                              "(Debian: nfs-ganesha nfs-ganesha-vfs rpcbind ethtool)")
+
+
 def sweep(kernel: str | None, bundle: str, todo: Sequence[Case],
           jobs: int | runner.Spread = 0, progress: Any = None) -> list[Row]:
     """measure() every case through the runner; rows in `todo` order."""
     return runner.run_all(measure, [(kernel, bundle, c) for c in todo], jobs, on_done=progress)
+
+
+def _na(value: float, text: str) -> str:
+    return "-" if value == NA else text
 
 
 def table_text(rows: Sequence[Row]) -> str:
@@ -179,9 +253,11 @@ def table_text(rows: Sequence[Row]) -> str:
     for r in rows:
         c = r.case
         lines.append([c.guest, c.link, "yes" if r.completed else "NO", f"{r.pages_out:,}",
-                      f"{r.pages_in:,}", f"{r.requests:,}", f"{r.retransmits:,}",
-                      f"{r.rtt_mean_us:,.1f}", f"{r.rtt_p95_us:,.1f}", str(r.window_max),
-                      f"{r.window_mean:.2f}", f"{r.mb_moved:,.1f}", f"{r.mb_per_s:,.1f}"])
+                      f"{r.pages_in:,}", _na(r.requests, f"{r.requests:,}"),
+                      f"{r.retransmits:,}", f"{r.rtt_mean_us:,.1f}", f"{r.rtt_p95_us:,.1f}",
+                      _na(r.window_max, str(r.window_max)),
+                      _na(r.window_mean, f"{r.window_mean:.2f}"), f"{r.mb_moved:,.1f}",
+                      f"{r.mb_per_s:,.1f}"])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for n, line in enumerate(lines):
@@ -219,7 +295,7 @@ def plot(rows: Sequence[Row], path: str) -> None:
         xs = [i + gi * width for i in range(len(links))]
         got = [by.get((g, lk)) for lk in links]
         for ax, key in zip(axes, ("mb_per_s", "retransmits", "window_mean"), strict=True):
-            ax.bar(xs, [getattr(r, key) if r else 0 for r in got], width, label=g)
+            ax.bar(xs, [max(0, getattr(r, key)) if r else 0 for r in got], width, label=g)
     for ax, title in zip(axes, ("MB/s (virtual time)", "retransmits", "requests in flight (mean)"),
                          strict=True):
         ax.set_xticks([i + width * (len(guests) - 1) / 2 for i in range(len(links))], links)
@@ -237,15 +313,12 @@ def command(kernel: str | None, bundle: str, todo: Sequence[Case], jobs: int | r
     """Run the sweep, print the table, write the CSV and the plot. Returns
     0. Raises ConfigError for a missing bundle or an unreachable cluster."""
     from emu.tools.experiments.sweepbar import SweepBar
-    for c in todo:
-        if c.guest == "linux":
-            _config(c, kernel, bundle, os.devnull, 1)      # the bundle is there
-            break
+    check_cases(todo, bundle)
     with runner.Spread.of(jobs) as spread, \
             SweepBar(len(todo), "linux-vs-emu", err or sys.stderr) as bar:
         rows = sweep(kernel, bundle, todo, spread, bar.done)
     print(table_text(rows))
-    if any(c.guest == "linux" for c in todo):
+    if any(c.guest != "emu" for c in todo):
         print()
         print(f"linux bundle: {bundle_version(bundle)}")
     if csv_path:
