@@ -84,3 +84,41 @@ def test_linux_nfs_rows_come_from_the_tcp_capture():
     assert row.rtt_mean_us >= 100.0 and row.mb_moved > 30 and row.mb_per_s > 0
     text = lve.table_text([row])
     assert "linux-nfs" in text and " - " in text
+
+
+def test_our_kernel_without_reserves_deadlocks_where_with_them_it_completes():
+    """The seed's question asked of our kernel inside the same experiment:
+    1 % loss and 20,000 junk frames a second; reserves on complete, off the
+    detector stops the run (docs/linux.md: and Linux)."""
+    from emu.tools.experiments import linuxvsemu as lve
+    rows = [lve.measure(None, "unused", c)
+            for c in lve.cases(["emu", "emu-noreserve"], ["loss1"], 12288, 1, noise="20000")]
+    assert [r.outcome for r in rows] == ["completed", "deadlock (detector)"]
+    assert rows[0].completed and rows[0].mismatches == 0 and not rows[1].completed
+    assert "deadlock" in rows[1].stop
+    text = lve.table_text(rows)
+    assert "emu-noreserve on loss1: deadlock" in text
+
+
+def test_what_linuxs_console_says_becomes_the_outcome():
+    from emu.tools.experiments import linuxvsemu as lve
+    console = (b"[  242.1] INFO: task kswapd0:40 blocked for more than 120 seconds.\n"
+               b"[  363.0] INFO: task memhog:162 blocked for more than 241 seconds.\n"
+               b"[  400.0] Out of memory: Killed process 162 (memhog)\n")
+    assert lve._outcome(False, False, console, linux=True) == \
+        "stalled, 2 hung-task reports, 1 OOM kills"
+    assert lve._outcome(True, False, b"memhog: pages=1 passes=1 mismatches=0", True) == \
+        "completed"
+    case = lve.cases(["linux"], ["loss1"], 12288, 1, noise="20000", minfree=1024)[0]
+    cfg = lve._config(case, None, "build/linux", "/dev/null", 1)
+    assert "minfree=1024" in cfg.append and cfg.net.noise == "20000"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--noise", "lots"], "--noise:"),
+    (["--minfree", "5"], "--minfree: 5 is not in"),
+])
+def test_bad_exhaustion_flags_are_one_line(args, needle):
+    r = emu("experiment", "linux-vs-emu", *args)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr.strip().splitlines()[0]

@@ -180,8 +180,13 @@ def add_commands(sub: Any) -> None:
                     help="the Linux bundle, Image and initrd.gz (default: %(default)s, "
                     "from make linux-guest)")
     lv.add_argument("--guests", metavar="LIST", default=",".join(lvex.DEFAULT_GUESTS),
-                    help="emu (our kernel), linux (its aoe driver), linux-nfs (swap to a "
-                    "file over NFS: needs root and nfs-ganesha) (default: %(default)s)")
+                    help="emu (our kernel), emu-noreserve (its memory reserves off), linux "
+                    "(its aoe driver), linux-nfs (swap to a file over NFS: needs root and "
+                    "nfs-ganesha) (default: %(default)s)")
+    lv.add_argument("--noise", metavar="RATE[,SIZE]",
+                    help="junk frames on the link, as emu run's --noise (exhaustion runs)")
+    lv.add_argument("--minfree", type=int, default=lvex.MINFREE_KB, metavar="KB",
+                    help="Linux's vm.min_free_kbytes (default: %(default)s)")
     lv.add_argument("--links", metavar="LIST", default=",".join(lvex.LINKS),
                     help=f"links: {lvex.links_help()} (default: %(default)s)")
     lv.add_argument("--pages", type=int, default=lvex.PAGES, metavar="N",
@@ -258,7 +263,7 @@ def cmd_experiment_linux_vs_emu(args: Any) -> int:
     """Run our kernel and Linux on the same links and print the table. Returns 0."""
     q = lvex.QUICK if args.quick else {}
     todo = lvex.cases(_list(args.guests, "guests"), q.get("links") or _list(args.links, "links"),
-                      args.pages, q.get("passes") or args.passes)
+                      args.pages, q.get("passes") or args.passes, args.noise, args.minfree)
     return lvex.command(args.kernel, args.linux, todo, spread(args), args.csv,
                         flags.plot_path(args.plot))
 

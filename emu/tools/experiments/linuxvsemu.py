@@ -24,6 +24,15 @@ trips; requests and the window are AoE's notions and stay empty. A real
 peer couples virtual time to the wall, so its rows are not repeatable to
 the digit, and a run is bounded by NFS_WALL_LIMIT_S of wall time.
 
+Memory exhaustion, the seed's question: guest `emu-noreserve` is our
+kernel with its memory reserves off (`reserve=off`); `--noise RATE` adds
+junk frames to the link (--noise's generator: they compete for receive
+buffers) and `--minfree KB` sets Linux's vm.min_free_kbytes. Our kernel's
+runs are watched by emu's deadlock detector (DEADLOCK_SPAN of virtual time
+without progress stops them); Linux's console is read for what its kernel
+says: hung-task reports ("blocked for more than") and OOM kills. The
+`outcome` column says which.
+
 A run that does not finish (the instruction cap, a stall) is a row that
 says so, not an error: that is a result here.
 
@@ -33,6 +42,7 @@ Layer: tools.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import sys
@@ -41,10 +51,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from emu.core.units import ConfigError
+from emu.core.units import ConfigError, parse_time_ns
+from emu.tools.deadlock import EXIT_DEADLOCK
 from emu.tools.experiments import runner
+from emu.tools.session import RunSession
 
-GUESTS = ("emu", "linux", "linux-nfs")
+GUESTS = ("emu", "emu-noreserve", "linux", "linux-nfs")
 DEFAULT_GUESTS = ("emu", "linux")   # linux-nfs needs root and a real server: asked for by name
 LINK_SPECS = {"clean": "delay 50us", "loss1": "delay 50us loss 1%",
               "loss5": "delay 50us loss 5%", "instant": ""}
@@ -56,6 +68,10 @@ RAM_LINUX_MIB = 128
 RAM_EMU_MIB = 40
 MAX_INSNS = 60_000_000_000
 NFS_WALL_LIMIT_S = 600
+DEADLOCK_SPAN = "2s"               # our kernel's runs: emu's detector (emu/tools/deadlock.py)
+MINFREE_KB = 4096                  # Linux's vm.min_free_kbytes unless --minfree
+HUNG = re.compile(rb"blocked for more than \d+ seconds")
+OOM = re.compile(rb"Out of memory: Killed process")
 NA = -1                            # a figure that does not apply (AoE's, for NFS)
 MEMHOG = re.compile(rb"memhog: pages=\d+ passes=\d+ mismatches=(\d+)")
 PSWP = re.compile(rb"(?:aoe|nfs)swap: pswpin (\d+) pswpout (\d+)")
@@ -88,6 +104,8 @@ class Case:
     link: str
     pages: int
     passes: int
+    noise: str | None = None     # junk frames on the link (--noise's spelling)
+    minfree: int = MINFREE_KB    # Linux's vm.min_free_kbytes
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,7 @@ class Row:
     window_mean: float
     mb_moved: float            # data read and written, MB
     mb_per_s: float            # per second of virtual time, first request to last frame
+    outcome: str = ""          # completed / deadlock / stall, and what the kernel reported
 
 
 def _config(case: Case, kernel: str | None, bundle: str, pcap: str, seed: int,
@@ -118,17 +137,19 @@ def _config(case: Case, kernel: str | None, bundle: str, pcap: str, seed: int,
     from emu.net.network import NetConfig
     netem = LINK_SPECS[case.link]
     targets = (f"iface:{server.iface},frames=all",) if server is not None else ("mem:256M",)
-    net = NetConfig(net=netem, seed=seed, pcap=pcap, targets=targets,
-                    pcap_port="guest" if case.guest == "emu" else "n0")
-    if case.guest == "emu":
+    ours = case.guest.startswith("emu")
+    net = NetConfig(net=netem, seed=seed, pcap=pcap, targets=targets, noise=case.noise,
+                    pcap_port="guest" if ours else "n0")
+    if ours:
+        off = "reserve=off " if case.guest == "emu-noreserve" else ""
         return MachineConfig(kernel=kernel, ram_size=RAM_EMU_MIB << 20, seed=seed, net=net,
-                             append=f"init=memhog pages={case.pages} passes={case.passes}",
+                             append=f"{off}init=memhog pages={case.pages} passes={case.passes}",
                              max_insns=MAX_INSNS)
     image, initrd = os.path.join(bundle, "Image"), os.path.join(bundle, "initrd.gz")
-    run = f"aoeswap,pages={case.pages},passes={case.passes},minfree=4096"
+    run = f"aoeswap,pages={case.pages},passes={case.passes},minfree={case.minfree}"
     if server is not None:
         run = (f"nfsswap,size=0,pages={case.pages},passes={case.passes},"
-               f"minfree=4096,server={server.ip},export={server.export}")
+               f"minfree={case.minfree},server={server.ip},export={server.export}")
     return MachineConfig(kernel=image, initrd=initrd, ram_size=RAM_LINUX_MIB << 20, seed=seed,
                          net=net, max_insns=MAX_INSNS,
                          nics=(NicSpec("n0", mtu=9000, netem=netem),),
@@ -170,18 +191,29 @@ def measure(kernel: str | None, bundle: str, case: Case, seed: int = 1) -> Row:
     from emu.tools import aoeflow, tcpflow
     with tempfile.TemporaryDirectory(prefix="emu-lve-") as tmp:
         pcap = os.path.join(tmp, "run.pcap")
+        deadlocked = False
         if case.guest == "linux-nfs":
             m, status = _run_nfs(case, kernel, bundle, pcap, seed, tmp)
             tcp = tcpflow.analyze(pcap)
+        elif case.guest.startswith("emu"):
+            session = RunSession(_config(case, kernel, bundle, pcap, seed), io.BytesIO(),
+                                 deadlock_ns=parse_time_ns(DEADLOCK_SPAN))
+            m = session.machine
+            status = session.run()
+            deadlocked = session.diagnosis is not None and status == EXIT_DEADLOCK
+            m.network.close()
+            flow = aoeflow.analyze(pcap)
         else:
             m = Machine(_config(case, kernel, bundle, pcap, seed))
             status = m.run()
             m.network.close()
             flow = aoeflow.analyze(pcap)
     console = bytes(m.console)
+    outcome = _outcome(status == 0 and bool(MEMHOG.findall(console)), deadlocked, console,
+                       case.guest.startswith("linux"))
     found = MEMHOG.findall(console)
     mismatches = int(found[-1]) if found else -1
-    if case.guest == "emu":
+    if case.guest.startswith("emu"):
         swap = (kstats.collect(m) or {}).get("swap") or {}
         out, back = swap.get("swap_outs", 0), swap.get("swap_ins", 0)
     else:
@@ -191,16 +223,37 @@ def measure(kernel: str | None, bundle: str, case: Case, seed: int = 1) -> Row:
         return Row(case, status == 0 and mismatches == 0, mismatches, m.stop_reason,
                    round(m.now() / 1e6, 3), out, back, NA, tcp.retransmits,
                    round(tcp.rtt_mean_ns / 1e3, 1), round(tcp.rtt_p95_ns / 1e3, 1), NA, NA,
-                   round(tcp.bytes_moved / 1e6, 3), round(tcp.mb_per_s, 3))
+                   round(tcp.bytes_moved / 1e6, 3), round(tcp.mb_per_s, 3), outcome)
     return Row(case, status == 0 and mismatches == 0, mismatches, m.stop_reason,
                round(m.now() / 1e6, 3), out, back, flow.requests, flow.retransmits,
                round(flow.rtt_mean_ns / 1e3, 1), round(flow.rtt_p95_ns / 1e3, 1),
                flow.window_max, round(flow.window_mean, 2),
-               round((flow.bytes_read + flow.bytes_written) / 1e6, 3), round(flow.mb_per_s, 3))
+               round((flow.bytes_read + flow.bytes_written) / 1e6, 3), round(flow.mb_per_s, 3),
+               outcome)
 
 
-def cases(guests: Sequence[str], links: Sequence[str], pages: int, passes: int) -> list[Case]:
+def _outcome(finished: bool, deadlocked: bool, console: bytes, linux: bool) -> str:
+    """A few words: how the run ended, and for Linux what its kernel
+    reported on the console (hung tasks, OOM kills)."""
+    what = "completed" if finished else "deadlock (detector)" if deadlocked else "stalled"
+    if linux:
+        hung, oom = len(HUNG.findall(console)), len(OOM.findall(console))
+        notes = [f"{hung} hung-task reports" if hung else "", f"{oom} OOM kills" if oom else ""]
+        what = ", ".join([what] + [n for n in notes if n])
+    return what
+
+
+def cases(guests: Sequence[str], links: Sequence[str], pages: int, passes: int,
+          noise: str | None = None, minfree: int = MINFREE_KB) -> list[Case]:
     """The sweep's points, checked (ConfigError with one line for a bad value)."""
+    if noise is not None:
+        from emu.net.noise import parse_noise
+        try:
+            parse_noise(noise)
+        except ValueError as exc:
+            raise ConfigError(f"--noise: {exc}") from None
+    if not 128 <= minfree <= 65536:
+        raise ConfigError(f"--minfree: {minfree} is not in 128..65536 (KB)")
     for g in guests:
         if g not in GUESTS:
             raise ConfigError(f"--guests: {g!r} is not one of {', '.join(GUESTS)}")
@@ -213,14 +266,14 @@ def cases(guests: Sequence[str], links: Sequence[str], pages: int, passes: int) 
         raise ConfigError(f"--passes: {passes} is not in 1..8")
     if not guests or not links:
         raise ConfigError("--guests and --links need at least one value each")
-    return [Case(g, lk, pages, passes) for lk in links for g in guests]
+    return [Case(g, lk, pages, passes, noise, minfree) for lk in links for g in guests]
 
 
 def check_cases(todo: Sequence[Case], bundle: str) -> None:
     """What the Linux cases need before any runs: the bundle; for
     linux-nfs, root and the NFS server's programs. Raises ConfigError."""
     from emu.tools.nfsserver import missing_tools
-    if any(c.guest != "emu" for c in todo):
+    if any(c.guest.startswith("linux") for c in todo):
         for name in ("Image", "initrd.gz"):
             path = os.path.join(bundle, name)
             if not os.path.exists(path):
@@ -248,7 +301,7 @@ def _na(value: float, text: str) -> str:
 def table_text(rows: Sequence[Row]) -> str:
     """One line per run (virtual-time figures: a run repeats them exactly)."""
     head = ["guest", "link", "done", "pages out", "pages in", "requests", "retx",
-            "rtt mean us", "rtt p95 us", "window max", "window mean", "MB", "MB/s"]
+            "rtt mean us", "rtt p95 us", "window max", "window mean", "MB", "MB/s", "outcome"]
     lines = [head]
     for r in rows:
         c = r.case
@@ -257,11 +310,12 @@ def table_text(rows: Sequence[Row]) -> str:
                       f"{r.retransmits:,}", f"{r.rtt_mean_us:,.1f}", f"{r.rtt_p95_us:,.1f}",
                       _na(r.window_max, str(r.window_max)),
                       _na(r.window_mean, f"{r.window_mean:.2f}"), f"{r.mb_moved:,.1f}",
-                      f"{r.mb_per_s:,.1f}"])
+                      f"{r.mb_per_s:,.1f}", r.outcome])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for n, line in enumerate(lines):
-        out.append("  ".join(c.ljust(widths[i]) if i < 3 else c.rjust(widths[i])
+        out.append("  ".join(c.ljust(widths[i]) if i < 3 or i == len(head) - 1
+                             else c.rjust(widths[i])
                              for i, c in enumerate(line)).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
@@ -318,7 +372,7 @@ def command(kernel: str | None, bundle: str, todo: Sequence[Case], jobs: int | r
             SweepBar(len(todo), "linux-vs-emu", err or sys.stderr) as bar:
         rows = sweep(kernel, bundle, todo, spread, bar.done)
     print(table_text(rows))
-    if any(c.guest != "emu" for c in todo):
+    if any(c.guest.startswith("linux") for c in todo):
         print()
         print(f"linux bundle: {bundle_version(bundle)}")
     if csv_path:
