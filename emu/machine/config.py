@@ -38,6 +38,15 @@ class DiskSpec:
     serial: str = ""
 
 
+QEMU_MAC_BASE = 0x5254_0012_3456     # QEMU's first NIC: 52:54:00:12:34:56 (net/net.c)
+
+
+def qemu_mac(index: int) -> bytes:
+    """QEMU's default MAC for NIC `index` (0 is emu's eNIC, virtio-net
+    devices count on from 1), as qemu_macaddr_default_if_unset numbers them."""
+    return (QEMU_MAC_BASE + index).to_bytes(6, "big")
+
+
 @dataclass(frozen=True)
 class NicSpec:
     """One virtio-net device on emu's segment (QEMU's `-netdev segment,id=ID`
@@ -50,7 +59,7 @@ class NicSpec:
     spelling (None: --net's)."""
 
     netdev: str
-    mac: bytes = bytes.fromhex("525400123457")
+    mac: bytes = qemu_mac(1)
     mtu: int | None = None
     slot: int | None = None
     netem: str | None = None
@@ -138,7 +147,7 @@ class MachineConfig:
     debug: tuple[str, ...] = ()        # -d topics
     debug_file: str | None = None      # -D file (stderr when None)
     stats_json: str | None = None
-    mac: bytes = bytes.fromhex("525400123456")  # the guest NIC's MAC (QEMU's prefix)
+    mac: bytes = qemu_mac(0)           # the eNIC's MAC: QEMU's first NIC
     mtu: int = 9000                    # NIC MTU: 9000 carries a 4 KiB page per AoE frame
     net: NetConfig | None = None       # None = defaults (a perfect link, mem:64M)
     clock: str = "auto"                # virtual | wall | auto (emu/machine/peers.py)

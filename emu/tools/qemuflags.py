@@ -39,14 +39,13 @@ from collections.abc import Container
 from dataclasses import replace
 
 from emu.core.units import ConfigError
-from emu.machine.config import DiskSpec, NicSpec, VirtioSpec, place_virtio
+from emu.machine.config import DiskSpec, NicSpec, VirtioSpec, place_virtio, qemu_mac
 
 _BOOL = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 DRIVE_KEYS = {"file", "if", "format", "id", "snapshot", "readonly", "media", "cache"}
 BLK_KEYS = {"drive", "bus", "serial"}
 NET_KEYS = {"netdev", "bus", "mac", "host_mtu", "csum", "host_tso4", "host_tso6"}
 NETDEV_KEYS = {"id", "netem"}
-DEFAULT_MAC_BASE = 0x5254_0012_3456     # QEMU's first NIC: 52:54:00:12:34:56 (+ index)
 
 
 def parse_opts(text: str, implied: str | None = None) -> dict[str, str]:
@@ -214,10 +213,9 @@ def _net_device(opts: dict[str, str], text: str, netdevs: dict[str, str | None],
                 used: set[str]) -> NicSpec:
     """One -device virtio-net-device: the NIC on its netdev. The n-th NIC
     gets QEMU's default MAC for NIC n + 1 (the eNIC is the first)."""
-    mac = DEFAULT_MAC_BASE + len(used) + 1
+    mac = qemu_mac(len(used) + 1)
     ident = _backend(opts, text, NET_KEYS, "netdev", netdevs, used)
-    spec_mac = _mac(opts["mac"], f"-device {text}") if "mac" in opts \
-        else mac.to_bytes(6, "big")
+    spec_mac = _mac(opts["mac"], f"-device {text}") if "mac" in opts else mac
     mtu = opts.get("host_mtu")
     if mtu is not None and not mtu.isdigit():
         raise ConfigError(f"-device {text}: host_mtu={mtu!r} is not a number")
