@@ -148,8 +148,8 @@ cdef inline void _satp_warl(uc_engine *uc, budget_state *s) noexcept nogil:
 
 cdef inline count_entry *_block(uc_engine *uc, budget_state *s, uint64_t pc,
                                 uint32_t size) noexcept nogil:
-    # Cached per translated block: valid while no fetch TLB fill happened
-    # since it was counted (any new code mapping arrives through one).
+    # Cached per translated block: valid while the MMU's code epoch stays
+    # (a fetch fill that maps a page elsewhere or finds it changed moves it).
     cdef uint64_t epoch = s.code_epoch[0] + s.own_epoch
     cdef count_entry *e = &s.cache[(pc >> 1) & (NCACHE - 1)]
     cdef int system = 1
@@ -320,7 +320,7 @@ cdef class BlockBudget:
 
     def watch_code(self, mmu):
         """Drop cached block counts whenever `mmu` (a fill hook exposing
-        `code_epoch_address`) fills a fetch translation."""
+        `code_epoch_address`) moves its code epoch on."""
         self.epoch_owner = mmu
         self.s.code_epoch = <uint64_t *><size_t>mmu.code_epoch_address
 

@@ -11,7 +11,7 @@ DEF SYS_SRET = 3          # sret last: the next block is at sepc unless a trap w
 DEF SYS_MRET = 4          # mret last: the next block is at mepc unless a trap was taken
 DEF SYS_FENCE_I = 5       # fence.i last: as SYS_LAST, and code may have changed
 DEF SYS_SATP = 6          # a satp CSR access last: as SYS_LAST, and check the MODE
-DEF NCACHE = 4096         # block-count cache entries (a power of two)
+DEF NCACHE = 16384         # block-count cache entries (a power of two)
 DEF MAX_BLOCK = 8192      # bytes: QEMU caps a TB at 512 instructions, two pages
 
 
@@ -35,7 +35,7 @@ cdef struct budget_state:
     uint64_t blk_size
     int stopped
     int irq_stop
-    uint64_t *code_epoch      # bumped on every fetch TLB fill (the MMU's counter)
+    uint64_t *code_epoch      # the MMU's code epoch (emu/mmu/tlb.py)
     uint64_t own_epoch        # forget_code() and the fallback when no MMU watches
     uint64_t counted          # blocks whose instructions were decoded (cache misses)
     int masked                # the last check found the pending interrupts masked

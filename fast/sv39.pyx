@@ -102,6 +102,9 @@ cdef enum:
     N_CAUSES = 16
     RING = 4096          # recent fills kept (a power of two; PyFillHook keeps as many)
     STALE_MAX = 64       # changed code pages remembered between two take_stale calls
+    CODE_MAP_BITS = 14
+    CODE_MAP = 16384     # fetch mappings remembered for the code epoch (2 ** CODE_MAP_BITS)
+    CODE_MAP_EMPTY = 1   # a slot's vpage before its first fill (not page-aligned)
 
 cdef uint64_t PPN_MASK = (<uint64_t>1 << 44) - 1
 cdef uint64_t RESERVED_MASK = (<uint64_t>0x3FF) << 54
@@ -433,7 +436,9 @@ cdef struct HookState:
     uint64_t faults
     uint64_t fault_cause
     uint64_t fault_vaddr
-    uint64_t code_fills  # successful fetch fills, never reset (the budget's code epoch)
+    uint64_t code_epoch  # the budget's code epoch, never reset (_note_code_page)
+    uint64_t code_map_v[CODE_MAP]  # per slot: the virtual page last filled for fetch ...
+    uint64_t code_map_p[CODE_MAP]  # ... and the physical page it mapped to
     const unsigned char *pmp_state   # unicorn's pmp_state (watch_pmp), or NULL
     unsigned char **code_copy # per RAM page: its bytes at the last fetch fill (NULL: none yet)
     unsigned char pmp_raw[256]   # the PMP entries last decoded into pmp_cache
@@ -460,24 +465,26 @@ cdef inline void _read_csr(uc_engine *uc, int reg, uint64_t *value,
         uc_reg_read(uc, reg, value)
 
 
-cdef void _check_code_page(uc_engine *uc, HookState *st, uint64_t page) noexcept nogil:
+cdef bint _check_code_page(uc_engine *uc, HookState *st, uint64_t page) noexcept nogil:
     """A fetch fill of physical `page`: if its bytes changed since the last
     one (compared with the copy kept then), unicorn may hold translations of
     the old code (emu/mmu/tlb.py): remember the page for take_stale and stop
-    before any of it runs."""
+    before any of it runs. True if the page changed, or lies outside RAM
+    (where no copy is kept)."""
     cdef uint64_t idx
     cdef const unsigned char *now
     cdef unsigned char *seen
     if st.code_copy == NULL or page < st.base or page - st.base + 4096 > st.size:
-        return
+        return True
     idx = (page - st.base) >> 12
     now = st.ram + (page - st.base)
     seen = st.code_copy[idx]
     if seen == NULL:
         seen = st.code_copy[idx] = <unsigned char *>malloc(4096)
-        if seen != NULL:
-            memcpy(seen, now, 4096)
-        return
+        if seen == NULL:
+            return True
+        memcpy(seen, now, 4096)
+        return False
     if memcmp(seen, now, 4096) != 0:
         memcpy(seen, now, 4096)
         st.code_changes += 1
@@ -485,6 +492,29 @@ cdef void _check_code_page(uc_engine *uc, HookState *st, uint64_t page) noexcept
             st.stale[st.n_stale] = page
             st.n_stale += 1
         uc_emu_stop(uc)
+        return True
+    return False
+
+
+cdef inline void _note_code_page(uc_engine *uc, HookState *st, uint64_t vpage,
+                                 uint64_t ppage) noexcept nogil:
+    """A successful fetch fill of virtual `vpage` to physical `ppage`: the
+    code epoch moves on when the bytes behind `vpage` may differ from when the
+    budget last counted a block there - the page maps elsewhere than at the
+    previous fetch fill recorded for its slot (or that record was evicted),
+    or its bytes changed (emu/mmu/tlb.py, "The code epoch"). A slot never
+    used needs no new epoch: no block can have been counted in a page that
+    was never filled for fetch."""
+    # Fibonacci hashing of the page number: user and kernel pages that share
+    # their low bits (0x10000 and 0xffffffff80010000) land in different slots
+    cdef uint64_t slot = ((vpage >> 12) * <uint64_t>0x9E3779B97F4A7C15) >> (64 - CODE_MAP_BITS)
+    cdef bint changed = _check_code_page(uc, st, ppage)
+    cdef uint64_t was = st.code_map_v[slot]
+    if changed or was != vpage or st.code_map_p[slot] != ppage:
+        st.code_map_v[slot] = vpage
+        st.code_map_p[slot] = ppage
+        if changed or was != CODE_MAP_EMPTY:
+            st.code_epoch += 1
 
 
 cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
@@ -551,8 +581,7 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
         st.ring[st.fills & (RING - 1)] = vaddr
         st.fills += 1
         if acc == ACC_FETCH:
-            st.code_fills += 1
-            _check_code_page(uc, st, paddr & ~(<uint64_t>0xFFF))
+            _note_code_page(uc, st, vaddr, paddr & ~(<uint64_t>0xFFF))
         result.paddr = paddr & ~(<uint64_t>0xFFF)
         result.perms = <uc_prot>perms
         return True
@@ -588,6 +617,7 @@ cdef class FillHook:
     cdef uint64_t n_pages
 
     def __cinit__(self, uc, ram, ram_base, ram_size):
+        cdef int k
         self.have_view = False
         self._installed = False
         self.callback = <void *>_on_tlb_fill
@@ -600,7 +630,10 @@ cdef class FillHook:
         self.st.ram = <unsigned char *>self.view.buf
         self.st.base = ram_base
         self.st.size = ram_size
-        self.st.code_fills = 0
+        self.st.code_epoch = 0
+        for k in range(CODE_MAP):
+            self.st.code_map_v[k] = CODE_MAP_EMPTY
+            self.st.code_map_p[k] = 0
         self.st.pmp_state = NULL
         self.st.n_stale = 0
         self.st.code_changes = 0
@@ -675,9 +708,11 @@ cdef class FillHook:
 
     @property
     def code_epoch_address(self):
-        """Address of a uint64 that grows by one on every successful fetch
-        fill and is never reset (emu/machine/budget.py's `watch_code`)."""
-        return <size_t>&self.st.code_fills
+        """Address of the code epoch: a uint64 that grows whenever a fetch
+        fill may bring other bytes behind a virtual page than the budget
+        counted (a new mapping, changed code), never reset
+        (emu/machine/budget.py's `watch_code`)."""
+        return <size_t>&self.st.code_epoch
 
     def reset_counters(self):
         """Zero fills, faults, faults_by_cause and the last-fault record."""

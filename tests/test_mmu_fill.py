@@ -9,6 +9,7 @@ SUM/MXR read from sstatus, fetch faults, M-mode identity, uninstall.
 
 from __future__ import annotations
 
+import ctypes
 import struct
 
 import pytest
@@ -349,3 +350,75 @@ def test_u_mode_lr_sc_retry_loop_completes(machine):
     flush_tlb(m.uc)
     assert run(m, CODE_VA + 20, 3) is None
     assert m.uc.reg_read(rc.UC_RISCV_REG_T1) == 0 and m.ram.read_u64(UDATA_PA) == 12
+
+
+def c_nops(n: int) -> list[int]:
+    """n compressed nops (c.addi x0, 0 = 0x0001), packed two to a word."""
+    assert n % 2 == 0
+    return [0x0001_0001] * (n // 2)
+
+
+def code_epoch(m) -> int:
+    return ctypes.c_uint64.from_address(m.hook.code_epoch_address).value
+
+
+def test_code_epoch_moves_only_when_code_may_differ(machine):
+    """The block budget keeps instruction counts until the code epoch moves:
+    a fetch fill that maps a virtual page to another physical page, or finds
+    the bytes changed, moves it; the first fill of a page, and refills of an
+    unchanged mapping (after every sfence.vma), do not (emu/mmu/tlb.py)."""
+    m = machine
+    other_pa = CODE_PA + 0x1000
+    m.pt.map(CODE_VA, CODE_PA, P.R | P.X | P.A)
+    load_code(m, [addi(T0, T0, 1)] * 4)
+    m.ram.write(other_pa, struct.pack("<4I", *[addi(T1, T1, 1)] * 4))
+    set_priv(m, 1)
+    assert run(m, CODE_VA, 4) is None
+    assert code_epoch(m) == 0 and m.hook.fills == 1       # a first fill: nothing counted yet
+    for _ in range(3):
+        flush_tlb(m.uc)
+        assert run(m, CODE_VA, 4) is None
+    assert code_epoch(m) == 0 and m.hook.fills == 4       # the same mapping, refilled
+    m.pt.map(CODE_VA, other_pa, P.R | P.X | P.A)          # the page maps elsewhere
+    flush_tlb(m.uc)
+    assert run(m, CODE_VA, 4) is None
+    assert code_epoch(m) == 1 and m.uc.reg_read(rc.UC_RISCV_REG_T1) == 4
+    m.ram.write(other_pa, struct.pack("<4I", *[addi(T1, T1, 2)] * 4))  # changed in place
+    flush_tlb(m.uc)
+    m.hook.take_stale()
+    run(m, CODE_VA, 4)
+    assert code_epoch(m) == 2 and m.hook.code_changes == 1
+
+
+@pytest.mark.parametrize("mmu_impl", ["python", "fast"])
+@pytest.mark.parametrize("budget_impl", ["python", "fast"])
+def test_a_block_remapped_to_other_code_of_the_same_size_is_counted_again(mmu_impl,
+                                                                        budget_impl):
+    """Same virtual address, same block size (16 bytes), another physical
+    page: four 4-byte instructions, then eight compressed ones. The budget's
+    cached count must not survive the remap."""
+    from emu.machine.budget import BlockBudget as PyBudget
+    for impl in (mmu_impl, budget_impl):
+        if impl == "fast":
+            need_fast(twins.available("sv39") and twins.available("budget"), "the Cython twins")
+    m = Machine(mmu_impl)
+    budget_cls = PyBudget if budget_impl == "python" else twins.pick("budget", "fast").BlockBudget
+    budget = budget_cls(m.uc)
+    budget.watch_code(m.hook)
+    budget.install()
+    budget.set_stop(1 << 40)
+    other_pa = CODE_PA + 0x1000
+    m.pt.map(CODE_VA, CODE_PA, P.R | P.X | P.A)
+    load_code(m, [addi(T0, T0, 1)] * 4)
+    m.ram.write(other_pa, struct.pack("<4I", *c_nops(8)))
+    set_priv(m, 1)
+    for _ in range(2):
+        assert run(m, CODE_VA, 4) is None
+    assert budget.icount == 8
+    m.pt.map(CODE_VA, other_pa, P.R | P.X | P.A)
+    flush_tlb(m.uc)
+    for _ in range(2):
+        assert run(m, CODE_VA, 4) is None
+    assert budget.icount == 8 + 16
+    budget.uninstall()
+    m.hook.uninstall()

@@ -9,9 +9,10 @@ extension they are 2 or 4 bytes long (a 16-bit parcel whose low two bits
 are not 11 is compressed: unprivileged spec, "Expanded Instruction-Length
 Encoding"), so the hook reads the block's bytes through the hart's own
 translation (uc_vmem_read) and counts them - once per translated block: the
-count is cached by (pc, size) until the MMU fills a fetch translation (every
-new code mapping arrives through one: `watch_code`) or the machine says code
-changed in place (`forget_code`).
+count is cached by (pc, size) until the MMU's code epoch moves on: a fetch
+fill that maps a virtual page elsewhere than before or finds its bytes
+changed (every new code mapping arrives through a fetch fill: `watch_code`,
+emu/mmu/tlb.py), or the machine says code changed in place (`forget_code`).
 Stopping from a block hook happens *before* the block runs, so a block is
 counted only when it is let run; the run loop uncounts the tail of a block
 an exception cut short (`retract_after`).
@@ -74,6 +75,7 @@ from emu.core.isa import MSTATUS_MIE, SSTATUS_SIE
 PRIV_M = 3
 SRET, MRET = 0x10200073, 0x30200073
 # What a block's SYSTEM-opcode instructions mean for the block after it:
+COUNT_CACHE = 16384   # block counts kept (fast/budget_state.pxi's NCACHE: as many)
 SYS_NONE = 0      # none: the interrupt state did not change
 SYS_INSIDE = 1    # one, not last: recheck what is enabled
 SYS_LAST = 2      # last: recheck; the next block follows unless a trap was taken
@@ -289,7 +291,7 @@ class BlockBudget:
         hit = self._counts.get((address, size))
         if hit is None or hit[0] != epoch:
             n, system = count_insns(uc, address, size)
-            if len(self._counts) > 4096:
+            if len(self._counts) > COUNT_CACHE:
                 self._counts.clear()
             hit = self._counts[(address, size)] = (epoch, n, system)
             self.counted += 1
@@ -300,7 +302,7 @@ class BlockBudget:
 
     def watch_code(self, mmu: object) -> None:
         """Drop cached block counts whenever `mmu` (a fill hook exposing
-        `code_epoch_address`) fills a fetch translation."""
+        `code_epoch_address`) moves its code epoch on."""
         self._code_epoch = ctypes.c_uint64.from_address(mmu.code_epoch_address)  # type: ignore[attr-defined]
 
     def watch_pmp(self, address: int) -> None:
