@@ -6,6 +6,8 @@ the same run.
 
     summary.py table [FILE]                 the table (rich) of a saved run
     summary.py markdown [FILE]              the same as a markdown table (docs)
+    summary.py profile [FILE]               where the host's time went in the
+                                            profiled runs (markdown, docs)
     summary.py plot FILE PNG                the ratio plot
     summary.py compare [--threshold PCT] [OLD NEW]
                                             every figure that moved more than
@@ -96,12 +98,18 @@ ROWS: tuple[Row, ...] = (
 ROW_BY_NAME = {r.name: r for r in ROWS}
 
 _figures: dict[str, dict[str, float]] = {}
+_profiles: dict[str, dict] = {}
 
 
 def record(row: str, column: str, value: float) -> None:
     """Keep one figure of this run (a benchmark calls this)."""
     assert row in ROW_BY_NAME and column in ROW_BY_NAME[row].labels, (row, column)
     _figures.setdefault(row, {})[column] = float(value)
+
+
+def record_profile(name: str, breakdown: dict) -> None:
+    """Keep one run's host profile (emu.tools.hostprofile.Breakdown.to_json())."""
+    _profiles[name] = breakdown
 
 
 def ratios(figs: dict[str, dict[str, float]]) -> list[tuple[str, str, float, str]]:
@@ -123,6 +131,8 @@ def save(figs: dict[str, dict[str, float]] | None = None, publish: bool = False)
     if not figs:
         return None
     data = {"taken": time.strftime("%Y-%m-%d %H:%M:%S"), "figures": figs}
+    if _profiles:
+        data["profiles"] = _profiles
     HISTORY.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1, sort_keys=True) + "\n"
     if publish:
@@ -162,7 +172,7 @@ def table(data: dict, markdown: bool = False):
         rows.append([row.name, row.unit, *cells, "; ".join(by_row.get(row.name, []))])
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
         return "\n".join(lines) + "\n"
     from rich.table import Table
     t = Table(title=f"emu benchmarks ({data['taken']}; one run, ratios from the same run)")
@@ -219,6 +229,23 @@ def compare(old: dict, new: dict, threshold: float) -> list[str]:
     return out
 
 
+def _print_profiles(data: dict) -> int:
+    """Print each saved profile as a markdown table; 1 if the run has none."""
+    from emu.tools.hostprofile import Breakdown, markdown
+
+    profiles = data.get("profiles", {})
+    if not profiles:
+        print("summary: this run holds no profile (a whole `make bench` records one)",
+              file=sys.stderr)
+        return 1
+    for name, saved in profiles.items():
+        b = Breakdown.from_json(saved)
+        print(f"**{name}**: {b.total:,} samples at {b.rate_hz} Hz (py-spy --native), "
+              f"{b.wall_s:.1f} s wall under sampling.\n")
+        print(markdown(b))
+    return 0
+
+
 def _history() -> list[Path]:
     return sorted(HISTORY.glob("*.json")) if HISTORY.exists() else []
 
@@ -227,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command line (module docstring). Returns the exit status."""
     ap = argparse.ArgumentParser(prog="bench/summary.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("table", "markdown"):
+    for name in ("table", "markdown", "profile"):
         s = sub.add_parser(name)
         s.add_argument("file", nargs="?", default=str(LATEST))
     s = sub.add_parser("plot")
@@ -237,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--threshold", type=float, default=10.0)
     s.add_argument("files", nargs="*")
     args = ap.parse_args(argv)
+    if args.cmd == "profile":
+        return _print_profiles(json.loads(Path(args.file).read_text()))
     if args.cmd in ("table", "markdown"):
         data = json.loads(Path(args.file).read_text())
         if args.cmd == "markdown":

@@ -16,10 +16,16 @@ import pytest
 
 from bench import summary
 from emu.core import twins
+from emu.tools import hostprofile
 from tests.conftest import REPO, need_tool
 from tests.test_linux import APPEND, bundle
 
 ROW = "Linux boot to /init + memhog"
+
+
+def emu_args(image: str, initrd: str) -> list[str]:
+    """The emu command line of the benchmark (QEMU's spelling)."""
+    return ["run", "-q", "-kernel", image, "-initrd", initrd, "-m", "256M", "-append", APPEND]
 
 
 @pytest.mark.benchmark(group="linux-vs-qemu")
@@ -36,8 +42,7 @@ def test_linux_emu_vs_qemu(benchmark):
                             "-kernel", image, "-initrd", initrd, "-append", APPEND],
                            capture_output=True, text=True, timeout=600)
         t1 = time.perf_counter()
-        e = subprocess.run([sys.executable, "-m", "emu", "run", "-q", "-kernel", image,
-                            "-initrd", initrd, "-m", "256M", "-append", APPEND],
+        e = subprocess.run([sys.executable, "-m", "emu", *emu_args(image, initrd)],
                            capture_output=True, text=True, timeout=600, cwd=REPO)
         out.update(qemu=q, emu=e, wall=(t1 - t0, time.perf_counter() - t1))
 
@@ -51,3 +56,22 @@ def test_linux_emu_vs_qemu(benchmark):
     summary.record(ROW, "reference", qemu_s)
     summary.record(ROW, "compiled", emu_s)
     print(f"\nLinux: QEMU {qemu_s:.2f} s, emu {emu_s:.2f} s = {emu_s / qemu_s:.2f} x")
+
+
+@pytest.mark.benchmark(group="linux-vs-qemu")
+def test_linux_boot_profile(benchmark):
+    """Where the same run's host time goes, by layer (emu/tools/hostprofile.py:
+    py-spy --native at 200 Hz); docs/benchmarks.md shows it."""
+    if twins.pure_forced():
+        pytest.skip("EMU_PURE=1: Linux on the pure twins takes minutes")
+    image, initrd = bundle()
+    out: dict = {}
+
+    def once():
+        out["profile"] = hostprofile.profile(emu_args(image, initrd), rate_hz=200, cwd=REPO)
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    result, status = out["profile"]
+    assert status == 0 and result.total > 0
+    summary.record_profile(ROW, result.to_json())
+    print("\n" + hostprofile.markdown(result))

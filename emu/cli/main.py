@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from emu import __version__
-from emu.cli import aoe_target, experiments, run
+from emu.cli import aoe_target, experiments, profile, run
 from emu.core import twins
 from emu.core.units import ConfigError
 from emu.machine.loader import LoadError
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_commands(sub)
     aoe_target.add_command(sub)
     experiments.add_commands(sub)
+    profile.add_command(sub)
     return p
 
 
