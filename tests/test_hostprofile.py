@@ -82,7 +82,7 @@ def test_a_missing_py_spy_is_one_line(monkeypatch, capsys):
         "emu profile: py-spy not found (it comes with `make setup`: pip install py-spy)"
 
 
-def test_a_real_run_of_our_kernel_is_sampled_and_sorted(tmp_path, kernel):
+def test_a_real_run_of_our_kernel_is_sampled_and_sorted(tmp_path, kernel, capsys):
     raw, out = tmp_path / "samples.txt", tmp_path / "profile.json"
     try:
         b, status = hp.profile(["run", "-q", "-kernel", kernel, "-m", "4M", "-append",
@@ -103,3 +103,6 @@ def test_a_real_run_of_our_kernel_is_sampled_and_sorted(tmp_path, kernel):
                    "-kernel", kernel, "-append", "panic"])
     saved = json.loads(out.read_text())
     assert status == 1 and saved["total"] > 0 and saved["rate_hz"] == 50
+    # a run that fails says why, as it would unprofiled
+    assert main(["profile", "--", "run", "-q", "-kernel", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith("Is a directory")

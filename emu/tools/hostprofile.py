@@ -211,6 +211,12 @@ def profile(emu_args: Sequence[str], rate_hz: int = 100, raw_path: str | None = 
             result = breakdown(f)
         with open(status_file) as f:
             status = int(f.read().strip() or 1)
+    if status != 0:
+        # the run's own complaint (py-spy's chatter left out), or a failed
+        # run would look like a short one
+        for line in done.stderr.splitlines():
+            if line.strip() and not line.startswith("py-spy>"):
+                print(line, file=sys.stderr)
     result.wall_s = wall
     result.rate_hz = rate_hz
     return result, status
