@@ -222,26 +222,31 @@ def profile(emu_args: Sequence[str], rate_hz: int = 100, raw_path: str | None = 
     return result, status
 
 
-def markdown(b: Breakdown, title: str = "layer") -> str:
-    """A markdown table of `b`: layer, share of samples, what it is, top functions."""
-    lines = [f"| {title} | share | what | where most of it went |", "|---|---|---|---|"]
+def rows(b: Breakdown) -> list[tuple[str, str, str, str, str]]:
+    """(layer, share, samples, what it is, top functions) of every layer
+    that has samples, in LAYERS order - the rows both tables show."""
+    out = []
     for key, what in LAYERS:
-        if not b.samples[key]:
-            continue
-        top = ", ".join(f"{name} {s:.1%}" for name, s in b.top(key))
-        lines.append(f"| {key} | {b.share(key):.1%} | {what} | {top} |")
+        if b.samples[key]:
+            top = ", ".join(f"{name} {s:.1%}" for name, s in b.top(key))
+            out.append((key, f"{b.share(key):.1%}", f"{b.samples[key]:,}", what, top))
+    return out
+
+
+def markdown(b: Breakdown) -> str:
+    """A markdown table of `b` (docs/benchmarks.md): the rows without the sample counts."""
+    lines = ["| layer | share | what | where most of it went |", "|---|---|---|---|"]
+    lines += [f"| {key} | {share} | {what} | {top} |" for key, share, _, what, top in rows(b)]
     return "\n".join(lines) + "\n"
 
 
 def table(b: Breakdown, title: str):
-    """The same as a rich Table."""
+    """The rows as a rich Table (emu profile)."""
     from rich.table import Table
     t = Table(title=title)
     for head, just in (("layer", "left"), ("share", "right"), ("samples", "right"),
                        ("what", "left"), ("where most of it went", "left")):
         t.add_column(head, justify=just)  # type: ignore[arg-type]
-    for key, what in LAYERS:
-        if b.samples[key]:
-            top = ", ".join(f"{name} {s:.1%}" for name, s in b.top(key))
-            t.add_row(key, f"{b.share(key):.1%}", f"{b.samples[key]:,}", what, top)
+    for row in rows(b):
+        t.add_row(*row)
     return t
