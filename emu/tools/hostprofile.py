@@ -14,15 +14,22 @@ The layers, decided per sample by the rules in `classify` (first match):
   board, the report;
 - translate: under unicorn's tb_gen_code (TCG turning guest code into host
   code; QEMU pays this too);
-- between: Python code of the run loop between two emu_start calls -
+- the pure twins (EMU_PURE=1): block-hook (emu/machine/budget.py's
+  BlockBudget and count_insns), tlb-fill (emu/mmu/tlb.py's PyFillHook and
+  fill_page, with the walk they call), trap-path (emu/machine/traps.py's
+  TrapCore, which also makes the emu_start call) - the innermost such frame
+  decides, looking first at the frames below the slice's first native one
+  (a Python MMIO callback under TrapCore.run is a callback);
+- between: other Python code of the run loop between two emu_start calls -
   slice bookkeeping, trap delivery, devices, the clock;
-- callbacks: Python called back from inside a slice - MMIO device reads and
-  writes, the interrupt and exception hooks;
-- then by the innermost frame that belongs to someone: block-hook (our
-  instruction budget, fast/budget.pyx), tlb-fill (our Sv39 walker,
-  fast/sv39.pyx), trap-path (fast/traps.pyx), unicorn (libunicorn's runtime:
-  TB lookup, the per-block exit checks, soft-MMU slow paths, hook dispatch),
-  guest (host code TCG generated: an address in no library);
+- callbacks: other Python called back from inside a slice (MMIO device reads
+  and writes, the interrupt and exception hooks), with the ctypes glue that
+  calls it;
+- then by the innermost native frame that belongs to someone: block-hook
+  (fast/budget.pyx), tlb-fill (fast/sv39.pyx), trap-path (fast/traps.pyx),
+  unicorn (libunicorn's runtime: TB lookup, the per-block exit checks,
+  soft-MMU slow paths, hook dispatch), guest (host code TCG generated: an
+  address in no library);
 - other: what is left (libc, the interpreter outside any of these).
 
 Sampling is not free: each sample stops the process while py-spy unwinds it,
@@ -50,9 +57,9 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("guest", "running translated guest code"),
     ("unicorn", "unicorn's runtime: TB lookup, exit checks, soft-MMU, hook dispatch"),
     ("translate", "translating guest code (TCG)"),
-    ("block-hook", "emu's block hook: instruction budget, interrupt window (C)"),
-    ("tlb-fill", "emu's Sv39 TLB fill (C)"),
-    ("trap-path", "emu's trap path in C"),
+    ("block-hook", "emu's block hook: instruction budget, interrupt window"),
+    ("tlb-fill", "emu's Sv39 TLB fill"),
+    ("trap-path", "emu's trap path and slice entry"),
     ("callbacks", "Python called from inside a slice: MMIO, interrupt/exception hooks"),
     ("between", "Python between slices: trap delivery, devices, clock"),
     ("startup", "start-up and shut-down: imports, image, board, report"),
@@ -69,6 +76,28 @@ def _is_python(frame: str) -> bool:
     # py-spy writes "func (path/file.py:LINE)" for Python frames and
     # "func (library)" or "0xADDR (?)" for native ones.
     return ".py:" in frame or "<frozen " in frame
+
+
+# Python frames of the pure twins: (file, function prefixes) -> layer.
+_PURE_TWINS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("emu/machine/budget.py", ("BlockBudget.", "count_insns "), "block-hook"),
+    ("emu/mmu/tlb.py", ("PyFillHook.", "fill_page "), "tlb-fill"),
+    ("emu/machine/traps.py", ("TrapCore.",), "trap-path"),
+)
+# ctypes' trampoline into a Python callback (the pure twins' hooks, MMIO)
+_CALLBACK_GLUE = ("closure_fcn ", "_CallPythonObject ")
+
+
+def _twin_owner(frame: str) -> str | None:
+    """The layer of a pure twin's Python frame, or None."""
+    for path, prefixes, layer in _PURE_TWINS:
+        if f"{path}:" in frame and frame.startswith(prefixes):
+            return layer
+    return None
+
+
+def _is_glue(frame: str) -> bool:
+    return frame.startswith(_CALLBACK_GLUE) or "(libffi" in frame
 
 
 def _owner(frame: str) -> str | None:
@@ -95,11 +124,19 @@ def classify(stack: Sequence[str]) -> str:
     last = max((i for i, f in enumerate(stack) if f.startswith("RunLoop.run_slice (")),
                default=-1)
     inner = stack[last + 1:] if last >= 0 else []
-    if not inner or _is_python(inner[0]):
+    # the slice proper starts at the first native frame (under EMU_PURE=1,
+    # TrapCore.run and unicorn's Python binding are on the way in)
+    native = next((i for i, f in enumerate(inner) if not _is_python(f)), len(inner))
+    in_slice = inner[native:]
+    for frame in reversed(in_slice or inner):
+        owner = _twin_owner(frame)
+        if owner:
+            return owner
+    if not in_slice:
         return "between"
-    if any(_is_python(f) for f in inner):
+    if any(_is_python(f) or _is_glue(f) for f in in_slice):
         return "callbacks"
-    for frame in reversed(inner):
+    for frame in reversed(in_slice):
         owner = _owner(frame)
         if owner:
             return owner
