@@ -84,8 +84,6 @@ _PURE_TWINS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("emu/mmu/tlb.py", ("PyFillHook.", "fill_page "), "tlb-fill"),
     ("emu/machine/traps.py", ("TrapCore.",), "trap-path"),
 )
-# ctypes' trampoline into a Python callback (the pure twins' hooks, MMIO)
-_CALLBACK_GLUE = ("closure_fcn ", "_CallPythonObject ")
 
 
 def _twin_owner(frame: str) -> str | None:
@@ -97,7 +95,8 @@ def _twin_owner(frame: str) -> str | None:
 
 
 def _is_glue(frame: str) -> bool:
-    return frame.startswith(_CALLBACK_GLUE) or "(libffi" in frame
+    """ctypes' trampoline into a Python callback (the pure twins' hooks, MMIO)."""
+    return frame.startswith(("closure_fcn ", "_CallPythonObject ")) or "(libffi" in frame
 
 
 def _owner(frame: str) -> str | None:
