@@ -265,9 +265,11 @@ cdef int _rules_from_list(pmp, pmp_rules *r) except -1:
 cdef int sv39_walk(unsigned char *ram, uint64_t base, uint64_t size, uint64_t satp,
                    uint64_t vaddr, int acc, int priv, int sum_, int mxr, bint update_ad,
                    uint64_t *paddr_out, uint32_t *perms_out,
-                   const pmp_rules *pmp) noexcept nogil:
+                   const pmp_rules *pmp, unsigned char *written) noexcept nogil:
     """Return 0 and set *paddr_out/*perms_out, or return the exception
-    cause (1/5/7/12/13/15), or ERR_MODE. Writes RAM only if update_ad.
+    cause (1/5/7/12/13/15), or ERR_MODE. Writes RAM only if update_ad, and
+    then marks the PTE's page in `written` (one byte per RAM page) unless
+    it is NULL.
 
     sum_/mxr are 0/1, or -1 for "not read yet": the fill hook walks before
     reading sstatus and gets NEED_SSTATUS (before any RAM write) only when
@@ -336,6 +338,8 @@ cdef int sv39_walk(unsigned char *ram, uint64_t base, uint64_t size, uint64_t sa
         if new != pte:
             memcpy(ram + off, &new, 8)
             pte = new
+            if written != NULL:
+                written[off >> 12] = 1
     # step 8
     paddr_out[0] = (ppn << 12) | (vaddr & ((<uint64_t>1 << (12 + 9 * i)) - 1))
     perms = 0
@@ -385,7 +389,7 @@ def translate(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False,
     try:
         rc = sv39_walk(<unsigned char *>view.buf, c_base, <uint64_t>view.len, c_satp,
                        c_vaddr, acc, c_priv, 1 if sum else 0, 1 if mxr else 0, bool(update_ad),
-                       &paddr, &perms, &rules if pmp is not None else NULL)
+                       &paddr, &perms, &rules if pmp is not None else NULL, NULL)
     finally:
         PyBuffer_Release(&view)
     if rc == 0:
@@ -416,7 +420,7 @@ def fill(ram, ram_base, satp, vaddr, access, priv, sum=False, mxr=False, pmp=Non
     try:
         rc = sv39_walk(<unsigned char *>view.buf, c_base, <uint64_t>view.len, c_satp,
                        c_vaddr, acc, c_priv, 1 if sum else 0, 1 if mxr else 0, True,
-                       &paddr, &perms, &rules if pmp is not None else NULL)
+                       &paddr, &perms, &rules if pmp is not None else NULL, NULL)
     finally:
         PyBuffer_Release(&view)
     if rc == 0:
@@ -446,6 +450,13 @@ cdef struct HookState:
     uint64_t stale[STALE_MAX] # physical pages whose code changed since (take_stale)
     int n_stale
     uint64_t code_changes     # such pages found, never reset
+    # Which code pages can have changed (watch_writes; all NULL: assume any)
+    unsigned char *written    # per RAM page: PhysMem.written (host and A/D writes)
+    const uint64_t *flushes   # unicorn's full_flush_count, part_flush_count
+    uint64_t *w_flush         # per RAM page: their sum when a fill last granted W
+    unsigned char *w_live     # per RAM page: a W entry may have lived since the check
+    uint64_t checks           # code-page checks, and those that needed no compare
+    uint64_t checks_skipped
     uint64_t by_cause[N_CAUSES]
     uint64_t ring[RING]  # page vaddr of fill n at ring[n % RING]
 
@@ -471,7 +482,7 @@ cdef bint _check_code_page(uc_engine *uc, HookState *st, uint64_t page) noexcept
     the old code (emu/mmu/tlb.py): remember the page for take_stale and stop
     before any of it runs. True if the page changed, or lies outside RAM
     (where no copy is kept)."""
-    cdef uint64_t idx
+    cdef uint64_t idx, flushes
     cdef const unsigned char *now
     cdef unsigned char *seen
     if st.code_copy == NULL or page < st.base or page - st.base + 4096 > st.size:
@@ -479,6 +490,17 @@ cdef bint _check_code_page(uc_engine *uc, HookState *st, uint64_t page) noexcept
     idx = (page - st.base) >> 12
     now = st.ram + (page - st.base)
     seen = st.code_copy[idx]
+    st.checks += 1
+    if st.w_live != NULL:
+        # Only a store through an entry granting W, or a host/A-D write,
+        # can change the page (emu/mmu/tlb.py, "Code that changed").
+        if seen != NULL and not st.w_live[idx] and not st.written[idx]:
+            st.checks_skipped += 1
+            return False
+        st.written[idx] = 0
+        flushes = st.flushes[0] + st.flushes[1]
+        if flushes != st.w_flush[idx]:     # emptied since the last W grant
+            st.w_live[idx] = 0
     if seen == NULL:
         seen = st.code_copy[idx] = <unsigned char *>malloc(4096)
         if seen == NULL:
@@ -559,7 +581,7 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
         uc_reg_read(uc, UC_RISCV_REG_SATP, &satp)
         rc = sv39_walk(st.ram, st.base, st.size, satp, vaddr, acc, <int>priv,
                        (mstatus & SSTATUS_SUM) != 0, (mstatus & SSTATUS_MXR) != 0,
-                       True, &paddr, &perms, pmp)
+                       True, &paddr, &perms, pmp, st.written)
         perms &= ~(<uint32_t>PROT_EXEC)
         if rc == ERR_MODE:
             rc = PAGE_FAULT[acc]
@@ -569,17 +591,22 @@ cdef bint _on_tlb_fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type,
         # most fills. SUM does not matter in U-mode.
         _read_csr(uc, UC_RISCV_REG_SATP, &satp, priv)
         rc = sv39_walk(st.ram, st.base, st.size, satp, vaddr, acc, <int>priv,
-                       0 if priv == PRIV_U else -1, -1, True, &paddr, &perms, pmp)
+                       0 if priv == PRIV_U else -1, -1, True, &paddr, &perms, pmp,
+                       st.written)
         if rc == NEED_SSTATUS:
             _read_csr(uc, UC_RISCV_REG_SSTATUS, &sstatus, priv)
             rc = sv39_walk(st.ram, st.base, st.size, satp, vaddr, acc, <int>priv,
                            (sstatus & SSTATUS_SUM) != 0, (sstatus & SSTATUS_MXR) != 0,
-                           True, &paddr, &perms, pmp)
+                           True, &paddr, &perms, pmp, st.written)
         if rc == ERR_MODE:  # unsupported satp.MODE: refuse, visibly
             rc = PAGE_FAULT[acc]
     if rc == 0:
         st.ring[st.fills & (RING - 1)] = vaddr
         st.fills += 1
+        if (perms & PROT_WRITE) and st.w_live != NULL and paddr >= st.base \
+                and paddr - st.base < st.size:
+            st.w_live[(paddr - st.base) >> 12] = 1
+            st.w_flush[(paddr - st.base) >> 12] = st.flushes[0] + st.flushes[1]
         if acc == ACC_FETCH:
             _note_code_page(uc, st, vaddr, paddr & ~(<uint64_t>0xFFF))
         result.paddr = paddr & ~(<uint64_t>0xFFF)
@@ -615,10 +642,13 @@ cdef class FillHook:
     cdef object uc
     cdef void *callback
     cdef uint64_t n_pages
+    cdef Py_buffer written_view
+    cdef bint have_written
 
     def __cinit__(self, uc, ram, ram_base, ram_size):
         cdef int k
         self.have_view = False
+        self.have_written = False
         self._installed = False
         self.callback = <void *>_on_tlb_fill
         PyObject_GetBuffer(ram, &self.view, PyBUF_WRITABLE)
@@ -637,6 +667,12 @@ cdef class FillHook:
         self.st.pmp_state = NULL
         self.st.n_stale = 0
         self.st.code_changes = 0
+        self.st.written = NULL
+        self.st.flushes = NULL
+        self.st.w_flush = NULL
+        self.st.w_live = NULL
+        self.st.checks = 0
+        self.st.checks_skipped = 0
         self.n_pages = (ram_size >> 12) + 1
         self.st.code_copy = <unsigned char **>calloc(<size_t>self.n_pages, sizeof(void *))
         if self.st.code_copy == NULL:
@@ -651,6 +687,11 @@ cdef class FillHook:
         if self.have_view:
             PyBuffer_Release(&self.view)
             self.have_view = False
+        if self.have_written:
+            PyBuffer_Release(&self.written_view)
+            self.have_written = False
+        free(self.st.w_flush)
+        free(self.st.w_live)
         if self.st.code_copy != NULL:
             for k in range(self.n_pages):
                 free(self.st.code_copy[k])
@@ -692,6 +733,44 @@ cdef class FillHook:
         self.st.pmp_state = <const unsigned char *>address
         memcpy(self.st.pmp_raw, self.st.pmp_state, 256)
         pmp_decode(self.st.pmp_raw, &self.st.pmp_cache)
+
+    def watch_writes(self, written, size_t flushes):
+        """Compare a code page at a fetch fill only when it can have changed
+        since its last check: `written` is the RAM's PhysMem.written (one
+        byte per page, set by host writes; A/D updates set it here) and
+        `flushes` the address of unicorn's flush counters
+        (emu.core.hartstate.flush_count_address). Without this call every
+        check compares (module docstring of emu/mmu/tlb.py)."""
+        cdef uint64_t k, now
+        cdef uint64_t *w_flush
+        cdef unsigned char *w_live
+        if self.have_written:
+            raise RuntimeError("watch_writes was already called")
+        PyObject_GetBuffer(written, &self.written_view, PyBUF_WRITABLE)
+        self.have_written = True
+        if <uint64_t>self.written_view.len < (<uint64_t>self.st.size + 0xFFF) >> 12:
+            raise ValueError("`written` needs one byte per RAM page")
+        w_flush = <uint64_t *>malloc(<size_t>self.n_pages * sizeof(uint64_t))
+        w_live = <unsigned char *>malloc(<size_t>self.n_pages)
+        if w_flush == NULL or w_live == NULL:
+            free(w_flush)
+            free(w_live)
+            raise MemoryError("write-watch tables")
+        now = (<const uint64_t *>flushes)[0] + (<const uint64_t *>flushes)[1]
+        for k in range(self.n_pages):
+            # entries filled before this call are unknown: as if just granted W
+            w_flush[k] = now
+            w_live[k] = 1
+        self.st.flushes = <const uint64_t *>flushes
+        self.st.written = <unsigned char *>self.written_view.buf
+        self.st.w_flush = w_flush
+        self.st.w_live = w_live
+
+    @property
+    def code_checks(self):
+        """(checks, skipped): code-page checks at fetch fills since the hook
+        was made, and those that needed no compare (watch_writes)."""
+        return (self.st.checks, self.st.checks_skipped)
 
     def take_stale(self):
         """Physical pages whose code changed since their previous fetch fill

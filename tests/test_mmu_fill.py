@@ -18,7 +18,7 @@ from unicorn import riscv_const as rc
 from unicorn.unicorn_const import UC_ERR_EXCEPTION, UC_TLB_VIRTUAL
 
 from emu import mmu
-from emu.core import twins
+from emu.core import hartstate, twins
 from emu.core.memory import PhysMem
 from emu.mmu import pte as P
 from emu.mmu.tlb import flush_tlb
@@ -422,3 +422,134 @@ def test_a_block_remapped_to_other_code_of_the_same_size_is_counted_again(mmu_im
     assert budget.icount == 8 + 16
     budget.uninstall()
     m.hook.uninstall()
+
+
+# -- which code pages need comparing (watch_writes) ---------------------------
+
+SELF_VA = 0x2000_5000    # maps the leaf table page that maps DATA_VA, as code
+
+
+@pytest.fixture(params=["python", "fast"])
+def watched(request):
+    """A Machine whose hook compares a code page only when it can have
+    changed (PhysMem.written and unicorn's flush counts), as emu's does."""
+    if request.param == "fast":
+        need_fast(twins.available("sv39"), "the Cython Sv39 twin")
+    m = Machine(request.param)
+    flushes = hartstate.flush_count_address(m.uc)
+    assert flushes is not None, "unicorn 2.1.4's flush counters not found"
+    m.hook.watch_writes(m.ram.written, flushes)
+    yield m
+    m.hook.uninstall()
+
+
+def compares(m) -> int:
+    checks, skipped = m.hook.code_checks
+    return checks - skipped
+
+
+def rerun(m, start: int, n: int) -> None:
+    """Flush (as sfence.vma does) and run `n` instructions from `start`: one
+    fetch fill, one code-page check."""
+    flush_tlb(m.uc)
+    assert run(m, start, n) is None
+
+
+def test_flush_counters_move_with_every_flush_that_empties_the_tlb():
+    """hartstate finds unicorn's CPUTLBCommon: the counters' sum moves on at
+    a flush after code ran (entries to drop), and not at a flush of an
+    already empty TLB."""
+    uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV64)
+    uc.mem_map(BASE, 0x1000)
+    uc.mem_write(BASE, struct.pack("<I", addi(0, 0, 0)))
+    counts = (ctypes.c_uint64 * 2).from_address(hartstate.flush_count_address(uc))
+    seen = []
+    for ran in (True, True, False):
+        if ran:
+            uc.emu_start(BASE, BASE + 4)
+        flush_tlb(uc)
+        seen.append(counts[0] + counts[1])
+    assert seen[1] == seen[0] + 1 and seen[2] == seen[1]
+
+
+def test_an_unwritten_code_page_is_not_compared_again(watched):
+    m = watched
+    m.pt.map(CODE_VA, CODE_PA, P.R | P.X | P.A)
+    load_code(m, [addi(T0, T0, 1)] * 2)
+    set_priv(m, 1)
+    assert run(m, CODE_VA, 2) is None       # the first check takes the copy
+    rerun(m, CODE_VA, 2)                    # compared: W entries unknown before
+    before = compares(m)
+    for _ in range(3):
+        rerun(m, CODE_VA, 2)
+    assert compares(m) == before and m.hook.code_checks[1] >= 3
+    assert m.uc.reg_read(rc.UC_RISCV_REG_T0) == 10
+
+
+def test_a_host_write_makes_the_page_compared(watched):
+    """PhysMem.write (DMA, the loader, a debugger) marks the page: the next
+    check compares and finds the change."""
+    m = watched
+    m.pt.map(CODE_VA, CODE_PA, P.R | P.X | P.A)
+    load_code(m, [addi(T0, T0, 1)] * 2)
+    set_priv(m, 1)
+    assert run(m, CODE_VA, 2) is None
+    rerun(m, CODE_VA, 2)
+    rerun(m, CODE_VA, 2)
+    skipped = m.hook.code_checks[1]
+    m.ram.write(CODE_PA + 4, struct.pack("<I", addi(T0, T0, 7)))
+    flush_tlb(m.uc)
+    run(m, CODE_VA, 2)
+    assert m.hook.code_changes == 1 and m.hook.code_checks[1] == skipped
+
+
+def test_a_write_entry_that_outlives_a_check_keeps_the_page_compared(watched):
+    """A store through a data alias whose entry was granted W before the
+    page's check, and still cached after it, changes the page: the next
+    check must compare (no flush came between the grant and the check)."""
+    m = watched
+    alias_va, writer_va, writer_pa = DATA_VA, CODE_VA + 0x1000, CODE_PA + 0x1000
+    m.pt.map(CODE_VA, CODE_PA, P.R | P.X | P.A)
+    m.pt.map(alias_va, CODE_PA, P.R | P.W | P.A | P.D)
+    m.pt.map(writer_va, writer_pa, P.R | P.X | P.A)
+    load_code(m, [addi(T0, T0, 1)] * 2)
+    m.ram.write(writer_pa, struct.pack("<I", sd(T1, A0, 4)))
+    set_priv(m, 1)
+    m.uc.reg_write(REG[A0], alias_va)
+    m.uc.reg_write(REG[T1], addi(T0, T0, 1))     # the same bytes: nothing changes yet
+    assert run(m, writer_va, 1) is None          # W granted to CODE_PA through the alias
+    assert run(m, CODE_VA, 2) is None            # first check (the copy)
+    rerun(m, writer_va, 1)                       # flushed: W granted again
+    assert run(m, CODE_VA, 2) is None            # checked, compared; the W entry lives on
+    m.uc.reg_write(REG[T1], addi(T0, T0, 7))
+    assert run(m, writer_va, 1) is None          # stores through the cached W entry
+    assert m.hook.code_changes == 0
+    flush_tlb(m.uc)
+    run(m, CODE_VA, 2)
+    assert m.hook.code_changes == 1
+
+
+def test_an_a_bit_the_walker_sets_in_a_code_page_makes_it_compared(watched):
+    """The walker's A/D updates are writes too: a page that holds both a
+    page table and code (hostile, but legal) is compared after the walker
+    set a bit in it."""
+    m = watched
+    m.pt.map(CODE_VA, CODE_PA, P.R | P.X | P.A)
+    m.pt.map(DATA_VA, DATA_PA, P.R | P.W)        # A clear: a load sets it
+    table = m.pt.pte_addr(DATA_VA) & ~0xFFF
+    m.pt.map(SELF_VA, table, P.R | P.X | P.A)
+    m.ram.write(table + 0x800, struct.pack("<2I", addi(T1, T1, 1), addi(T1, T1, 1)))
+    load_code(m, [ld(T0, A0)])
+    set_priv(m, 1)
+    m.uc.reg_write(REG[A0], DATA_VA)
+    assert run(m, SELF_VA + 0x800, 2) is None
+    rerun(m, SELF_VA + 0x800, 2)
+    rerun(m, SELF_VA + 0x800, 2)
+    skipped = m.hook.code_checks[1]
+    assert skipped >= 1
+    assert run(m, CODE_VA, 1) is None            # the walk sets A in `table`
+    assert flags(m, DATA_VA) == P.A
+    flush_tlb(m.uc)
+    run(m, SELF_VA + 0x800, 2)
+    assert m.hook.code_changes == 1 and m.hook.code_checks[1] == skipped
+

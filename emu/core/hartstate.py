@@ -26,6 +26,24 @@ How they are found, for one process and then for every engine:
 When either step fails (another unicorn build), `pmp_address` returns None
 and the machine says so in one line and runs without PMP enforcement.
 
+The soft TLB's flush counters. QEMU's CPUTLBCommon (include/exec/cpu-defs.h)
+sits before the env in the same CPU object, at a fixed distance:
+
+    uint16_t dirty;               mmu indexes holding entries since their flush
+    size_t full_flush_count;      flushes that emptied all four indexes
+    size_t part_flush_count;      indexes emptied by flushes of fewer
+    size_t elide_flush_count;
+
+target/riscv flushes only with tlb_flush (all indexes: csr.c, sfence.vma,
+and unicorn's UC_CTL_TLB_FLUSH), which empties every index holding an
+entry and adds to one of the two counts: their sum moves on exactly when a
+flush removed entries. The MMU uses it to know that no entry granting
+write to a page can have survived (emu/mmu/tlb.py, "Code that changed").
+The distance is measured once per process on a scratch engine (three
+flushes after an instruction each: `part` grows by three, `full` stays,
+`dirty` ends 0), and must be the only place in the 16 KiB before the env
+where that holds.
+
 A deviation of the pinned build, measured here: QEMU 5.0's
 pmpcfg_csr_write indexes entries `reg_index * 8` on RV64, so a write to
 pmpcfg2 lands on entries 16-23, which do not exist, and is dropped:
@@ -40,7 +58,7 @@ import ctypes
 import struct
 from functools import lru_cache
 
-from unicorn import UC_ARCH_RISCV, UC_MODE_RISCV64, Uc
+from unicorn import UC_ARCH_RISCV, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_MODE_RISCV64, Uc
 from unicorn import riscv_const as rc
 
 N_ENTRIES = 16
@@ -52,6 +70,9 @@ PMP_BYTES = NUM_RULES_OFFSET + 4
 UC_CPU_OFFSET = 0x1B8             # offsetof(struct uc_struct, cpu), unicorn 2.1.4
 ENV_PTR_OFFSET = 0x128            # offsetof(CPUState, env_ptr), unicorn 2.1.4
 CONTEXT_HEADER = 40               # struct uc_context before its data[]
+
+TLB_WINDOW = 0x4000              # bytes before the env searched for CPUTLBCommon
+TLB_COMMON = struct.Struct("<H6xQQ")   # dirty, full_flush_count, part_flush_count
 
 CSR_PMPCFG0 = 0x3A0
 CSR_PMPADDR0 = 0x3B0
@@ -135,6 +156,44 @@ def pmp_address(uc: Uc) -> int | None:
     off = pmp_offset()
     env = env_address(uc) if off is not None else None
     return None if env is None else env + off
+
+
+@lru_cache(maxsize=1)
+def tlb_common_offset() -> int | None:
+    """Distance from the env back to CPUTLBCommon, measured on a scratch
+    engine (see the module docstring); None unless exactly one place fits."""
+    uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV64)
+    code_at = 0x8000_0000
+    uc.mem_map(code_at, 0x1000)
+    uc.mem_write(code_at, struct.pack("<I", 0x13))          # addi x0, x0, 0
+    uc.emu_start(code_at, code_at + 4)                     # M-mode: index 3 dirty
+    env = env_address(uc)
+    before = _peek(env - TLB_WINDOW, TLB_WINDOW) if env else None
+    if before is None:
+        return None
+    for _ in range(3):
+        uc.emu_start(code_at, code_at + 4)
+        uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+    after = _peek(env - TLB_WINDOW, TLB_WINDOW)
+    if after is None:
+        return None
+    found = []
+    for off in range(0, TLB_WINDOW - TLB_COMMON.size + 1, 8):
+        dirty0, full0, part0 = TLB_COMMON.unpack_from(before, off)
+        dirty1, full1, part1 = TLB_COMMON.unpack_from(after, off)
+        if dirty0 == 1 << 3 and dirty1 == 0 and full1 == full0 and part1 == part0 + 3:
+            found.append(TLB_WINDOW - off)
+    return found[0] if len(found) == 1 else None
+
+
+def flush_count_address(uc: Uc) -> int | None:
+    """Address of `uc`'s two TLB flush counters (full_flush_count, then
+    part_flush_count, uint64 each): their sum moves on whenever a flush
+    emptied the soft TLB. None when this unicorn build is not the one
+    described in the module docstring."""
+    off = tlb_common_offset()
+    env = env_address(uc) if off is not None else None
+    return None if env is None else env - off + 8
 
 
 def read_pmp(address: int) -> tuple[list[int], list[int]]:

@@ -27,7 +27,10 @@ class PhysMem:
     """RAM of `size` bytes at physical address `base`, backed by an mmap.
 
     `buf` is the writable buffer (for the MMU walkers), `address` the host
-    pointer given to unicorn's mem_map_ptr.
+    pointer given to unicorn's mem_map_ptr. `written` has one byte per 4 KiB
+    page, set by every `write` (the loader, devices' DMA, debuggers): the
+    MMU's code-page check reads and clears it (emu/mmu/tlb.py). Stores the
+    hart makes through unicorn do not set it; the MMU sees those itself.
     """
 
     def __init__(self, base: int, size: int) -> None:
@@ -36,6 +39,7 @@ class PhysMem:
         self.buf = mmap.mmap(-1, size)
         self.view = memoryview(self.buf)
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.buf))
+        self.written = bytearray((size + 0xFFF) >> 12)
 
     def contains(self, addr: int, size: int = 1) -> bool:
         """Return True if [addr, addr+size) lies inside RAM (size >= 0)."""
@@ -55,6 +59,9 @@ class PhysMem:
         """Write `data` at physical `addr`. Raises DmaError outside RAM."""
         off = self._off(addr, len(data))
         self.view[off:off + len(data)] = data
+        if data:
+            first, last = off >> 12, (off + len(data) - 1) >> 12
+            self.written[first:last + 1] = b"\1" * (last - first + 1)
 
     def read_u32(self, addr: int) -> int:
         """Return the little-endian u32 at `addr`. Raises DmaError outside RAM."""

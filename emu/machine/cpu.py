@@ -86,6 +86,11 @@ class Cpu:
         else:
             self.mmu.watch_pmp(self.pmp_address)
             self.budget.watch_pmp(self.pmp_address)
+        # Code-page checks compare only pages that can have changed (no
+        # warning without: every check then compares, which is only slower).
+        flushes = hartstate.flush_count_address(self.uc)
+        if flushes is not None:
+            self.mmu.watch_writes(mem.written, flushes)
         # The trap path's register work (emu/machine/traps.py TrapCore, twin fast/traps.pyx).
         core = twins.pick("traps", traps)
         self.core: TrapCore = (TrapCore if core is None else core.TrapCore)(self.uc)

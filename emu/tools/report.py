@@ -75,6 +75,7 @@ def collect(machine: Any) -> dict[str, Any]:
         "mips": round(insns / wall / 1e6, 3) if wall > 0 else 0.0,
         "slices": st.slices,
         "tlb_fills": mmu.fills,
+        "code_pages": code_page_figures(machine),
         "page_faults": _named(faults, PAGE_FAULT_KEYS, True),
         "page_faults_total": sum(faults.values()),
         "traps": _named(st.traps, TRAP_KEYS, False),
@@ -101,6 +102,15 @@ def collect(machine: Any) -> dict[str, Any]:
         if add is not None:
             add(out)
     return out
+
+
+def code_page_figures(machine: Any) -> dict[str, int]:
+    """The MMU's checks of code pages at fetch fills (emu/mmu/tlb.py): how
+    many, how many had to compare the page's bytes (the others could not
+    have changed), and how many found it rewritten."""
+    checks, skipped = machine.cpu.mmu.code_checks
+    return {"checks": checks, "compared": checks - skipped,
+            "changed": machine.stats.code_changes}
 
 
 def virtio_figures(machine: Any) -> dict[str, Any]:
@@ -293,7 +303,9 @@ def report_rows(stats: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("speed", f"{stats['mips']:,.1f} MIPS",
          f"wall {stats['wall_s']:,.3f} s, mmu {stats['mmu']}"),
         ("rates", "per wall s", rates(stats)),
-        ("TLB fills", num(stats["tlb_fills"]), ""),
+        ("TLB fills", num(stats["tlb_fills"]),
+         "code pages: {checks:,} checked, {compared:,} compared, {changed:,} changed"
+         .format(**stats["code_pages"])),
         ("page faults", num(stats["page_faults_total"]), counts(stats["page_faults"])),
         ("traps", num(sum(traps.values())), counts(traps)),
         ("interrupts", num(sum(irqs.values())), counts(irqs)),
