@@ -121,6 +121,8 @@ cdef uint64_t _count_insns(uc_engine *uc, uint64_t pc, uint64_t size,
                     system[0] = SYS_MRET
                 elif (insn >> 20) == 0x180 and ((insn >> 12) & 7) != 0:
                     system[0] = SYS_SATP    # csrrw/s/c(i) satp (a CSR access ends its block)
+                elif 0x3A0 <= (insn >> 20) <= 0x3EF and ((insn >> 12) & 7) != 0:
+                    system[0] = SYS_PMP     # pmpcfg0-15, pmpaddr0-63
                 else:
                     system[0] = SYS_LAST
             i += 4
@@ -187,7 +189,8 @@ cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
             s.fence_i += 1
         if s.after_system == SYS_SATP:
             _satp_warl(uc, s)
-        if s.pmp_state != NULL and memcmp(s.pmp_seen, s.pmp_state, 256) != 0:
+        if s.pmp_state != NULL and (s.after_system == SYS_PMP or s.after_system == SYS_INSIDE) \
+                and memcmp(s.pmp_seen, s.pmp_state, 256) != 0:
             # a PMP write: cached translations hold the old rights
             memcpy(s.pmp_seen, s.pmp_state, 256)
             uc_ctl(uc, UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0))

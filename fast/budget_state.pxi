@@ -11,6 +11,7 @@ DEF SYS_SRET = 3          # sret last: the next block is at sepc unless a trap w
 DEF SYS_MRET = 4          # mret last: the next block is at mepc unless a trap was taken
 DEF SYS_FENCE_I = 5       # fence.i last: as SYS_LAST, and code may have changed
 DEF SYS_SATP = 6          # a satp CSR access last: as SYS_LAST, and check the MODE
+DEF SYS_PMP = 7           # a pmpcfg/pmpaddr access last: as SYS_LAST, and check PMP
 DEF NCACHE = 16384         # block-count cache entries (a power of two)
 DEF MAX_BLOCK = 8192      # bytes: QEMU caps a TB at 512 instructions, two pages
 
