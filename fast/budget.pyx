@@ -321,6 +321,12 @@ cdef class BlockBudget:
         if not self.s.after_system:
             self.s.after_system = SYS_INSIDE
 
+    @property
+    def error(self):
+        """Always None: the C hook raises nothing (the reference keeps an
+        exception raised inside its hook here)."""
+        return None
+
     def watch_code(self, mmu):
         """Drop cached block counts whenever `mmu` (a fill hook exposing
         `code_epoch_address`) moves its code epoch on."""

@@ -553,3 +553,44 @@ def test_an_a_bit_the_walker_sets_in_a_code_page_makes_it_compared(watched):
     run(m, SELF_VA + 0x800, 2)
     assert m.hook.code_changes == 1 and m.hook.code_checks[1] == skipped
 
+
+
+def test_the_pure_budget_keeps_an_error_raised_in_its_hook(monkeypatch):
+    """The reference block hook is a raw ctypes callback: an exception in it
+    (a bug) must not vanish into ctypes' "exception ignored" - it stops the
+    engine and is kept in `error`, which the run loop raises."""
+    from emu.machine import budget as B
+    m = Machine("python")
+    budget = B.BlockBudget(m.uc)
+    budget.watch_code(m.hook)
+    budget.install()
+    budget.set_stop(1 << 40)
+    m.pt.map(CODE_VA, CODE_PA, P.R | P.X | P.A)
+    load_code(m, [addi(T0, T0, 1)] * 4)
+    set_priv(m, 1)
+
+    def broken(*_args):
+        raise ZeroDivisionError("a bug in the hook")
+
+    monkeypatch.setattr(B, "count_insns", broken)
+    assert run(m, CODE_VA, 4) is None
+    assert isinstance(budget.error, ZeroDivisionError) and budget.icount == 0
+    budget.uninstall()
+    assert budget.error is not None and budget._handle is None
+
+
+def test_the_run_loop_raises_what_the_pure_budget_kept(kernel, monkeypatch):
+    """A bug inside the reference block hook ends the run with a one-line
+    MachineError naming it, not with a run that silently goes on."""
+    from emu.machine import budget as B
+    from emu.machine.config import MachineConfig
+    from emu.machine.exits import MachineError
+    from emu.machine.machine import Machine as EmuMachine
+    m = EmuMachine(MachineConfig(kernel=kernel, budget="python", max_insns=1_000_000))
+
+    def broken(*_args):
+        raise ZeroDivisionError("a bug in the hook")
+
+    monkeypatch.setattr(B, "count_insns", broken)
+    with pytest.raises(MachineError, match="block hook failed: ZeroDivisionError"):
+        m.run()

@@ -91,10 +91,15 @@ PMP_CSRS = range(0x3A0, 0x3F0)   # pmpcfg0-15, pmpaddr0-63
 MAX_BLOCK = 8192   # bytes: QEMU caps a TB at 512 instructions, two pages
 
 
+def _uclib() -> ctypes.CDLL:
+    """The libunicorn the binding loaded (a private name, stable in 2.1.x)."""
+    from unicorn.unicorn_py3.unicorn import uclib
+    return uclib
+
+
 def _vmem_read():
     """libunicorn's uc_vmem_read (not wrapped by the 2.1.4 binding)."""
-    from unicorn.unicorn_py3.unicorn import uclib
-    fn = uclib.uc_vmem_read
+    fn = _uclib().uc_vmem_read
     fn.restype = ctypes.c_int
     fn.argtypes = (ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p,
                    ctypes.c_size_t)
@@ -135,6 +140,9 @@ def count_insns(uc: uc_mod.Uc, pc: int, size: int) -> tuple[int, int]:
 
 
 _VMEM_READ = _vmem_read()
+# void (*uc_cb_hookcode_t)(uc_engine *, uint64_t address, uint32_t size, void *user_data)
+_BLOCK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
+                             ctypes.c_void_p)
 
 
 class BlockBudget:
@@ -173,7 +181,9 @@ class BlockBudget:
         self.satp_ignored = 0            # satp writes of a MODE we do not walk, undone
         self._pmp_address = 0            # unicorn's PMP registers (watch_pmp)
         self._pmp_seen = b""
-        self._handle: int | None = None
+        self._handle: ctypes.c_size_t | None = None
+        self._cb = None                  # the ctypes callback while installed
+        self.error: BaseException | None = None   # raised inside the hook (a bug)
         # (pc, size) -> (epoch, instructions, SYS_*)
         self._counts: dict[tuple[int, int], tuple[int, int, int]] = {}
         self._no_mmu = ctypes.c_uint64(0)
@@ -181,14 +191,26 @@ class BlockBudget:
         self._own_epoch = 0
 
     def install(self) -> None:
-        """Register the block hook on the engine."""
-        self._handle = self.uc.hook_add(uc_mod.UC_HOOK_BLOCK, self._on_block)
+        """Register the block hook on the engine: a raw ctypes callback, not
+        the binding's hook_add, whose Python wrapper layers cost more than
+        the hook's own work. An exception inside it (a bug) stops the
+        engine and is kept in `error` (the run loop raises it)."""
+        uc = self.uc
+        self._cb = _BLOCK_CB(self._on_block)
+        hh = ctypes.c_size_t()
+        err = _uclib().uc_hook_add(uc._uch, ctypes.byref(hh), uc_mod.UC_HOOK_BLOCK,
+                                   ctypes.cast(self._cb, ctypes.c_void_p), None,
+                                   ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if err != uc_mod.UC_ERR_OK:
+            raise RuntimeError(f"uc_hook_add(UC_HOOK_BLOCK) failed with error {err}")
+        self._handle = hh
 
     def uninstall(self) -> None:
         """Remove the block hook (no-op if not installed)."""
         if self._handle is not None:
-            self.uc.hook_del(self._handle)
+            _uclib().uc_hook_del(self.uc._uch, self._handle)
             self._handle = None
+            self._cb = None
 
     def _m_csr(self, uc: uc_mod.Uc, reg: int, priv: int) -> int:
         """Read a CSR with PRIV temporarily M (unicorn checks the current
@@ -240,71 +262,78 @@ class BlockBudget:
             uc.reg_write(R.UC_RISCV_REG_SATP, self.good_satp)
             self.satp_ignored += 1
 
-    def _on_block(self, uc: uc_mod.Uc, address: int, size: int, _user: object) -> None:
-        if self.stopped:
-            return
-        if self.icount >= self.stop_at:
-            self.stopped = True
-            uc.emu_stop()
-            return
-        priv = -1
-        if self.after_system:
-            # Only a SYSTEM instruction changes the privilege, the enables or
-            # mip while the hart runs; the machine's own changes come through
-            # set_irq_state / set_stop / start, which set after_system.
-            if self.after_system == SYS_FENCE_I:
-                # code may have changed in place: refill every translation,
-                # so the MMU checks each code page again (emu/mmu/tlb.py)
-                uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
-                self.fence_i += 1
-            if self.after_system == SYS_SATP:
-                self._satp_warl(uc)
-            if self._pmp_address and self.after_system in (SYS_PMP, SYS_INSIDE):
-                regs = ctypes.string_at(self._pmp_address, PMP_REGS_BYTES)
-                if regs != self._pmp_seen:
-                    # a PMP write: cached translations hold the old rights
-                    self._pmp_seen = regs
-                    uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
-                    self.pmp_flushes += 1
-            if self.after_system >= SYS_LAST and self.expect_valid:
-                if self.after_system == SYS_SRET:
-                    priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
-                    self.expect = self._m_csr(uc, R.UC_RISCV_REG_SEPC, priv)
-                elif self.after_system == SYS_MRET:
-                    priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
-                    self.expect = self._m_csr(uc, R.UC_RISCV_REG_MEPC, priv)
-                if address != self.expect:   # unicorn delivered an interrupt itself
-                    self.stopped = self.native_trap = True
-                    uc.emu_stop()
-                    return
-            if self.in_m:
-                priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
-                if priv != PRIV_M:               # an mret: what did M leave pending?
-                    self.in_m = False
-                    self.umip = self._m_csr(uc, R.UC_RISCV_REG_MIP, priv)
-            self.masked = False
-        if (self.lines | self.umip) and not self.masked:
-            if priv < 0:
-                priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
-            if self._irq_deliverable(uc, priv):
-                self.stopped = self.irq_stop = True
+    def _on_block(self, _uch: int, address: int, size: int, _user: object) -> None:
+        """The UC_HOOK_BLOCK callback, called by libunicorn through ctypes
+        (install): a block of `size` bytes at `address` is about to run."""
+        try:
+            if self.stopped:
+                return
+            uc = self.uc
+            if self.icount >= self.stop_at:
+                self.stopped = True
                 uc.emu_stop()
                 return
-            self.masked = True
-        self.blk_pc = address
-        self.blk_size = size
-        epoch = self._code_epoch.value + self._own_epoch
-        hit = self._counts.get((address, size))
-        if hit is None or hit[0] != epoch:
-            n, system = count_insns(uc, address, size)
-            if len(self._counts) > COUNT_CACHE:
-                self._counts.clear()
-            hit = self._counts[(address, size)] = (epoch, n, system)
-            self.counted += 1
-        self.after_system = hit[2]
-        self.expect = address + size
-        self.expect_valid = True
-        self.icount += hit[1]
+            priv = -1
+            if self.after_system:
+                # Only a SYSTEM instruction changes the privilege, the enables or
+                # mip while the hart runs; the machine's own changes come through
+                # set_irq_state / set_stop / start, which set after_system.
+                if self.after_system == SYS_FENCE_I:
+                    # code may have changed in place: refill every translation,
+                    # so the MMU checks each code page again (emu/mmu/tlb.py)
+                    uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
+                    self.fence_i += 1
+                if self.after_system == SYS_SATP:
+                    self._satp_warl(uc)
+                if self._pmp_address and self.after_system in (SYS_PMP, SYS_INSIDE):
+                    regs = ctypes.string_at(self._pmp_address, PMP_REGS_BYTES)
+                    if regs != self._pmp_seen:
+                        # a PMP write: cached translations hold the old rights
+                        self._pmp_seen = regs
+                        uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)
+                        self.pmp_flushes += 1
+                if self.after_system >= SYS_LAST and self.expect_valid:
+                    if self.after_system == SYS_SRET:
+                        priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
+                        self.expect = self._m_csr(uc, R.UC_RISCV_REG_SEPC, priv)
+                    elif self.after_system == SYS_MRET:
+                        priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
+                        self.expect = self._m_csr(uc, R.UC_RISCV_REG_MEPC, priv)
+                    if address != self.expect:   # unicorn delivered an interrupt itself
+                        self.stopped = self.native_trap = True
+                        uc.emu_stop()
+                        return
+                if self.in_m:
+                    priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
+                    if priv != PRIV_M:               # an mret: what did M leave pending?
+                        self.in_m = False
+                        self.umip = self._m_csr(uc, R.UC_RISCV_REG_MIP, priv)
+                self.masked = False
+            if (self.lines | self.umip) and not self.masked:
+                if priv < 0:
+                    priv = uc.reg_read(R.UC_RISCV_REG_PRIV)
+                if self._irq_deliverable(uc, priv):
+                    self.stopped = self.irq_stop = True
+                    uc.emu_stop()
+                    return
+                self.masked = True
+            self.blk_pc = address
+            self.blk_size = size
+            epoch = self._code_epoch.value + self._own_epoch
+            hit = self._counts.get((address, size))
+            if hit is None or hit[0] != epoch:
+                n, system = count_insns(uc, address, size)
+                if len(self._counts) > COUNT_CACHE:
+                    self._counts.clear()
+                hit = self._counts[(address, size)] = (epoch, n, system)
+                self.counted += 1
+            self.after_system = hit[2]
+            self.expect = address + size
+            self.expect_valid = True
+            self.icount += hit[1]
+        except BaseException as exc:  # noqa: BLE001 - a bug: kept, raised by the run loop
+            self.error = exc
+            self.uc.emu_stop()
 
     def watch_code(self, mmu: object) -> None:
         """Drop cached block counts whenever `mmu` (a fill hook exposing

@@ -167,6 +167,9 @@ class RunLoop:
         if self._hook_error is not None:
             exc, self._hook_error = self._hook_error, None
             raise MachineError(f"hook failed: {exc!r}") from exc
+        if budget.error is not None:
+            exc, budget.error = budget.error, None
+            raise MachineError(f"block hook failed: {exc!r}") from exc
         if budget.native_trap:
             traps.note_native()
         if err:
