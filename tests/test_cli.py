@@ -106,7 +106,8 @@ def test_run_prints_console_report_and_json(kernel, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "instructions" in r.stderr and "page faults" in r.stderr
     st = json.loads(out.read_text())
-    for key in ("instructions", "virtual_ns", "mips", "tlb_fills", "page_faults", "traps",
+    for key in ("instructions", "virtual_ns", "mips", "tlb_fills", "code_pages", "page_faults",
+                "traps",
                 "interrupts", "exit_status", "mmu", "seed"):
         assert key in st
     assert st["exit_status"] == 0 and st["page_faults_total"] >= 1

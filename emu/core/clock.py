@@ -14,19 +14,19 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(order=True)
+@dataclass
 class Event:
     """A callback due at virtual time `at` (ns); `seq` breaks ties FIFO."""
 
     at: int
     seq: int
-    callback: Callable[..., Any] = field(compare=False)
-    args: tuple = field(compare=False, default=())
-    cancelled: bool = field(compare=False, default=False)
+    callback: Callable[..., Any]
+    args: tuple = ()
+    cancelled: bool = False
 
 
 class Clock:
@@ -34,7 +34,9 @@ class Clock:
 
     def __init__(self) -> None:
         self.now: int = 0
-        self._queue: list[Event] = []
+        # (at, seq, event): tuples of ints compare in C (a dataclass's
+        # generated __lt__ was a tenth of the swap demo's event handling)
+        self._queue: list[tuple[int, int, Event]] = []
         self._seq = itertools.count()
         # Called with an event's time when it is scheduled ahead of every
         # other (the run loop shortens the slice that is running to it).
@@ -47,8 +49,8 @@ class Clock:
         """
         ev = Event(max(int(at), self.now), next(self._seq), callback, args)
         q = self._queue
-        earlier = not q or ev.at < q[0].at
-        heapq.heappush(q, ev)
+        earlier = not q or ev.at < q[0][0]
+        heapq.heappush(q, (ev.at, ev.seq, ev))
         if earlier and self.on_earlier is not None:
             self.on_earlier(ev.at)
         return ev
@@ -65,13 +67,13 @@ class Clock:
     def next_time(self) -> int | None:
         """Return the time of the earliest pending event, or None if none."""
         q = self._queue
-        while q and q[0].cancelled:
+        while q and q[0][2].cancelled:
             heapq.heappop(q)
-        return q[0].at if q else None
+        return q[0][0] if q else None
 
     def pending(self) -> int:
         """Return the number of live (not cancelled) events."""
-        return sum(1 for e in self._queue if not e.cancelled)
+        return sum(1 for _, _, e in self._queue if not e.cancelled)
 
     def advance(self, to: int) -> None:
         """Move time forward to `to` (never backwards) without firing events."""
@@ -85,8 +87,8 @@ class Clock:
         """
         fired = 0
         q = self._queue
-        while q and q[0].at <= self.now:
-            ev = heapq.heappop(q)
+        while q and q[0][0] <= self.now:
+            ev = heapq.heappop(q)[2]
             if ev.cancelled:
                 continue
             ev.callback(*ev.args)

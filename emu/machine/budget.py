@@ -73,6 +73,7 @@ from unicorn import riscv_const as R
 
 from emu.core.hartstate import RANGES_OFFSET as PMP_REGS_BYTES  # the 16 entries
 from emu.core.isa import MSTATUS_MIE, SSTATUS_SIE
+from emu.core.libunicorn import uclib
 
 PRIV_M = 3
 SRET, MRET = 0x10200073, 0x30200073
@@ -91,15 +92,9 @@ PMP_CSRS = range(0x3A0, 0x3F0)   # pmpcfg0-15, pmpaddr0-63
 MAX_BLOCK = 8192   # bytes: QEMU caps a TB at 512 instructions, two pages
 
 
-def _uclib() -> ctypes.CDLL:
-    """The libunicorn the binding loaded (a private name, stable in 2.1.x)."""
-    from unicorn.unicorn_py3.unicorn import uclib
-    return uclib
-
-
 def _vmem_read():
     """libunicorn's uc_vmem_read (not wrapped by the 2.1.4 binding)."""
-    fn = _uclib().uc_vmem_read
+    fn = uclib().uc_vmem_read
     fn.restype = ctypes.c_int
     fn.argtypes = (ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p,
                    ctypes.c_size_t)
@@ -198,7 +193,7 @@ class BlockBudget:
         uc = self.uc
         self._cb = _BLOCK_CB(self._on_block)
         hh = ctypes.c_size_t()
-        err = _uclib().uc_hook_add(uc._uch, ctypes.byref(hh), uc_mod.UC_HOOK_BLOCK,
+        err = uclib().uc_hook_add(uc._uch, ctypes.byref(hh), uc_mod.UC_HOOK_BLOCK,
                                    ctypes.cast(self._cb, ctypes.c_void_p), None,
                                    ctypes.c_uint64(1), ctypes.c_uint64(0))
         if err != uc_mod.UC_ERR_OK:
@@ -208,7 +203,7 @@ class BlockBudget:
     def uninstall(self) -> None:
         """Remove the block hook (no-op if not installed)."""
         if self._handle is not None:
-            _uclib().uc_hook_del(self.uc._uch, self._handle)
+            uclib().uc_hook_del(self.uc._uch, self._handle)
             self._handle = None
             self._cb = None
 

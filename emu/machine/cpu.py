@@ -15,12 +15,15 @@ Layer: machine.
 
 from __future__ import annotations
 
+import ctypes
 import sys
+from collections.abc import Callable
 
 import unicorn as U
 from unicorn import riscv_const as R
 
 from emu.core import hartstate, isa, twins
+from emu.core.libunicorn import uclib
 from emu.core.memory import PhysMem
 from emu.machine.budget import BlockBudget
 from emu.machine.traps import TrapCore
@@ -30,6 +33,13 @@ from emu.mmu import PageFault, PyFillHook, translate
 # the S interrupts, and the exceptions but ecall from S and M (the SBI's).
 MIDELEG_S = isa.SIP_SSIP | isa.SIP_STIP | isa.SIP_SEIP
 MEDELEG_S = 0xB1FF
+
+# uint64_t (*uc_cb_mmio_read_t)(uc_engine *, uint64_t offset, unsigned size, void *user)
+_MMIO_READ = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
+                              ctypes.c_void_p)
+# void (*uc_cb_mmio_write_t)(uc_engine *, uint64_t offset, unsigned size, uint64_t value, void *)
+_MMIO_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint,
+                               ctypes.c_uint64, ctypes.c_void_p)
 
 GPR_IDS = tuple(getattr(R, f"UC_RISCV_REG_X{i}") for i in range(32))
 CSR_IDS = {
@@ -67,6 +77,7 @@ class Cpu:
         self.uc.ctl_set_exits([])
         self.uc.mem_map_ptr(mem.base, mem.size, U.UC_PROT_ALL, mem.address)
         self.mem = mem
+        self._mmio: list[tuple[object, object]] = []   # the MMIO ctypes callbacks
         fill = twins.pick("sv39", mmu)
         self.mmu = (PyFillHook if fill is None else fill.FillHook)(
             self.uc, mem.buf, mem.base, mem.size)
@@ -156,6 +167,20 @@ class Cpu:
         """Drop every cached translation (QEMU TLB and translated blocks)."""
         self.uc.ctl(U.UC_CTL_TLB_FLUSH, U.UC_CTL_IO_WRITE)
 
+    # -- devices -------------------------------------------------------------
+    def mmio_map(self, base: int, size: int, read: Callable[[int, int, int, object], int],
+                 write: Callable[[int, int, int, int, object], None]) -> None:
+        """Map [base, base + size) to device callbacks, called by libunicorn
+        through raw ctypes callbacks as read(uch, offset, size, user) -> value
+        and write(uch, offset, size, value, user): the binding's own
+        mmio_map wraps every access in two more layers of Python. Neither
+        callback may raise (an exception would be lost in ctypes)."""
+        cbs = (_MMIO_READ(read), _MMIO_WRITE(write))
+        err = uclib().uc_mmio_map(self.uc._uch, base, size, cbs[0], None, cbs[1], None)
+        if err != U.UC_ERR_OK:
+            raise U.UcError(err)
+        self._mmio.append(cbs)           # libunicorn holds only the pointers
+
     # -- what the hart sees ------------------------------------------------
     def translate_fetch(self, va: int) -> int | None:
         """The physical address the hart would fetch virtual `va` from now
@@ -163,7 +188,7 @@ class Cpu:
         priv = self.priv
         try:
             return translate(self.mem.buf, self.mem.base, self.csr("satp") if priv < 3 else 0,
-                             va, "fetch", min(priv, 1), update_ad=False)
+                             va, "fetch", min(priv, 1), update_ad=False, impl=self.mmu_impl)
         except PageFault:
             return None
 

@@ -128,20 +128,20 @@ class Machine:
         """Map `dev` at its slot: MMIO callbacks that never raise into unicorn."""
         loop = self.loop
 
-        def rd(_uc: U.Uc, offset: int, size: int, _user: object) -> int:
+        def rd(_uch: int, offset: int, size: int, _user: object) -> int:
             try:
                 return dev.read(offset, size)
-            except Exception as exc:  # noqa: BLE001 - surfaced after emu_start
+            except BaseException as exc:  # noqa: BLE001 - surfaced after emu_start
                 loop.hook_failed(exc)
                 return 0
 
-        def wr(_uc: U.Uc, offset: int, size: int, value: int, _user: object) -> None:
+        def wr(_uch: int, offset: int, size: int, value: int, _user: object) -> None:
             try:
                 dev.write(offset, size, value)
-            except Exception as exc:  # noqa: BLE001 - surfaced after emu_start
+            except BaseException as exc:  # noqa: BLE001 - surfaced after emu_start
                 loop.hook_failed(exc)
 
-        self.cpu.uc.mmio_map(slot.base, slot.size, rd, None, wr, None)
+        self.cpu.mmio_map(slot.base, slot.size, rd, wr)
 
     def _boot(self) -> None:
         """Start the hart as emu/machine/boot.py says, with the device tree

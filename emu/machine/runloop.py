@@ -166,9 +166,13 @@ class RunLoop:
             cpu.flush_tlb()
         if self._hook_error is not None:
             exc, self._hook_error = self._hook_error, None
+            if not isinstance(exc, Exception):     # Ctrl-C, exit: not a failure
+                raise exc
             raise MachineError(f"hook failed: {exc!r}") from exc
         if budget.error is not None:
             exc, budget.error = budget.error, None
+            if not isinstance(exc, Exception):
+                raise exc
             raise MachineError(f"block hook failed: {exc!r}") from exc
         if budget.native_trap:
             traps.note_native()

@@ -86,6 +86,7 @@ from unicorn.riscv_const import (
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_ERR_OK
 
 from emu.core.hartstate import RANGES_OFFSET, read_pmp
+from emu.core.libunicorn import uclib
 from emu.mmu import pmp as _pmp
 from emu.mmu.walk import u64_view
 
@@ -96,12 +97,6 @@ CODE_MAP_BITS = 14   # fetch mappings remembered for the code epoch: 2 ** 14, as
 CODE_MAP = 1 << CODE_MAP_BITS
 CODE_MAP_EMPTY = 1   # a slot's virtual page before its first fill (not page-aligned)
 MASK64 = (1 << 64) - 1
-
-
-def _uclib() -> ctypes.CDLL:
-    """The libunicorn the binding loaded (a private name, stable in 2.1.x)."""
-    from unicorn.unicorn_py3 import unicorn as _ucmod
-    return _ucmod.uclib
 
 
 class _TlbEntry(ctypes.Structure):
@@ -232,7 +227,7 @@ class PyFillHook:
         self.ram_base = ram_base
         self._q = q[: ram_size // 8]
         self._bytes = self._q.cast("B")
-        self._lib = _uclib()
+        self._lib = uclib()
         self._hh: ctypes.c_size_t | None = None
         self.error: BaseException | None = None
         self._cnt = [0, 0, 0, 0]  # fills, faults, last cause, last vaddr

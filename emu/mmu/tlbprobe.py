@@ -31,7 +31,8 @@ from unicorn import UC_HOOK_TLB_FILL
 from unicorn.riscv_const import UC_RISCV_REG_PRIV
 from unicorn.unicorn_const import UC_ERR_OK, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 
-from emu.mmu.tlb import _FILL_CB, _uclib
+from emu.core.libunicorn import uclib
+from emu.mmu.tlb import _FILL_CB
 
 _TRANSLATE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
                               ctypes.POINTER(ctypes.c_uint64))
@@ -59,7 +60,7 @@ def probe(uc, pages: Iterable[int], privs: Iterable[int]) -> list[Cached]:
     order. The installed fill hooks are set aside for the duration and
     reinstalled, PRIV is restored. Raises RuntimeError if unicorn refuses
     the temporary hook."""
-    lib = _uclib()
+    lib = uclib()
     handle = uc._uch.value
     translate = _TRANSLATE(("uc_vmem_translate", lib))
     hooks = list(uc.__dict__.get("_emu_fill_hooks", []))

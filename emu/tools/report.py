@@ -53,6 +53,12 @@ def _named(counts: dict[int, int], names: dict[int, str], all_keys: bool) -> dic
     return out
 
 
+# collect()'s figures that differ between two runs with the same image, flags
+# and seed: wall-clock ones, and those of QEMU's soft TLB, which it resizes on
+# wall-clock windows (docs/stats.md).
+HOST_DEPENDENT = ("wall_s", "mips", "tlb_fills", "code_pages")
+
+
 def collect(machine: Any) -> dict[str, Any]:
     """Return the run's figures as a dict with stable keys (docs/stats.md)."""
     st = machine.stats
