@@ -481,7 +481,8 @@ cdef bint _check_code_page(uc_engine *uc, HookState *st, uint64_t page) noexcept
     one (compared with the copy kept then), unicorn may hold translations of
     the old code (emu/mmu/tlb.py): remember the page for take_stale and stop
     before any of it runs. True if the page changed, or lies outside RAM
-    (where no copy is kept)."""
+    (where no copy is kept). With watch_writes, a page that cannot have
+    changed since its last check is not compared (emu/mmu/tlb.py)."""
     cdef uint64_t idx, flushes
     cdef const unsigned char *now
     cdef unsigned char *seen
