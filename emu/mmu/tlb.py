@@ -46,8 +46,8 @@ So the hook notes, per RAM page, unicorn's flush count when a fill last
 granted W to it (emu/core/hartstate.py finds the counters), and a check
 compares only if the page was marked written, or an entry granting W may
 have lived after its last check: granted since, or granted before with no
-flush between the grant and that check. xv6's usertests: 80.9 M checks,
-27 k compares.
+flush between the grant and that check (the run's `code_pages` figures
+say how many checks compared).
 
 The code epoch. The block budget caches each block's instruction count by
 its virtual address (emu/machine/budget.py) and needs to hear when the bytes
