@@ -433,6 +433,14 @@ cdef class TrapCore:
         uc_reg_read_batch(self.eng, regs, vals, 2)
         return pc, priv
 
+    def gpr(self, int n):
+        """x[n] (0 <= n < 32)."""
+        cdef uint64_t v = 0
+        if not 0 <= n < 32:
+            raise ValueError(f"no register x{n}")
+        uc_reg_read(self.eng, UC_RISCV_REG_X0 + n, &v)
+        return v
+
     def sbi_args(self):
         """a0..a7 of an SBI call."""
         cdef uint64_t v[8]

@@ -73,12 +73,16 @@ def _step(rng: random.Random, core, uc: U.Uc, op: int, args: tuple):
     if op == 5:
         core.sbi_return(*args)
         return core.sbi_args()
+    if op == 8:
+        n, value = args
+        uc.reg_write(R.UC_RISCV_REG_X0 + n, value)
+        return core.gpr(n)
     uc.reg_write(R.UC_RISCV_REG_PRIV, args[0])        # op 6: change privilege
     return core.pc_priv()
 
 
 def _random_op(rng: random.Random) -> tuple[int, tuple]:
-    op = rng.choice((0, 0, 0, 1, 1, 2, 2, 3, 4, 4, 5, 6, 7))
+    op = rng.choice((0, 0, 0, 1, 1, 2, 2, 3, 4, 4, 5, 6, 7, 8))
     if op in (0, 7):
         interrupt = rng.random() < 0.4
         cause = rng.choice((1, 5, 9)) if interrupt else rng.choice(
@@ -111,6 +115,8 @@ def _random_op(rng: random.Random) -> tuple[int, tuple]:
                     cause, rng.getrandbits(64), rng.getrandbits(64) & ~1, interrupt)
     if op == 5:
         return op, (rng.getrandbits(64), rng.choice((None, rng.getrandbits(64))))
+    if op == 8:
+        return op, (rng.randrange(32), rng.getrandbits(64))
     return op, (rng.choice((0, 1, 3)),)
 
 
@@ -162,3 +168,19 @@ def test_reference_enter_trap_follows_the_spec():
     assert core.deliverable_irq(0x22) == isa.IRQ_S_SOFT
     uc.reg_write(R.UC_RISCV_REG_PRIV, 1)                          # S with SIE clear
     assert core.deliverable_irq(0x222) == NO_IRQ
+
+
+def test_gpr_reads_each_register_and_refuses_a_bad_index():
+    """TrapCore.gpr (the fault-address decoder's register read) on both twins."""
+    classes = [TrapCore]
+    if twins.available("traps"):
+        classes.append(twins.compiled("traps").TrapCore)
+    for cls in classes:
+        uc = _uc()
+        core = cls(uc)
+        for n in range(1, 32):
+            uc.reg_write(R.UC_RISCV_REG_X0 + n, (n << 56) | n)
+        assert [core.gpr(n) for n in range(32)] == [0] + [(n << 56) | n for n in range(1, 32)]
+        for bad in (-1, 32):
+            with pytest.raises(ValueError, match="no register"):
+                core.gpr(bad)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """A callback due at virtual time `at` (ns); `seq` breaks ties FIFO."""
 

@@ -58,10 +58,14 @@ class PhysMem:
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         """Write `data` at physical `addr`. Raises DmaError outside RAM."""
         off = self._off(addr, len(data))
-        self.view[off:off + len(data)] = data
-        if data:
-            first, last = off >> 12, (off + len(data) - 1) >> 12
-            self.written[first:last + 1] = b"\1" * (last - first + 1)
+        n = len(data)
+        self.view[off:off + n] = data
+        if n:
+            first, last = off >> 12, (off + n - 1) >> 12
+            if first == last:
+                self.written[first] = 1
+            else:
+                self.written[first:last + 1] = b"\1" * (last - first + 1)
 
     def read_u32(self, addr: int) -> int:
         """Return the little-endian u32 at `addr`. Raises DmaError outside RAM."""

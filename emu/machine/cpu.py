@@ -27,7 +27,8 @@ from emu.core.libunicorn import uclib
 from emu.core.memory import PhysMem
 from emu.machine.budget import BlockBudget
 from emu.machine.traps import TrapCore
-from emu.mmu import PageFault, PyFillHook, translate
+from emu.mmu import PageFault, PyFillHook
+from emu.mmu import walk as pure_walk
 
 # What the built-in firmware (-bios default) delegates to S, as OpenSBI does:
 # the S interrupts, and the exceptions but ecall from S and M (the SBI's).
@@ -82,6 +83,7 @@ class Cpu:
         self.mmu = (PyFillHook if fill is None else fill.FillHook)(
             self.uc, mem.buf, mem.base, mem.size)
         self.mmu_impl = "python" if fill is None else "fast"
+        self._walker = pure_walk if fill is None else fill   # its translate() for fetch_insn
         self.mmu.install()
         counter = twins.pick("budget", budget)
         self.budget = (BlockBudget if counter is None else counter.BlockBudget)(self.uc)
@@ -125,7 +127,7 @@ class Cpu:
 
     @property
     def pc(self) -> int:
-        return self.uc.reg_read(R.UC_RISCV_REG_PC)
+        return self.core.pc_priv()[0]
 
     @pc.setter
     def pc(self, value: int) -> None:
@@ -133,7 +135,7 @@ class Cpu:
 
     @property
     def priv(self) -> int:
-        return self.uc.reg_read(R.UC_RISCV_REG_PRIV)
+        return self.core.pc_priv()[1]
 
     @priv.setter
     def priv(self, value: int) -> None:
@@ -185,10 +187,12 @@ class Cpu:
     def translate_fetch(self, va: int) -> int | None:
         """The physical address the hart would fetch virtual `va` from now
         (no A/D side effects), or None if it cannot be translated."""
-        priv = self.priv
+        core = self.core
+        priv = core.pc_priv()[1]
+        satp = core.csr(R.UC_RISCV_REG_SATP) if priv < isa.PRIV_M else 0
         try:
-            return translate(self.mem.buf, self.mem.base, self.csr("satp") if priv < 3 else 0,
-                             va, "fetch", min(priv, 1), update_ad=False, impl=self.mmu_impl)
+            return self._walker.translate(self.mem.buf, self.mem.base, satp, va, "fetch",
+                                          min(priv, 1), False, False, False)
         except PageFault:
             return None
 

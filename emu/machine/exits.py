@@ -179,8 +179,7 @@ class Exits:
             return cause, page
         if isa.is_amo_store(insn):
             cause = _AMO_STORE_CAUSE.get(cause, cause)
-        uc = self.cpu.uc
-        addr = isa.access_address(insn, lambda n: uc.reg_read(R.UC_RISCV_REG_X0 + n))
+        addr = isa.access_address(insn, self.cpu.core.gpr)
         if addr is None:
             return cause, page
         return cause, (addr if addr & ~0xFFF == page & ~0xFFF else page)

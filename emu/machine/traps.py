@@ -189,6 +189,12 @@ class TrapCore:
         """(pc, privilege) now."""
         return self.uc.reg_read(R.UC_RISCV_REG_PC), self.uc.reg_read(R.UC_RISCV_REG_PRIV)
 
+    def gpr(self, n: int) -> int:
+        """x[n] (0 <= n < 32)."""
+        if not 0 <= n < 32:
+            raise ValueError(f"no register x{n}")
+        return self.uc.reg_read(R.UC_RISCV_REG_X0 + n)
+
     def sbi_args(self) -> tuple[int, ...]:
         """a0..a7 of an SBI call."""
         return tuple(self.uc.reg_read(r) for r in SBI_REGS)

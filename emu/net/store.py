@@ -15,6 +15,7 @@ import os
 from typing import Protocol
 
 SECTOR = 512
+_ZERO_SECTOR = bytes(SECTOR)   # what a never-written sector reads
 
 
 class BlockStore(Protocol):
@@ -50,8 +51,8 @@ class MemoryStore:
     def read(self, lba: int, count: int) -> bytes:
         """Return `count` sectors from `lba` (zeros where never written)."""
         _check(self.nsectors, lba, count)
-        get, zero = self._sectors.get, bytes(SECTOR)
-        return b"".join(get(i, zero) for i in range(lba, lba + count))
+        get = self._sectors.get
+        return b"".join([get(i, _ZERO_SECTOR) for i in range(lba, lba + count)])
 
     def write(self, lba: int, data: bytes | memoryview) -> None:
         """Write `data` (a multiple of 512 bytes) at `lba`."""
