@@ -170,17 +170,17 @@ def test_reference_enter_trap_follows_the_spec():
     assert core.deliverable_irq(0x222) == NO_IRQ
 
 
-def test_gpr_reads_each_register_and_refuses_a_bad_index():
-    """TrapCore.gpr (the fault-address decoder's register read) on both twins."""
-    classes = [TrapCore]
-    if twins.available("traps"):
-        classes.append(twins.compiled("traps").TrapCore)
-    for cls in classes:
-        uc = _uc()
-        core = cls(uc)
-        for n in range(1, 32):
-            uc.reg_write(R.UC_RISCV_REG_X0 + n, (n << 56) | n)
-        assert [core.gpr(n) for n in range(32)] == [0] + [(n << 56) | n for n in range(1, 32)]
-        for bad in (-1, 32):
-            with pytest.raises(ValueError, match="no register"):
-                core.gpr(bad)
+@pytest.mark.parametrize("impl", ["python", "fast"])
+def test_gpr_reads_each_register_and_refuses_a_bad_index(impl):
+    """TrapCore.gpr (the fault-address decoder's register read) on each twin."""
+    if impl == "fast":
+        need_fast(twins.available("traps"), "the Cython trap-path twin")
+    cls = TrapCore if impl == "python" else twins.compiled("traps").TrapCore
+    uc = _uc()
+    core = cls(uc)
+    for n in range(1, 32):
+        uc.reg_write(R.UC_RISCV_REG_X0 + n, (n << 56) | n)
+    assert [core.gpr(n) for n in range(32)] == [0] + [(n << 56) | n for n in range(1, 32)]
+    for bad in (-1, 32):
+        with pytest.raises(ValueError, match="no register"):
+            core.gpr(bad)

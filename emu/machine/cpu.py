@@ -192,7 +192,7 @@ class Cpu:
         satp = core.csr(R.UC_RISCV_REG_SATP) if priv < isa.PRIV_M else 0
         try:
             return self._walker.translate(self.mem.buf, self.mem.base, satp, va, "fetch",
-                                          min(priv, 1), False, False, False)
+                                          min(priv, 1))     # no A/D update: a probe
         except PageFault:
             return None
 
