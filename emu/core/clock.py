@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+TIME_MAX = (1 << 63) - 1      # the latest time an event may have (ns)
+
 
 @dataclass(slots=True)
 class Event:
@@ -45,8 +47,13 @@ class Clock:
     def schedule(self, at: int, callback: Callable[..., Any], *args: Any) -> Event:
         """Schedule `callback(*args)` at absolute virtual time `at` (ns).
 
-        Times in the past are clamped to now. Returns the event (cancellable).
+        Times in the past are clamped to now; ValueError beyond 2**63-1 ns
+        (292 years: the compiled twin keeps times in 64 bits, and no device
+        schedules further - the CLINT stops at INT64_MAX as QEMU does).
+        Returns the event (cancellable).
         """
+        if at > TIME_MAX:
+            raise ValueError(f"event time {at} ns is beyond 2**63-1 ns")
         ev = Event(max(int(at), self.now), next(self._seq), callback, args)
         q = self._queue
         earlier = not q or ev.at < q[0][0]

@@ -17,7 +17,7 @@ from typing import IO
 
 import unicorn as U
 
-from emu.core import hartstate, isa
+from emu.core import hartstate, isa, twins
 from emu.core.clock import Clock
 from emu.core.memory import PhysMem
 from emu.core.units import ConfigError
@@ -66,7 +66,8 @@ class Machine:
         config.validate()
         self.config = config
         self.mem = PhysMem(board.RAM_BASE, config.ram_size)
-        self.clock = Clock()
+        fast_clock = twins.pick("clock", config.events)
+        self.clock: Clock = fast_clock.Clock() if fast_clock else Clock()
         self.cpu = Cpu(self.mem, config.mmu, config.budget, config.traps)
         self.stats = Stats()
         self.exit_status: int | None = None
@@ -96,7 +97,7 @@ class Machine:
                 self.console_io.type_,
                 lambda text: self.loop.end(0, f"the console printed {text!r} (--until)"))
         netcfg = config.net or NetConfig(seed=config.seed, mtu=config.mtu)
-        self.network = Network(self.clock, netcfg)
+        self.network = Network(self.clock, netcfg, config.events)
         self.nic.transmit = self.network.attach_guest(self.nic, config.mac).send
         for spec, transport in zip(self._virtio_specs, self.virtio, strict=True):
             if isinstance(spec, NicSpec):

@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from emu.core import twins
 from emu.core.clock import Clock
 from emu.core.units import ConfigError, parse_size, parse_time_ns
 from emu.net.aoe_target import AoETarget
@@ -145,12 +146,15 @@ class NetConfig:
 class Network:
     """The assembled network of one machine (see the module docstring)."""
 
-    def __init__(self, clock: Clock, cfg: NetConfig) -> None:
-        """Build everything but the guest's port. Raises ConfigError for bad
-        values, OSError/ValueError/PermissionError for files and interfaces."""
+    def __init__(self, clock: Clock, cfg: NetConfig, impl: str = "auto") -> None:
+        """Build everything but the guest's port. `impl` picks the segment's
+        twin (emu/core/twins.py: "python", "fast" or "auto"; the compiled
+        segment runs compiled links). Raises ConfigError for bad values,
+        OSError/ValueError/PermissionError for files and interfaces."""
         self.clock, self.cfg = clock, cfg
         self.parsed = parsed = cfg.parsed()
-        self.segment = Segment(clock, seed=cfg.seed)
+        fast = twins.pick("segment", impl)
+        self.segment: Segment = (fast.Segment if fast else Segment)(clock, seed=cfg.seed)
         self.targets: list[AoETarget] = []
         self.bridges: list[Bridge] = []
         self._files: list[FileStore] = []

@@ -1,0 +1,230 @@
+"""The event path's twins agree with their references: emu.core.clock,
+emu.net.link and emu.net.segment against emu._fast.clock, emu._fast.link
+and emu._fast.segment (MachineConfig.events picks them).
+
+- Clock: random sequences of schedule/after/cancel/advance/run_due/
+  next_time/pending, callbacks that schedule and cancel further events,
+  past times and on_earlier: the same firing order, times and return values.
+- Link: every netem impairment (loss random and gemodel, correlations,
+  duplicate, corrupt, reorder with gap, delay with uniform and normal
+  jitter, rate, limit), random frame sizes and gaps: the same frames at the
+  same times, byte for byte, and the same counters.
+- Segment: random ports with impairments, unicast/broadcast/unknown
+  frames, damaged FCS, runts, giants, taps, a detach: the same deliveries,
+  tap records and stats().
+- A whole machine: the swap demo over a badly impaired link with each
+  twin retires the same instructions, prints the same and counts the same.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from emu.core import clock as clock_ref
+from emu.core import twins
+from emu.net import link as link_ref
+from emu.net import segment as segment_ref
+from emu.net.fcs import append_fcs
+from tests.conftest import need_fast
+
+SPECS = [
+    "",
+    "loss 5%",
+    "loss 20% 50%",
+    "loss gemodel 5% 30% 90% 1%",
+    "duplicate 10% 25%",
+    "corrupt 5%",
+    "delay 50us 20us 30%",
+    "delay 100us 40us distribution normal",
+    "delay 10us reorder 30% 40% gap 3",
+    "rate 100mbit limit 5",
+    "delay 20us 5us rate 1gbit loss 3% duplicate 5% corrupt 2% reorder 10% limit 50",
+]
+
+
+def _fast(name: str):
+    need_fast(twins.available(name), f"the compiled {name} twin")
+    return twins.compiled(name)
+
+
+# -- Clock ------------------------------------------------------------------------
+def _clock_script(Clock: type, seed: int) -> list:  # noqa: N803 - a class
+    """Drive one clock with a seeded random script; return everything observed."""
+    rng = random.Random(seed)
+    clock = Clock()
+    seen: list = []
+    clock.on_earlier = lambda at: seen.append(("earlier", at))
+    events = []
+
+    def fire(tag: int) -> None:
+        seen.append(("fire", tag, clock.now))
+        r = rng.random()
+        if r < 0.3:   # a callback schedules more, sometimes due right now
+            events.append(clock.after(rng.choice([0, 0, 1, 7, 500]), fire, tag * 10 + 1))
+        elif r < 0.4 and events:
+            Clock.cancel(rng.choice(events))
+
+    for step in range(3000):
+        op = rng.randrange(8)
+        if op <= 2:
+            at = clock.now + rng.choice([-5, 0, 0, 1, 2, 3, 100, rng.randrange(10_000)])
+            events.append(clock.schedule(at, fire, step))
+        elif op == 3:
+            events.append(clock.after(rng.choice([-3, 0, 5, rng.randrange(5_000)]), fire, step))
+        elif op == 4 and events:
+            Clock.cancel(rng.choice(events))
+        elif op == 5:
+            clock.advance(clock.now + rng.choice([-10, 0, 1, 50, rng.randrange(3_000)]))
+        elif op == 6:
+            seen.append(("ran", clock.run_due()))
+        else:
+            seen.append(("next", clock.next_time(), clock.pending()))
+    while (t := clock.next_time()) is not None:
+        clock.advance(t)
+        seen.append(("ran", clock.run_due()))
+    seen.append([(e.at, e.seq, e.args, e.cancelled) for e in events])
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_clock_twins_agree_on_random_scripts(seed: int) -> None:
+    fast = _fast("clock")
+    assert _clock_script(fast.Clock, seed) == _clock_script(clock_ref.Clock, seed)
+
+
+@pytest.mark.parametrize("impl", ["python", "fast"])
+def test_clock_refuses_times_past_64_bits_and_clamps_the_past(impl: str) -> None:
+    Clock = clock_ref.Clock if impl == "python" else _fast("clock").Clock  # noqa: N806
+    clock = Clock()
+    clock.advance(1_000)
+    assert clock.schedule(5, print).at == 1_000          # the past is now
+    assert clock.schedule(clock_ref.TIME_MAX, print).at == clock_ref.TIME_MAX
+    with pytest.raises(ValueError, match="beyond 2\\*\\*63-1 ns"):
+        clock.schedule(clock_ref.TIME_MAX + 1, print)
+    assert clock.pending() == 2
+
+
+# -- Link -------------------------------------------------------------------------
+def _link_run(Link: type, Clock: type, spec: str, seed: int) -> tuple:  # noqa: N803
+    rng = random.Random(seed)
+    clock = Clock()
+    got: list[tuple[int, bytes]] = []
+    link = Link(clock, spec, seed=seed, deliver=lambda w: got.append((clock.now, w)))
+    for i in range(1500):
+        t = clock.now + rng.choice([0, 0, 100, 1_000, rng.randrange(200_000)])
+        while (nxt := clock.next_time()) is not None and nxt <= t:
+            clock.advance(nxt)
+            clock.run_due()
+        clock.advance(t)
+        size = rng.choice([0, 1, 3, 4, 5, 60, 1514, rng.randrange(9000)])
+        body = i.to_bytes(4, "big") + rng.randbytes(max(0, size - 4))
+        link.send(append_fcs(body[:size]) if rng.random() < 0.9 else body[:size])
+    while (nxt := clock.next_time()) is not None:
+        clock.advance(nxt)
+        clock.run_due()
+    return got, link.stats.as_dict(), link.name, str(link.spec)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_link_twins_deliver_the_same_frames_at_the_same_times(spec: str) -> None:
+    fast = _fast("link")
+    for seed in (1, 2):
+        ref = _link_run(link_ref.Link, clock_ref.Clock, spec, seed)
+        assert _link_run(fast.Link, clock_ref.Clock, spec, seed) == ref
+        assert _link_run(fast.Link, _fast("clock").Clock, spec, seed) == ref
+        assert ref[1]["sent"] == 1500
+
+
+# -- Segment -----------------------------------------------------------------------
+class _Sink:
+    """An endpoint recording what reaches it."""
+
+    def __init__(self, clock, log: list, name: str) -> None:  # noqa: ANN001
+        self.clock, self.log, self.name = clock, log, name
+
+    def receive(self, wire: bytes) -> None:
+        self.log.append((self.name, self.clock.now, wire))
+
+
+def _segment_run(Segment: type, Clock: type, seed: int) -> tuple:  # noqa: N803
+    rng = random.Random(seed)
+    clock = Clock()
+    seg = Segment(clock, seed=seed, max_frame=1600)
+    log: list = []
+    seg.add_tap(lambda t, f: log.append(("tap", t, f)))
+    macs = [bytes([2, 0, 0, 0, 0, i]) for i in range(5)]
+    ports = []
+    for i in range(5):
+        port = seg.attach(_Sink(clock, log, f"p{i}"), f"p{i}", up=rng.choice(SPECS),
+                          down=rng.choice(SPECS))
+        port.taps.append(lambda t, f, i=i: log.append((f"ptap{i}", t, f)))
+        ports.append(port)
+    for step in range(2000):
+        clock.advance(clock.now + rng.choice([0, 10, 1_000, rng.randrange(100_000)]))
+        clock.run_due()
+        i = rng.randrange(5)
+        dst = rng.choice(macs + [b"\xff" * 6, bytes([1, 0, 0x5E, 0, 0, 1]),
+                                 bytes([2, 9, 9, 9, 9, 9])])
+        src = macs[i] if rng.random() < 0.9 else bytes([3, 0, 0, 0, 0, 7])
+        size = rng.choice([60, 100, 1514, 1700, rng.randrange(14, 1600)])
+        frame = (dst + src + b"\x88\xa2" + step.to_bytes(4, "big") + rng.randbytes(size))[:size]
+        r = rng.random()
+        wire = append_fcs(frame) if r < 0.9 else (frame[:5] if r < 0.95 else frame + b"bad!")
+        ports[i].send(wire)
+        if step == 1500:
+            ports[3].detach()
+    while (nxt := clock.next_time()) is not None:
+        clock.advance(nxt)
+        clock.run_due()
+    return log, seg.stats(), sorted(seg.ports)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_segment_twins_switch_the_same_frames(seed: int) -> None:
+    fast = _fast("segment")
+    ref = _segment_run(segment_ref.Segment, clock_ref.Clock, seed)
+    assert _segment_run(fast.Segment, _fast("clock").Clock, seed) == ref
+    assert _segment_run(fast.Segment, clock_ref.Clock, seed) == ref
+    assert ref[1]["forwarded"] > 1000 and ref[1]["flooded"] > 100
+
+
+@pytest.mark.parametrize("impl", ["python", "fast"])
+def test_segment_refuses_bad_ports_in_one_line(impl: str) -> None:
+    Segment = segment_ref.Segment if impl == "python" else _fast("segment").Segment  # noqa: N806
+    seg = Segment(clock_ref.Clock())
+    seg.attach(_Sink(None, [], "a"), "a")
+    with pytest.raises(ValueError, match="already attached"):
+        seg.attach(_Sink(None, [], "a"), "a")
+    with pytest.raises(ValueError, match="no receive"):
+        seg.attach(object(), "b")
+    with pytest.raises(ValueError, match="bad netem spec"):
+        seg.attach(_Sink(None, [], "c"), "c", net="loss lots")
+
+
+# -- a whole machine -------------------------------------------------------------------
+def test_the_swap_demo_runs_the_same_on_both_event_twins(kernel: str) -> None:
+    from emu.guestview import kstats
+    from emu.machine.config import MachineConfig
+    from emu.machine.machine import Machine
+    from emu.net.network import NetConfig
+
+    for name in ("clock", "link", "segment"):
+        _fast(name)
+    runs = []
+    for events in ("python", "fast"):
+        m = Machine(MachineConfig(
+            kernel=kernel, append="init=memhog pages=300 passes=1 procs=2",
+            ram_size=4 << 20, seed=3, max_insns=2_000_000_000, events=events,
+            net=NetConfig(net="loss 5% delay 20us 5us duplicate 1% reorder 10% corrupt 0.5%",
+                          seed=3, target_service="20us")))
+        m.run()
+        assert m.exit_status == 0 and b"mismatches=0" in m.console
+        k = kstats.collect(m)
+        assert k["swap"]["swap_outs"] > 500 and k["aoe"]["retransmits"] > 10
+        runs.append((m.icount, m.clock.now, m.stats.slices, m.console, m.network.stats(),
+                     type(m.clock).__module__, type(m.network.segment).__module__))
+    assert runs[0][:5] == runs[1][:5]
+    assert runs[0][5:] == ("emu.core.clock", "emu.net.segment")
+    assert runs[1][5:] == ("emu._fast.clock", "emu._fast.segment")
