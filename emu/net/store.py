@@ -15,7 +15,8 @@ import os
 from typing import Protocol
 
 SECTOR = 512
-_ZERO_SECTOR = bytes(SECTOR)   # what a never-written sector reads
+CHUNK = 8 * SECTOR             # MemoryStore's unit of allocation: one 4 KiB page
+_ZERO_CHUNK = bytes(CHUNK)     # what never-written sectors read
 
 
 class BlockStore(Protocol):
@@ -39,20 +40,32 @@ def _check(nsectors: int, lba: int, count: int) -> None:
 
 
 class MemoryStore:
-    """A sparse in-memory disk: only written sectors take memory (a dict)."""
+    """A sparse in-memory disk: only 4 KiB chunks that were written take memory.
+
+    A chunk is 8 sectors, one guest page: a page-sized request touches one or
+    two dict entries instead of 8 or 16 sector entries.
+    """
 
     def __init__(self, nsectors: int) -> None:
         """Create an all-zero disk of `nsectors` sectors. Raises ValueError if < 1."""
         if nsectors < 1:
             raise ValueError(f"a disk needs at least one sector, not {nsectors}")
         self.nsectors = int(nsectors)
-        self._sectors: dict[int, bytes] = {}
+        self._chunks: dict[int, bytearray] = {}
+        self._written: dict[int, int] = {}     # chunk -> bit mask of sectors written
 
     def read(self, lba: int, count: int) -> bytes:
         """Return `count` sectors from `lba` (zeros where never written)."""
         _check(self.nsectors, lba, count)
-        get = self._sectors.get
-        return b"".join([get(i, _ZERO_SECTOR) for i in range(lba, lba + count)])
+        start, end = lba * SECTOR, (lba + count) * SECTOR
+        get = self._chunks.get
+        parts = []
+        for k in range(start // CHUNK, -(-end // CHUNK)):
+            base = k * CHUNK
+            lo, hi = max(start, base) - base, min(end, base + CHUNK) - base
+            chunk = get(k)
+            parts.append(_ZERO_CHUNK[lo:hi] if chunk is None else memoryview(chunk)[lo:hi])
+        return b"".join(parts)
 
     def write(self, lba: int, data: bytes | memoryview) -> None:
         """Write `data` (a multiple of 512 bytes) at `lba`."""
@@ -60,9 +73,20 @@ class MemoryStore:
             raise ValueError(f"write of {len(data)} bytes is not whole sectors")
         count = len(data) // SECTOR
         _check(self.nsectors, lba, count)
-        mv = memoryview(data)
-        for i in range(count):
-            self._sectors[lba + i] = bytes(mv[i * SECTOR:(i + 1) * SECTOR])
+        start, end = lba * SECTOR, (lba + count) * SECTOR
+        mv = memoryview(data).cast("B")
+        chunks, written = self._chunks, self._written
+        pos = 0
+        for k in range(start // CHUNK, -(-end // CHUNK)):
+            base = k * CHUNK
+            lo, hi = max(start, base) - base, min(end, base + CHUNK) - base
+            chunk = chunks.get(k)
+            if chunk is None:
+                chunk = chunks[k] = bytearray(CHUNK)
+            chunk[lo:hi] = mv[pos:pos + hi - lo]
+            pos += hi - lo
+            mask = ((1 << (hi // SECTOR)) - 1) ^ ((1 << (lo // SECTOR)) - 1)
+            written[k] = written.get(k, 0) | mask
 
     def flush(self) -> None:
         """Nothing to do: memory is as durable as it gets here."""
@@ -70,7 +94,7 @@ class MemoryStore:
     @property
     def used_sectors(self) -> int:
         """How many sectors hold data (have been written)."""
-        return len(self._sectors)
+        return sum(mask.bit_count() for mask in self._written.values())
 
 
 class FileStore:
