@@ -1,14 +1,20 @@
 """End-to-end frames/s: guest NIC (driven through its registers and DMA
 rings, as the guest driver will) -> segment -> links -> embedded AoE target
 -> back into the NIC's RX ring, with the fast codec. One 4 KiB write and one
-4 KiB read per round trip at MTU 9000.
+4 KiB read per round trip at MTU 9000. The I/O path's twins (clock, links,
+switch, eNIC: MachineConfig.io) run pure and compiled in the same run; the
+summary row "I/O path round trip" shows the ratio.
 """
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from emu.core.clock import Clock
+from bench import summary
+from emu.core import clock as clock_ref
+from emu.core import twins
 from emu.devices import nic as N
 from emu.devices.plic import Plic
 from emu.net import codec
@@ -18,12 +24,14 @@ from tests.test_nic_support import OUR_MAC, Driver, GuardedMem
 TARGET_MAC = b"\xff" * 6   # broadcast: the switch floods it to the target
 
 
-def _rig(net: str):
-    clock = Clock()
+def _rig(net: str, impl: str):
+    io = "python" if impl == "pure" else "fast"
+    fast_clock, fast_nic = twins.pick("clock", io), twins.pick("nic", io)
+    clock = (fast_clock.Clock if fast_clock else clock_ref.Clock)()
     mem = GuardedMem(size=4 << 20)
     plic = Plic(lambda level: None)
-    nic = N.Nic(mem, plic.line(1), clock, mac=OUR_MAC)
-    network = Network(clock, NetConfig(net=net, seed=1, mtu=9000))
+    nic = (fast_nic.Nic if fast_nic else N.Nic)(mem, plic.line(1), clock, mac=OUR_MAC)
+    network = Network(clock, NetConfig(net=net, seed=1, mtu=9000), io)
     nic.transmit = network.attach_guest(nic, OUR_MAC).send
     drv = Driver(nic, mem)
     drv.setup()
@@ -52,13 +60,21 @@ def _round_trips(clock, drv, n: int) -> int:
     return frames
 
 
+@pytest.mark.parametrize("impl", ["pure", "compiled"])
 @pytest.mark.parametrize("net", ["", "delay 20us"])
 @pytest.mark.benchmark(group="e2e-nic-target")
-def test_end_to_end_frames_per_second(benchmark, net):
-    clock, nic, drv, network = _rig(net)
+def test_end_to_end_frames_per_second(benchmark, net, impl):
+    if impl == "compiled" and twins.pure_forced():
+        pytest.skip("EMU_PURE=1: the compiled twins are not loaded")
+    clock, nic, drv, network = _rig(net, impl)
     n = 500
+    t0 = time.perf_counter()
     frames = benchmark.pedantic(_round_trips, args=(clock, drv, n), rounds=3, iterations=1)
+    wall = time.perf_counter() - t0
     assert frames == 4 * n
+    if not net:
+        summary.record("I/O path round trip (NIC, switch, AoE target)", impl,
+                       wall / (3 * n) * 1e6)
     benchmark.extra_info["frames_per_round"] = frames
     st = nic.stats()
     assert st["rx_crc_errors"] == 0 and st["errors"] == 0

@@ -1,7 +1,7 @@
 """Swap throughput: MB of guest swap traffic (pages written out + read back,
 from the kernel's counters) per wall second, for memhog on 4 MiB of RAM
 with a working set of 4x RAM, on the fast paths (every compiled twin)
-and the pure paths (MachineConfig with mmu, budget, traps and events
+and the pure paths (MachineConfig with mmu, budget, traps and io
 "python", as EMU_PURE=1), at 0% and 5% loss. One table: `make bench` or
 `pytest bench/test_bench_swap.py --benchmark-only`. Each run's figure is
 in extra_info (swap_mb_per_wall_s); the goal is >= 20 MB/s at 0% loss on
@@ -23,7 +23,7 @@ from emu.net.network import NetConfig
 
 APPEND = "init=memhog pages=1024 passes=2 procs=4"
 PATHS = {"fast": {}, "pure": {"mmu": "python", "budget": "python", "traps": "python",
-                           "events": "python"}}
+                           "io": "python"}}
 
 
 def _run(kernel: str, net: str, impl: dict) -> tuple[float, dict]:

@@ -45,20 +45,19 @@ class PhysMem:
         """Return True if [addr, addr+size) lies inside RAM (size >= 0)."""
         return size >= 0 and self.base <= addr and addr + size <= self.base + self.size
 
-    def _off(self, addr: int, size: int) -> int:
-        if not self.contains(addr, size):
-            raise DmaError(addr, size)
-        return addr - self.base
-
     def read(self, addr: int, size: int) -> bytes:
         """Return `size` bytes at physical `addr`. Raises DmaError outside RAM."""
-        off = self._off(addr, size)
+        off = addr - self.base          # contains(), inline: every DMA comes here
+        if size < 0 or off < 0 or off + size > self.size:
+            raise DmaError(addr, size)
         return bytes(self.view[off:off + size])
 
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         """Write `data` at physical `addr`. Raises DmaError outside RAM."""
-        off = self._off(addr, len(data))
         n = len(data)
+        off = addr - self.base
+        if off < 0 or off + n > self.size:
+            raise DmaError(addr, n)
         self.view[off:off + n] = data
         if n:
             first, last = off >> 12, (off + n - 1) >> 12

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from emu.core import twins
 from emu.core.clock import Clock
 from emu.core.memory import PhysMem
 from emu.devices.bus import Device, IrqLine
@@ -57,6 +58,7 @@ class Wiring(Protocol):
     mem: PhysMem
     mac: bytes
     mtu: int
+    io: str               # MachineConfig.io: which I/O-path twins run
 
     def irq(self, source: int) -> IrqLine:
         """The PLIC line for `source` (the PLIC is built first)."""
@@ -109,6 +111,13 @@ def _irq(slot: Slot) -> int:
     return slot.irq
 
 
+def _nic_class(impl: str) -> type[Nic]:
+    """The eNIC's twin that `impl` (MachineConfig.io) picks: emu._fast.nic or
+    the reference."""
+    fast = twins.pick("nic", impl)
+    return fast.Nic if fast else Nic
+
+
 def _virtio_slot(i: int) -> Slot:
     return Slot(f"virtio{i}", virtio_spec.MMIO_BASE + i * virtio_spec.MMIO_STRIDE,
                 virtio_spec.MMIO_STRIDE, virtio_spec.MMIO_IRQ_BASE + i,
@@ -128,7 +137,7 @@ SLOTS: tuple[Slot, ...] = (
                             lambda v: w.set_line(_MTIP, v), lambda v: w.set_line(_STIP, v)),
          kind="clint"),
     Slot("nic", 0x0400_0000, 0x1000, 64,
-         lambda w, s: Nic(w.mem, w.irq(_irq(s)), w.clock, mac=w.mac, mtu=w.mtu),
+         lambda w, s: _nic_class(w.io)(w.mem, w.irq(_irq(s)), w.clock, mac=w.mac, mtu=w.mtu),
          node="ethernet", compatible=("emu,enic",)),
     Slot("plic", 0x0C00_0000, 0x60_0000, None,
          lambda w, s: Plic(meip=lambda v: w.set_line(_MEIP, v),

@@ -140,7 +140,7 @@ class MachineConfig:
     mmu: str = "auto"                  # "python" | "fast" | "auto"
     budget: str = "auto"               # block-budget twin: "python" | "fast" | "auto"
     traps: str = "auto"                # trap-path twin: "python" | "fast" | "auto"
-    events: str = "auto"               # clock, link and switch twins: "python" | "fast" | "auto"
+    io: str = "auto"                   # I/O twins (clock, links, switch, eNIC): python/fast/auto
     seed: int = 0
     max_insns: int | None = None       # stop with status 124 when exhausted
     ns_per_insn: int = 1               # virtual time per retired instruction
@@ -177,8 +177,8 @@ class MachineConfig:
             raise ConfigError(f"bad budget implementation {self.budget!r}")
         if self.traps not in ("python", "fast", "auto"):
             raise ConfigError(f"bad trap-path implementation {self.traps!r}")
-        if self.events not in ("python", "fast", "auto"):
-            raise ConfigError(f"bad event-path implementation {self.events!r}")
+        if self.io not in ("python", "fast", "auto"):
+            raise ConfigError(f"bad I/O-path implementation {self.io!r}")
         if self.max_insns is not None and self.max_insns <= 0:
             raise ConfigError("--max-insns must be positive")
         if self.ns_per_insn <= 0:

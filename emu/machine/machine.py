@@ -66,7 +66,7 @@ class Machine:
         config.validate()
         self.config = config
         self.mem = PhysMem(board.RAM_BASE, config.ram_size)
-        fast_clock = twins.pick("clock", config.events)
+        fast_clock = twins.pick("clock", config.io)
         self.clock: Clock = fast_clock.Clock() if fast_clock else Clock()
         self.cpu = Cpu(self.mem, config.mmu, config.budget, config.traps)
         self.stats = Stats()
@@ -97,7 +97,7 @@ class Machine:
                 self.console_io.type_,
                 lambda text: self.loop.end(0, f"the console printed {text!r} (--until)"))
         netcfg = config.net or NetConfig(seed=config.seed, mtu=config.mtu)
-        self.network = Network(self.clock, netcfg, config.events)
+        self.network = Network(self.clock, netcfg, config.io)
         self.nic.transmit = self.network.attach_guest(self.nic, config.mac).send
         for spec, transport in zip(self._virtio_specs, self.virtio, strict=True):
             if isinstance(spec, NicSpec):
@@ -299,6 +299,7 @@ class _Wiring:
         self.mem = m.mem
         self.mac = m.config.mac
         self.mtu = m.config.mtu
+        self.io = m.config.io
         self.now = m.now
         self.set_line = m.traps.set_line
         self.console_write = m.console_io.write

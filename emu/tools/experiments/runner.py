@@ -21,6 +21,7 @@ Layer: tools.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,14 @@ from typing import Any, TypeVar
 from emu.core.units import ConfigError
 
 T = TypeVar("T")
+
+# loky replaces a worker that stopped on its own (its idle timeout, or its
+# memory check: each run maps its guest's RAM) and warns on stderr; the
+# queued jobs go on in the new worker (loky's process_executor), so the
+# results are complete, and the line - printed at a moment that depends on
+# the host - only made a sweep's output differ from run to run.
+warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
+                        category=UserWarning)
 
 # How long a scheduler may take to answer, and a cluster to show its first
 # worker, before the command gives up with one line (seconds).

@@ -1,6 +1,7 @@
-"""The event path's twins agree with their references: emu.core.clock,
-emu.net.link and emu.net.segment against emu._fast.clock, emu._fast.link
-and emu._fast.segment (MachineConfig.events picks them).
+"""The I/O path's twins agree with their references: emu.core.clock,
+emu.net.link, emu.net.segment and emu.devices.nic against emu._fast.clock,
+emu._fast.link, emu._fast.segment and emu._fast.nic (MachineConfig.io
+picks them).
 
 - Clock: random sequences of schedule/after/cancel/advance/run_due/
   next_time/pending, callbacks that schedule and cancel further events,
@@ -12,6 +13,10 @@ and emu._fast.segment (MachineConfig.events picks them).
 - Segment: random ports with impairments, unicast/broadcast/unknown
   frames, damaged FCS, runts, giants, taps, a detach: the same deliveries,
   tap records and stats().
+- The eNIC: the hostile-descriptor fuzz of tests/test_nic_fuzz.py driven
+  into each: every register, counter, interrupt edge, transmitted frame,
+  DMA read (in order), log line and byte of RAM the same after every
+  operation.
 - A whole machine: the swap demo over a badly impaired link with each
   twin retires the same instructions, prints the same and counts the same.
 """
@@ -204,19 +209,19 @@ def test_segment_refuses_bad_ports_in_one_line(impl: str) -> None:
 
 
 # -- a whole machine -------------------------------------------------------------------
-def test_the_swap_demo_runs_the_same_on_both_event_twins(kernel: str) -> None:
+def test_the_swap_demo_runs_the_same_on_both_io_twins(kernel: str) -> None:
     from emu.guestview import kstats
     from emu.machine.config import MachineConfig
     from emu.machine.machine import Machine
     from emu.net.network import NetConfig
 
-    for name in ("clock", "link", "segment"):
+    for name in ("clock", "link", "segment", "nic"):
         _fast(name)
     runs = []
-    for events in ("python", "fast"):
+    for io in ("python", "fast"):
         m = Machine(MachineConfig(
             kernel=kernel, append="init=memhog pages=300 passes=1 procs=2",
-            ram_size=4 << 20, seed=3, max_insns=2_000_000_000, events=events,
+            ram_size=4 << 20, seed=3, max_insns=2_000_000_000, io=io,
             net=NetConfig(net="loss 5% delay 20us 5us duplicate 1% reorder 10% corrupt 0.5%",
                           seed=3, target_service="20us")))
         m.run()
@@ -224,7 +229,86 @@ def test_the_swap_demo_runs_the_same_on_both_event_twins(kernel: str) -> None:
         k = kstats.collect(m)
         assert k["swap"]["swap_outs"] > 500 and k["aoe"]["retransmits"] > 10
         runs.append((m.icount, m.clock.now, m.stats.slices, m.console, m.network.stats(),
-                     type(m.clock).__module__, type(m.network.segment).__module__))
+                     type(m.clock).__module__, type(m.network.segment).__module__,
+                     type(m.devices["nic"]).__module__))
     assert runs[0][:5] == runs[1][:5]
-    assert runs[0][5:] == ("emu.core.clock", "emu.net.segment")
-    assert runs[1][5:] == ("emu._fast.clock", "emu._fast.segment")
+    assert runs[0][5:] == ("emu.core.clock", "emu.net.segment", "emu.devices.nic")
+    assert runs[1][5:] == ("emu._fast.clock", "emu._fast.segment", "emu._fast.nic")
+
+
+# -- the eNIC ----------------------------------------------------------------------------
+NIC_REGS = (tuple(range(0, 0x3C, 4)) + tuple(range(0x40, 0x54, 4)) + tuple(range(0x60, 0x74, 4))
+            + tuple(range(0x100, 0x100 + 4 * 34, 4)))
+
+
+def test_nic_twin_constants_are_the_references() -> None:
+    from emu.devices import nic as nic_ref
+
+    fast = _fast("nic")
+    assert fast.CONSTANTS and all(getattr(nic_ref, k) == v for k, v in fast.CONSTANTS.items())
+    assert fast.Nic.name == nic_ref.Nic.name == "nic"
+
+
+def _nic_fuzz_trace(cls: type, seed: int, configs: int) -> list:
+    """The hostile-descriptor fuzz of tests/test_nic_fuzz.py driven into one
+    NIC class; everything observable after every operation."""
+    from emu.core.clock import Clock
+    from emu.devices import nic as N  # noqa: N812
+    from emu.devices.bus import IrqLine
+    from tests import test_nic_fuzz as F  # noqa: N812
+    from tests.test_nic_support import IRQ_NIC, OUR_MAC, Sink
+
+    rng = random.Random(seed)
+    mem, sink, sent, logs = F.LoggingMem(), Sink(), [], []
+    nic = cls(mem, IrqLine(sink, IRQ_NIC), Clock(), OUR_MAC)
+    nic.transmit = sent.append
+    nic.log = lambda topic, msg: logs.append((topic, msg))
+    trace: list = []
+
+    def observe() -> None:
+        trace.append((tuple(nic.read(off, 4) for off in NIC_REGS), nic.stats(), sink.level,
+                      sink.edges, len(sent), sent[-1] if sent else None, tuple(mem.log),
+                      len(mem.violations), len(logs), logs[-1] if logs else None,
+                      nic.tx.head, nic.tx.size, nic.rx.head, nic.rx.fetch, tuple(nic.rx.cache)))
+        mem.log.clear()
+
+    for _ in range(configs):
+        if rng.random() < 0.5:
+            nic.write(N.REG_CTRL, 4, N.CTRL_RESET)
+        else:
+            nic.reset()
+        for which, lo in ((0, N.REG_TX_BASE_LO), (1, N.REG_RX_BASE_LO)):
+            base, size = F.pick_base(rng, which), F.pick_size(rng)
+            nic.write(lo, 4, base & 0xFFFF_FFFF)
+            nic.write(lo + 4, 4, (base >> 32) & 0xFFFF_FFFF)
+            nic.write(lo + 8, 4, size)
+            F.fill_ring(rng, mem, base & F.U64, size)
+        nic.write(N.REG_INT_MASK, 4, rng.getrandbits(4))
+        if rng.random() < 0.3:
+            nic.write(N.REG_MTU, 4, rng.choice([1500, 9000, 68]))
+        if rng.random() < 0.3:
+            nic.write(N.REG_TX_TAIL, 4, rng.randrange(8))
+            nic.write(N.REG_RX_TAIL, 4, rng.randrange(8))
+        if rng.random() < 0.95:
+            nic.write(N.REG_CTRL, 4, N.CTRL_ENABLE | rng.choice([0, N.CTRL_PROMISC]))
+        observe()
+        for _ in range(rng.randint(1, 8)):
+            F.random_op(rng, nic)
+            observe()
+        trace.append(hash(mem.peek(F.RAM_BASE, F.FUZZ_RAM)))
+    return trace
+
+
+def test_nic_twins_agree_under_the_hostile_fuzz() -> None:
+    """Every register, counter, interrupt edge, transmitted frame, DMA read (in
+    order), log line and byte of RAM the same, after every operation."""
+    from emu.devices import nic as nic_ref
+
+    fast = _fast("nic")
+    ref = _nic_fuzz_trace(nic_ref.Nic, 77, 5000)
+    got = _nic_fuzz_trace(fast.Nic, 77, 5000)
+    assert len(got) == len(ref)
+    for i, (a, b) in enumerate(zip(ref, got, strict=True)):
+        assert a == b, f"step {i}: the twins differ"
+    errors = ref[-2][1]
+    assert all(errors[f"error_{n}"] > 0 for n in nic_ref.ERR_NAMES[1:-1])   # not vacuous
