@@ -10,12 +10,20 @@ still goes through the machine's bounds-checked PhysMem (its read, write
 and contains methods); what is compiled is the bookkeeping around them -
 descriptor decoding, ring arithmetic, the RX prefetch cache as C arrays,
 counters as a C array - which is most of a frame's cost in the reference.
+
+On the machine's own PhysMem (exactly that class) the DMA engines read and
+write its buffer directly, with PhysMem's bounds check and DmaError, and
+mark written pages in PhysMem.written as PhysMem.write does (the MMU twin
+reads the same two buffers); on any other memory object - a subclass a
+test uses to watch the device - every access goes through its read, write
+and contains methods, in the reference's order.
 Constants, names and the ABI are the reference's own, imported from it."""
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from cpython.bytes cimport PyBytes_AS_STRING
+from libc.string cimport memcpy, memset
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
-from emu.core.memory import DmaError
+from emu.core.memory import DmaError, PhysMem
 from emu.devices.bus import no_log
 from emu.devices.nic import (
     ERR_NAMES, MTU_MAX, MTU_MIN, RING_MAX, STAT_NAMES, VERSION, ID_MAGIC, ring_size_ok,
@@ -195,6 +203,12 @@ cdef class Nic:
     cdef object _mac0, _read, _write, _contains
     cdef uint32_t _mtu0
     cdef long long _stats[64]
+    # direct DMA on a plain PhysMem (NULL otherwise); the memoryviews keep
+    # the buffers exported for as long as the device lives
+    cdef unsigned char *_ram
+    cdef unsigned char *_written
+    cdef uint64_t _base, _size
+    cdef object _ram_view, _written_view
 
     name = "nic"
 
@@ -211,6 +225,13 @@ cdef class Nic:
         assert NSTATS <= 64
         self.mem = mem
         self._read, self._write, self._contains = mem.read, mem.write, mem.contains
+        cdef unsigned char[::1] ram, written
+        self._ram = NULL
+        if type(mem) is PhysMem and mem.size > 0:
+            ram, written = mem.view, mem.written
+            self._ram_view, self._written_view = ram, written
+            self._ram, self._written = &ram[0], &written[0]
+            self._base, self._size = mem.base, mem.size
         self.irq = irq
         self.log = no_log
         self.clock = clock
@@ -237,6 +258,35 @@ cdef class Nic:
         self.tx = _Ring()
         self.rx = _Ring()
         self._update_irq()
+        return 0
+
+    # -- DMA (PhysMem's contract: bounds-checked, DmaError outside RAM) -----------
+    cdef inline bint _inside(self, uint64_t addr, uint64_t size):
+        return addr >= self._base and addr - self._base <= self._size \
+            and size <= self._size - (addr - self._base)
+
+    cdef bint _dma_contains(self, uint64_t addr, uint64_t size) except -1:
+        if self._ram == NULL:
+            return bool(self._contains(addr, size))
+        return self._inside(addr, size)
+
+    cdef bytes _dma_read(self, uint64_t addr, Py_ssize_t size):
+        if self._ram == NULL:
+            return self._read(addr, size)
+        if not self._inside(addr, size):
+            raise DmaError(addr, size)
+        return PyBytes_FromStringAndSize(<char *>self._ram + (addr - self._base), size)
+
+    cdef int _dma_write(self, uint64_t addr, const uint8_t *data, Py_ssize_t n) except -1:
+        """Direct path only: PhysMem.write of n bytes at data."""
+        cdef uint64_t off, first, last
+        if not self._inside(addr, n):
+            raise DmaError(addr, n)
+        off = addr - self._base
+        if n:
+            memcpy(self._ram + off, data, n)
+            first, last = off >> 12, (off + n - 1) >> 12
+            memset(self._written + first, 1, last - first + 1)
         return 0
 
     def reset(self):
@@ -436,7 +486,7 @@ cdef class Nic:
             self._fail(err_size)
             return False
         base = ring.base_lo | (<uint64_t>ring.base_hi << 32)
-        if base % C_RING_ALIGN or not self._contains(base, size * C_DESC_SIZE):
+        if base % C_RING_ALIGN or not self._dma_contains(base, size * C_DESC_SIZE):
             self._fail(err_base)
             return False
         if ring.tail >= size:
@@ -492,11 +542,12 @@ cdef class Nic:
         cdef bytes d, frame
         cdef const uint8_t *p
         cdef list frags = []
-        read, write = self._read, self._write
+        cdef bint direct = self._ram != NULL
+        write = self._write
         idx = start = last = ring.head
         try:
             while idx != tail:
-                d = read(base + idx * C_DESC_SIZE, C_DESC_SIZE)
+                d = self._dma_read(base + idx * C_DESC_SIZE, C_DESC_SIZE)
                 p = <const uint8_t *>PyBytes_AS_STRING(d)
                 addr, length, flags = _u64(p), _u16(p + 8), _u16(p + 10)
                 if flags & ~C_TX_FLAGS_VALID:
@@ -505,7 +556,7 @@ cdef class Nic:
                 if length == 0:
                     self._fail(C_ERR_TX_DESC_LEN, idx)
                     break
-                if not self._contains(addr, length):
+                if not self._dma_contains(addr, length):
                     self._fail(C_ERR_TX_DESC_ADDR, idx)
                     break
                 total += length
@@ -522,16 +573,20 @@ cdef class Nic:
                     self._fail(C_ERR_TX_FRAME_LEN, last)
                     break
                 if nfrags == 1:
-                    frame = read(addr, length)
+                    frame = self._dma_read(addr, length)
                 else:
-                    frame = b"".join([read(a, n) for a, n in frags])
+                    frame = b"".join([self._dma_read(a, n) for a, n in frags])
                 if total < C_ETH_ZLEN:
                     frame += bytes(C_ETH_ZLEN - total)
                 # Complete the descriptors before the frame leaves: a
                 # synchronous reply may arrive from inside transmit().
                 j = start
                 while j != idx:
-                    write(base + j * C_DESC_SIZE + C_DESC_STATUS, _STATUS_DONE)
+                    if direct:
+                        self._dma_write(base + j * C_DESC_SIZE + C_DESC_STATUS,
+                                        <const uint8_t *>PyBytes_AS_STRING(_STATUS_DONE), 4)
+                    else:
+                        write(base + j * C_DESC_SIZE + C_DESC_STATUS, _STATUS_DONE)
                     j = (j + 1) & mask
                 self._stats[S_TX_DESCS] += nfrags
                 ring.head = start = idx
@@ -567,7 +622,9 @@ cdef class Nic:
         cdef uint16_t flags
         cdef uint64_t addr
         cdef const uint8_t *p
-        cdef bytearray wb
+        cdef uint8_t wb[8]
+        cdef const uint8_t *fp
+        cdef bint direct = self._ram != NULL
         if not self.running:
             self._stats[S_RX_DISABLED] += 1
             return
@@ -587,7 +644,7 @@ cdef class Nic:
             self._stats[S_RX_FILTERED] += 1     # multicast bit covers broadcast too
             return
         ring = self.rx
-        read, write = self._read, self._write
+        write = self._write
         try:
             # Gather enough buffers, fetching each new descriptor once.
             have = 0
@@ -599,7 +656,7 @@ cdef class Nic:
                         self._stats[S_RX_NO_BUFFER] += 1
                         self._cause(C_INT_RX_NOBUF)
                         return
-                    d = read(ring.base + idx * C_DESC_SIZE, C_DESC_SIZE)
+                    d = self._dma_read(ring.base + idx * C_DESC_SIZE, C_DESC_SIZE)
                     p = <const uint8_t *>PyBytes_AS_STRING(d)
                     addr, cap, flags = _u64(p), _u16(p + 8), _u16(p + 10)
                     if flags & ~C_RX_FLAGS_VALID:
@@ -608,7 +665,7 @@ cdef class Nic:
                     if cap == 0:
                         self._fail(C_ERR_RX_DESC_LEN, idx)
                         return
-                    if not self._contains(addr, cap):
+                    if not self._dma_contains(addr, cap):
                         self._fail(C_ERR_RX_DESC_ADDR, idx)
                         return
                     slot = (ring.c_first + ring.c_count) % C_RING_MAX
@@ -619,21 +676,31 @@ cdef class Nic:
                 have += ring.c_cap[(ring.c_first + k) % C_RING_MAX]
                 k += 1
             # Deliver into the first k cached buffers.
-            view = memoryview(frame)
+            view = None if direct else memoryview(frame)
+            fp = <const uint8_t *>PyBytes_AS_STRING(frame)
             off = 0
             for i in range(k):
                 slot = (ring.c_first + i) % C_RING_MAX
                 cap = ring.c_cap[slot]
                 chunk = min(<Py_ssize_t>cap, n - off)
-                write(ring.c_addr[slot], view[off:off + chunk])
+                if direct:
+                    self._dma_write(ring.c_addr[slot], fp + off, chunk)
+                else:
+                    write(ring.c_addr[slot], view[off:off + chunk])
                 off += chunk
                 status = C_DESC_S_DONE | (C_DESC_S_MORE if off < n else 0)
                 flags = ring.c_flags[slot]
-                wb = bytearray(8)
+                # the writeback at DESC_LEN: len u16, flags u16, status u32 (LE)
+                memset(wb, 0, 8)
                 wb[0], wb[1] = chunk & 0xFF, chunk >> 8
                 wb[2], wb[3] = flags & 0xFF, flags >> 8
                 wb[4] = status
-                write(ring.base + ring.c_idx[slot] * C_DESC_SIZE + C_DESC_LEN, bytes(wb))
+                if direct:
+                    self._dma_write(ring.base + ring.c_idx[slot] * C_DESC_SIZE + C_DESC_LEN,
+                                    wb, 8)
+                else:
+                    write(ring.base + ring.c_idx[slot] * C_DESC_SIZE + C_DESC_LEN,
+                          PyBytes_FromStringAndSize(<char *>wb, 8))
             ring.c_first = (ring.c_first + k) % C_RING_MAX
             ring.c_count -= k
             ring.head = (ring.head + k) & ring.mask

@@ -24,6 +24,7 @@ picks them).
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 
@@ -249,18 +250,38 @@ def test_nic_twin_constants_are_the_references() -> None:
     assert fast.Nic.name == nic_ref.Nic.name == "nic"
 
 
-def _nic_fuzz_trace(cls: type, seed: int, configs: int) -> list:
+class _PlainRam:
+    """The fuzz's view of a plain PhysMem (which the compiled NIC accesses
+    directly): the helpers poke and peek it as the CPU would."""
+
+    def __init__(self, mem) -> None:  # noqa: ANN001
+        self.mem, self.contains, self.log, self.violations = mem, mem.contains, [], []
+
+    def poke(self, addr: int, data: bytes) -> None:
+        off = addr - self.mem.base
+        self.mem.view[off:off + len(data)] = data
+
+    def peek(self, addr: int, size: int) -> bytes:
+        off = addr - self.mem.base
+        return bytes(self.mem.view[off:off + size])
+
+
+def _nic_fuzz_trace(cls: type, seed: int, configs: int, plain: bool = False) -> list:
     """The hostile-descriptor fuzz of tests/test_nic_fuzz.py driven into one
-    NIC class; everything observable after every operation."""
+    NIC class, on the fuzz's logging memory or (`plain`) on a plain PhysMem;
+    everything observable after every operation (DMA reads only when logged)."""
     from emu.core.clock import Clock
+    from emu.core.memory import PhysMem
     from emu.devices import nic as N  # noqa: N812
     from emu.devices.bus import IrqLine
     from tests import test_nic_fuzz as F  # noqa: N812
     from tests.test_nic_support import IRQ_NIC, OUR_MAC, Sink
 
     rng = random.Random(seed)
-    mem, sink, sent, logs = F.LoggingMem(), Sink(), [], []
-    nic = cls(mem, IrqLine(sink, IRQ_NIC), Clock(), OUR_MAC)
+    sink, sent, logs = Sink(), [], []
+    ram = PhysMem(F.RAM_BASE, F.FUZZ_RAM) if plain else F.LoggingMem()
+    mem = _PlainRam(ram) if plain else ram
+    nic = cls(ram, IrqLine(sink, IRQ_NIC), Clock(), OUR_MAC)
     nic.transmit = sent.append
     nic.log = lambda topic, msg: logs.append((topic, msg))
     trace: list = []
@@ -295,7 +316,7 @@ def _nic_fuzz_trace(cls: type, seed: int, configs: int) -> list:
         for _ in range(rng.randint(1, 8)):
             F.random_op(rng, nic)
             observe()
-        trace.append(hash(mem.peek(F.RAM_BASE, F.FUZZ_RAM)))
+        trace.append((hash(mem.peek(F.RAM_BASE, F.FUZZ_RAM)), hash(bytes(ram.written))))
     return trace
 
 
@@ -312,3 +333,46 @@ def test_nic_twins_agree_under_the_hostile_fuzz() -> None:
         assert a == b, f"step {i}: the twins differ"
     errors = ref[-2][1]
     assert all(errors[f"error_{n}"] > 0 for n in nic_ref.ERR_NAMES[1:-1])   # not vacuous
+
+
+def _unlogged(trace: list) -> list:
+    return [t if not isinstance(t, tuple) or len(t) == 2 else t[:6] + t[8:] for t in trace]
+
+
+def test_nic_twin_on_plain_ram_dmas_directly_and_agrees() -> None:
+    """On the machine's own PhysMem the compiled NIC reads and writes RAM
+    itself: the same registers, frames, RAM bytes and written-page marks
+    as the reference on a logging memory."""
+    from emu.core.memory import PhysMem
+    from emu.devices import nic as nic_ref
+    from tests.test_nic_support import IRQ_NIC, OUR_MAC, Sink
+
+    fast = _fast("nic")
+    ref = _unlogged(_nic_fuzz_trace(nic_ref.Nic, 78, 3000))
+    got = _unlogged(_nic_fuzz_trace(fast.Nic, 78, 3000, plain=True))
+    for i, (a, b) in enumerate(zip(ref, got, strict=True)):
+        assert a == b, f"step {i}: the twins differ"
+
+    class Watched(PhysMem):     # not the plain class: the twin goes through the methods
+        reads = 0
+
+        def read(self, addr: int, size: int) -> bytes:
+            Watched.reads += 1
+            return super().read(addr, size)
+
+    from emu.devices.bus import IrqLine
+    for mem, via_methods in ((PhysMem(0x8000_0000, 1 << 16), False),
+                             (Watched(0x8000_0000, 1 << 16), True)):
+        nic = fast.Nic(mem, IrqLine(Sink(), IRQ_NIC), None, OUR_MAC)
+        sent: list[bytes] = []
+        nic.transmit = sent.append
+        frame = bytes(range(60))
+        mem.view[0x3000:0x3000 + 60] = frame
+        mem.view[0x1000:0x1010] = struct.pack("<QHHI", 0x8000_3000, 60, 0, 0)
+        for reg, value in ((nic_ref.REG_TX_BASE_LO, 0x8000_1000), (nic_ref.REG_TX_SIZE, 4),
+                           (nic_ref.REG_RX_BASE_LO, 0x8000_2000), (nic_ref.REG_RX_SIZE, 4),
+                           (nic_ref.REG_CTRL, nic_ref.CTRL_ENABLE), (nic_ref.REG_TX_TAIL, 1)):
+            nic.write(reg, 4, value)
+        assert nic.read(nic_ref.REG_ERROR, 4) == 0 and sent == [append_fcs(frame)]
+        assert mem.view[0x100C] == nic_ref.DESC_S_DONE and mem.written[1] == 1
+        assert (Watched.reads == 2) == via_methods
