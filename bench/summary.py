@@ -77,7 +77,7 @@ ROWS: tuple[Row, ...] = (
         (("compiled / scapy", "compiled", "reference", ""),
          ("compiled / pure", "compiled", "pure", ""))),
     Row("I/O path round trip (NIC, switch, AoE target)", "us/round trip", "lower",
-        {"pure": "Python clock, links, switch, eNIC", "compiled": "their Cython twins"},
+        {"pure": "Python clock, links, switch, eNIC, PLIC", "compiled": "their Cython twins"},
         (("compiled / pure", "compiled", "pure", ""),)),
     Row("Swap, clean link", "MB/wall s", "higher",
         {"pure": "pure twins", "compiled": "compiled twins"},

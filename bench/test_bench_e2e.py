@@ -2,7 +2,7 @@
 rings, as the guest driver will) -> segment -> links -> embedded AoE target
 -> back into the NIC's RX ring, with the fast codec. One 4 KiB write and one
 4 KiB read per round trip at MTU 9000. The I/O path's twins (clock, links,
-switch, eNIC: MachineConfig.io) run pure and compiled in the same run; the
+switch, eNIC, PLIC: MachineConfig.io) run pure and compiled in the same run; the
 summary row "I/O path round trip" shows the ratio.
 """
 
@@ -26,10 +26,10 @@ TARGET_MAC = b"\xff" * 6   # broadcast: the switch floods it to the target
 
 def _rig(net: str, impl: str):
     io = "python" if impl == "pure" else "fast"
-    fast_clock, fast_nic = twins.pick("clock", io), twins.pick("nic", io)
+    fast_clock, fast_nic, fast_plic = (twins.pick(n, io) for n in ("clock", "nic", "plic"))
     clock = (fast_clock.Clock if fast_clock else clock_ref.Clock)()
     mem = GuardedMem(size=4 << 20)
-    plic = Plic(lambda level: None)
+    plic = (fast_plic.Plic if fast_plic else Plic)(lambda level: None)
     nic = (fast_nic.Nic if fast_nic else N.Nic)(mem, plic.line(1), clock, mac=OUR_MAC)
     network = Network(clock, NetConfig(net=net, seed=1, mtu=9000), io)
     nic.transmit = network.attach_guest(nic, OUR_MAC).send

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from emu.core import isa
+from emu.core import isa, twins
 from emu.core.clock import Clock
 from emu.devices import plic as P
 from emu.devices import uart as U
@@ -28,6 +28,7 @@ from emu.devices.clint import CLINT_MSIP, CLINT_MTIME, CLINT_MTIMECMP, Clint
 from emu.devices.finisher import Finisher
 from emu.devices.plic import Plic
 from emu.devices.uart import Uart
+from tests.conftest import need_fast
 from tests.qemu_probe import QEMU, Script, run_qemu
 
 pytestmark = pytest.mark.peer
@@ -46,7 +47,7 @@ DIFFERENCES = {
 class EmuVirt:
     """emu's four devices at QEMU virt's addresses, with a hart's mip."""
 
-    def __init__(self) -> None:
+    def __init__(self, plic: type = Plic) -> None:
         self.clock = Clock()
         self.mip = 0
         self.out = bytearray()
@@ -57,7 +58,7 @@ class EmuVirt:
         def pin(bit: int):
             return lambda level: self._set_mip(bit, level)
 
-        self.plic = Plic(meip=pin(MIP_MEIP), seip=pin(MIP_SEIP))
+        self.plic = plic(meip=pin(MIP_MEIP), seip=pin(MIP_SEIP))
         self.clint = Clint(self.clock, now, pin(MIP_MSIP), pin(MIP_MTIP), lambda level: None)
         self.uart = Uart(self.plic.line(IRQ_UART), self.out.extend, self.clock, now)
         self.test = Finisher(self.ended.append, lambda: self.ended.append("reset"))
@@ -439,3 +440,14 @@ def test_the_script_covers_every_device() -> None:
     assert emu.clint.mtimecmp.fired == 3, emu.clint.mtimecmp.fired
     assert emu.out == b"xyz!"
     assert any("finisher" in e for e in emu.errors) and any("uart" in e for e in emu.errors)
+
+
+def test_the_plic_twin_answers_the_script_as_the_reference() -> None:
+    """The compiled PLIC (emu._fast.plic) gives every value, mip and guest
+    error of the script exactly as the reference, which the test above
+    checks against QEMU."""
+    need_fast(twins.available("plic"), "the compiled PLIC twin")
+    ref, twin = EmuVirt(), EmuVirt(twins.compiled("plic").Plic)
+    script = build_script()
+    assert twin.run(script) == ref.run(script)
+    assert (twin.errors, twin.out, twin.plic.claims) == (ref.errors, ref.out, ref.plic.claims)

@@ -1,7 +1,7 @@
 """The I/O path's twins agree with their references: emu.core.clock,
-emu.net.link, emu.net.segment and emu.devices.nic against emu._fast.clock,
-emu._fast.link, emu._fast.segment and emu._fast.nic (MachineConfig.io
-picks them).
+emu.net.link, emu.net.segment, emu.devices.nic and emu.devices.plic against
+emu._fast.clock, .link, .segment, .nic and .plic (MachineConfig.io picks
+them).
 
 - Clock: random sequences of schedule/after/cancel/advance/run_due/
   next_time/pending, callbacks that schedule and cancel further events,
@@ -17,6 +17,8 @@ picks them).
   into each: every register, counter, interrupt edge, transmitted frame,
   DMA read (in order), log line and byte of RAM the same after every
   operation.
+- The PLIC: random line levels, claims, completions and register writes,
+  valid or not: the same outputs, values, log lines and state.
 - A whole machine: the swap demo over a badly impaired link with each
   twin retires the same instructions, prints the same and counts the same.
 """
@@ -216,7 +218,7 @@ def test_the_swap_demo_runs_the_same_on_both_io_twins(kernel: str) -> None:
     from emu.machine.machine import Machine
     from emu.net.network import NetConfig
 
-    for name in ("clock", "link", "segment", "nic"):
+    for name in ("clock", "link", "segment", "nic", "plic"):
         _fast(name)
     runs = []
     for io in ("python", "fast"):
@@ -231,10 +233,12 @@ def test_the_swap_demo_runs_the_same_on_both_io_twins(kernel: str) -> None:
         assert k["swap"]["swap_outs"] > 500 and k["aoe"]["retransmits"] > 10
         runs.append((m.icount, m.clock.now, m.stats.slices, m.console, m.network.stats(),
                      type(m.clock).__module__, type(m.network.segment).__module__,
-                     type(m.devices["nic"]).__module__))
+                     type(m.devices["nic"]).__module__, type(m.devices["plic"]).__module__))
     assert runs[0][:5] == runs[1][:5]
-    assert runs[0][5:] == ("emu.core.clock", "emu.net.segment", "emu.devices.nic")
-    assert runs[1][5:] == ("emu._fast.clock", "emu._fast.segment", "emu._fast.nic")
+    assert runs[0][5:] == ("emu.core.clock", "emu.net.segment", "emu.devices.nic",
+                           "emu.devices.plic")
+    assert runs[1][5:] == ("emu._fast.clock", "emu._fast.segment", "emu._fast.nic",
+                           "emu._fast.plic")
 
 
 # -- the eNIC ----------------------------------------------------------------------------
@@ -376,3 +380,58 @@ def test_nic_twin_on_plain_ram_dmas_directly_and_agrees() -> None:
         assert nic.read(nic_ref.REG_ERROR, 4) == 0 and sent == [append_fcs(frame)]
         assert mem.view[0x100C] == nic_ref.DESC_S_DONE and mem.written[1] == 1
         assert (Watched.reads == 2) == via_methods
+
+
+# -- the PLIC ------------------------------------------------------------------------------
+def _plic_trace(cls: type, seed: int) -> list:
+    """Random line levels, register reads (claims) and writes (priorities,
+    enables, thresholds, completions), valid or not, into one PLIC class."""
+    from emu.devices import plic as P  # noqa: N812
+
+    rng = random.Random(seed)
+    seen: list = []
+    plic = cls(meip=lambda v: seen.append(("meip", v)), seip=lambda v: seen.append(("seip", v)))
+    plic.log = lambda topic, msg: seen.append((topic, msg))
+    lines = [plic.line(s) for s in range(1, P.PLIC_NUM_SOURCES)]
+    for s in range(1, 12):       # a driver's set-up, so that claims find sources
+        plic.write(4 * s, 4, rng.randrange(1, 8))
+    plic.write(P.PLIC_MENABLE, 4, 0x0F0)
+    plic.write(P.PLIC_SENABLE, 4, 0xF0E)
+
+    def offset() -> int:
+        ctx = rng.randrange(3)
+        return rng.choice([
+            4 * rng.randrange(0, 100), P.PLIC_PENDING + 4 * rng.randrange(4),
+            P.PLIC_ENABLE + P.PLIC_ENABLE_STRIDE * ctx + 4 * rng.randrange(4),
+            P.PLIC_CONTEXT + P.PLIC_CONTEXT_STRIDE * ctx + rng.choice([0, 4, 4, 8]),
+            rng.randrange(P.PLIC_SIZE), rng.randrange(P.PLIC_SIZE) & ~3])
+
+    for _ in range(4000):
+        r = rng.random()
+        if r < 0.35:
+            line = rng.choice(lines[:8] if rng.random() < 0.8 else lines)
+            line.set(rng.random() < 0.7)
+        elif r < 0.6:
+            seen.append(("read", plic.read(offset(), rng.choice([4, 4, 4, 1, 2, 8]))))
+        else:
+            value = rng.choice([rng.getrandbits(32), rng.randrange(100), rng.randrange(9),
+                                rng.getrandbits(3), 0xFFFF_FFFF])
+            plic.write(offset(), rng.choice([4, 4, 4, 1, 2, 8]), value)
+        # (tuples: the reference hands out its own lists)
+        seen.append((plic.pending, plic.claimed, tuple(plic.enable), tuple(plic.threshold),
+                     tuple(plic.levels), plic.claims, plic.best(0), plic.best(1)))
+    seen.append(tuple(plic.priority))
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plic_twins_agree_on_random_traffic(seed: int) -> None:
+    from emu.devices import plic as plic_ref
+
+    fast = _fast("plic")
+    ref = _plic_trace(plic_ref.Plic, seed)
+    got = _plic_trace(fast.Plic, seed)
+    for i, (a, b) in enumerate(zip(ref, got, strict=True)):
+        assert a == b, f"step {i}: the twins differ"
+    assert sum(1 for x in ref if x[0] in ("meip", "seip")) > 10      # outputs really moved
+    assert sum(1 for x in ref if x[0] == "read" and x[1]) > 100

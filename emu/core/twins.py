@@ -31,7 +31,7 @@ import sys
 from importlib import resources
 from types import ModuleType
 
-TWINS = ("budget", "sv39", "frames", "traps", "clock", "link", "segment", "nic")
+TWINS = ("budget", "sv39", "frames", "traps", "clock", "link", "segment", "nic", "plic")
 NOT_BUILT = "not_built.json"
 _warned = False
 

@@ -118,6 +118,12 @@ def _nic_class(impl: str) -> type[Nic]:
     return fast.Nic if fast else Nic
 
 
+def _plic_class(impl: str) -> type[Plic]:
+    """The PLIC's twin that `impl` (MachineConfig.io) picks."""
+    fast = twins.pick("plic", impl)
+    return fast.Plic if fast else Plic
+
+
 def _virtio_slot(i: int) -> Slot:
     return Slot(f"virtio{i}", virtio_spec.MMIO_BASE + i * virtio_spec.MMIO_STRIDE,
                 virtio_spec.MMIO_STRIDE, virtio_spec.MMIO_IRQ_BASE + i,
@@ -140,8 +146,8 @@ SLOTS: tuple[Slot, ...] = (
          lambda w, s: _nic_class(w.io)(w.mem, w.irq(_irq(s)), w.clock, mac=w.mac, mtu=w.mtu),
          node="ethernet", compatible=("emu,enic",)),
     Slot("plic", 0x0C00_0000, 0x60_0000, None,
-         lambda w, s: Plic(meip=lambda v: w.set_line(_MEIP, v),
-                           seip=lambda v: w.set_line(_SEIP, v)),
+         lambda w, s: _plic_class(w.io)(meip=lambda v: w.set_line(_MEIP, v),
+                                        seip=lambda v: w.set_line(_SEIP, v)),
          kind="plic", ndev=96),
     Slot("uart", 0x1000_0000, 0x1000, 10,
          lambda w, s: Uart(w.irq(_irq(s)), w.console_write, w.clock, w.now),
