@@ -2,7 +2,7 @@
 rings, as the guest driver will) -> segment -> links -> embedded AoE target
 -> back into the NIC's RX ring, with the fast codec. One 4 KiB write and one
 4 KiB read per round trip at MTU 9000. The I/O path's twins (clock, links,
-switch, eNIC, PLIC: MachineConfig.io) run pure and compiled in the same run; the
+switch, AoE target, eNIC, PLIC: MachineConfig.io) run pure and compiled in the same run; the
 summary row "I/O path round trip" shows the ratio.
 """
 

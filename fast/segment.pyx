@@ -3,11 +3,11 @@
 each behind two netem links (the compiled ones, emu._fast.link).
 
 Same names and contract as the reference (its docstring describes the
-switch); ports and their counters are C objects, the FCS check is zlib's
-crc32 on the frame without a Python slice of the FCS. Errors for bad
+switch); ports and their counters are C objects, the FCS check is
+emu.net.fcs's CRC-32 on the frame, compared without slicing the FCS out. Errors for bad
 arguments are the reference's, word for word."""
 
-from zlib import crc32
+from emu.net.fcs import crc32
 
 from emu._fast.link import Link
 from emu.net.link import derive_seed

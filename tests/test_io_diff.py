@@ -1,7 +1,7 @@
 """The I/O path's twins agree with their references: emu.core.clock,
-emu.net.link, emu.net.segment, emu.devices.nic and emu.devices.plic against
-emu._fast.clock, .link, .segment, .nic and .plic (MachineConfig.io picks
-them).
+emu.net.link, emu.net.segment, emu.net.aoe_target, emu.devices.nic and
+emu.devices.plic against emu._fast.clock, .link, .segment, .aoe_target,
+.nic and .plic (MachineConfig.io picks them).
 
 - Clock: random sequences of schedule/after/cancel/advance/run_due/
   next_time/pending, callbacks that schedule and cancel further events,
@@ -19,6 +19,10 @@ them).
   operation.
 - The PLIC: random line levels, claims, completions and register writes,
   valid or not: the same outputs, values, log lines and state.
+- The AoE target: the vblade comparison's requests (every command, filter
+  and error), intact and damaged: the same replies, counters and disk; and
+  bursts into a target with a service time, a seeking disk and few
+  buffers: the same replies at the same virtual times, the same drops.
 - A whole machine: the swap demo over a badly impaired link with each
   twin retires the same instructions, prints the same and counts the same.
 """
@@ -218,7 +222,7 @@ def test_the_swap_demo_runs_the_same_on_both_io_twins(kernel: str) -> None:
     from emu.machine.machine import Machine
     from emu.net.network import NetConfig
 
-    for name in ("clock", "link", "segment", "nic", "plic"):
+    for name in ("clock", "link", "segment", "nic", "plic", "aoe_target"):
         _fast(name)
     runs = []
     for io in ("python", "fast"):
@@ -233,12 +237,13 @@ def test_the_swap_demo_runs_the_same_on_both_io_twins(kernel: str) -> None:
         assert k["swap"]["swap_outs"] > 500 and k["aoe"]["retransmits"] > 10
         runs.append((m.icount, m.clock.now, m.stats.slices, m.console, m.network.stats(),
                      type(m.clock).__module__, type(m.network.segment).__module__,
-                     type(m.devices["nic"]).__module__, type(m.devices["plic"]).__module__))
+                     type(m.devices["nic"]).__module__, type(m.devices["plic"]).__module__,
+                     type(m.network.targets[0]).__module__))
     assert runs[0][:5] == runs[1][:5]
     assert runs[0][5:] == ("emu.core.clock", "emu.net.segment", "emu.devices.nic",
-                           "emu.devices.plic")
+                           "emu.devices.plic", "emu.net.aoe_target")
     assert runs[1][5:] == ("emu._fast.clock", "emu._fast.segment", "emu._fast.nic",
-                           "emu._fast.plic")
+                           "emu._fast.plic", "emu._fast.aoe_target")
 
 
 # -- the eNIC ----------------------------------------------------------------------------
@@ -435,3 +440,95 @@ def test_plic_twins_agree_on_random_traffic(seed: int) -> None:
         assert a == b, f"step {i}: the twins differ"
     assert sum(1 for x in ref if x[0] in ("meip", "seip")) > 10      # outputs really moved
     assert sum(1 for x in ref if x[0] == "read" and x[1]) > 100
+
+
+# -- the AoE target ---------------------------------------------------------------------
+def _target_trace(cls: type, mtu: int, seed: int) -> list:
+    """The vblade comparison's request sequence (every command, filter and
+    error case of tests/test_net_vblade.py), three times, each request also
+    with random damage to its headers and length, into one target class;
+    every reply, then the counters, the disk and the target's lists."""
+    from emu.net.store import MemoryStore
+    from tests import test_net_vblade as V  # noqa: N812
+
+    rng = random.Random(seed)
+    t = cls(MemoryStore(V.NSECT), shelf=V.SHELF, slot=V.SLOT, mac=V.TARGET_MAC, mtu=mtu)
+    frames = [r.frame for r in V.sequence((mtu - 36) // 512)]
+    out: list = []
+    for _ in range(3):
+        for f in frames:
+            out.append(t.handle(f))
+            g = bytearray(f)
+            for _ in range(rng.randrange(1, 4)):
+                g[rng.randrange(14, min(len(g), 48))] = rng.getrandbits(8)
+            if rng.random() < 0.3:
+                del g[rng.randrange(len(g)):]
+            out.append(t.handle(bytes(g)))
+            out.append(t.stats.as_dict())
+    disk = sorted((k, bytes(v)) for k, v in t.store._chunks.items())   # what was written
+    out.append((t.stats_dict(), disk, t.store.used_sectors, t.config, tuple(t.masks),
+                tuple(t.reserve)))
+    return out
+
+
+@pytest.mark.parametrize("mtu", [1500, 9000])
+def test_aoe_target_twins_answer_every_request_alike(mtu: int) -> None:
+    fast = _fast("aoe_target")
+    from emu.net import aoe_target as target_ref
+
+    ref = _target_trace(target_ref.AoETarget, mtu, mtu)
+    got = _target_trace(fast.AoETarget, mtu, mtu)
+    for i, (a, b) in enumerate(zip(ref, got, strict=True)):
+        assert a == b, f"step {i}: the twins differ"
+    counts = ref[-1][0]
+    assert min(counts[k] for k in ("reads", "writes", "identify", "config", "mask", "reserve",
+                                   "ignored", "truncated", "aoe_errors", "ata_errors")) > 0
+
+
+class _Port:
+    def __init__(self, clock, log: list) -> None:  # noqa: ANN001
+        self.clock, self.log = clock, log
+
+    def send(self, wire: bytes) -> None:
+        self.log.append((self.clock.now, wire))
+
+
+def _target_endpoint_trace(cls: type, Clock: type) -> list:  # noqa: N803
+    """Requests arriving in bursts at a target with a service time, a
+    seeking disk and 4 buffers: the same replies at the same times, the
+    same drops."""
+    from emu.net import aoe_target as target_ref
+    from emu.net.disk import Disk, model
+    from emu.net.store import MemoryStore
+    from tests import test_net_vblade as V  # noqa: N812
+
+    rng = random.Random(5)
+    clock, sent = Clock(), []
+    store = MemoryStore(1 << 16)
+    t = cls(store, shelf=V.SHELF, slot=V.SLOT, mac=V.TARGET_MAC, clock=clock, bufcnt=4,
+            service_ns=20_000, sector_ns=100, disk=Disk(model("hdd"), store.nsectors))
+    t.port = _Port(clock, sent)
+    t.announce()
+    frames = [r.frame for r in V.sequence(17)]
+    for _ in range(600):
+        f = rng.choice(frames)
+        t.receive(append_fcs(f) if rng.random() < 0.95 else f)
+        if rng.random() < 0.5:
+            clock.advance(clock.now + rng.randrange(30_000_000))
+            clock.run_due()
+    while (nxt := clock.next_time()) is not None:
+        clock.advance(nxt)
+        clock.run_due()
+    assert isinstance(t.stats_dict()["disk"], dict)
+    return [sent, t.stats.as_dict(), target_ref.AoETarget.stats_dict(t)]
+
+
+def test_aoe_target_twins_serve_in_the_same_virtual_time() -> None:
+    fast = _fast("aoe_target")
+    from emu.net import aoe_target as target_ref
+
+    ref = _target_endpoint_trace(target_ref.AoETarget, clock_ref.Clock)
+    assert _target_endpoint_trace(fast.AoETarget, clock_ref.Clock) == ref
+    assert _target_endpoint_trace(fast.AoETarget, _fast("clock").Clock) == ref
+    st = ref[1]
+    assert st["dropped_busy"] > 10 and st["crc_errors"] > 5 and st["replies"] > 300

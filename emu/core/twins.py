@@ -31,7 +31,8 @@ import sys
 from importlib import resources
 from types import ModuleType
 
-TWINS = ("budget", "sv39", "frames", "traps", "clock", "link", "segment", "nic", "plic")
+TWINS = ("budget", "sv39", "frames", "traps", "clock", "link", "segment", "nic", "plic",
+         "aoe_target")
 NOT_BUILT = "not_built.json"
 _warned = False
 

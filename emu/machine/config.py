@@ -140,7 +140,7 @@ class MachineConfig:
     mmu: str = "auto"                  # "python" | "fast" | "auto"
     budget: str = "auto"               # block-budget twin: "python" | "fast" | "auto"
     traps: str = "auto"                # trap-path twin: "python" | "fast" | "auto"
-    io: str = "auto"                   # I/O twins (clock, links, switch, eNIC, PLIC): py/fast/auto
+    io: str = "auto"                   # I/O-path twins (emu/core/twins.py): python/fast/auto
     seed: int = 0
     max_insns: int | None = None       # stop with status 124 when exhausted
     ns_per_insn: int = 1               # virtual time per retired instruction

@@ -147,14 +147,17 @@ class Network:
     """The assembled network of one machine (see the module docstring)."""
 
     def __init__(self, clock: Clock, cfg: NetConfig, impl: str = "auto") -> None:
-        """Build everything but the guest's port. `impl` picks the segment's
-        twin (emu/core/twins.py: "python", "fast" or "auto"; the compiled
-        segment runs compiled links). Raises ConfigError for bad values,
-        OSError/ValueError/PermissionError for files and interfaces."""
+        """Build everything but the guest's port. `impl` picks the twins of
+        the segment and the embedded targets (emu/core/twins.py: "python",
+        "fast" or "auto"; the compiled segment runs compiled links). Raises
+        ConfigError for bad values, OSError/ValueError/PermissionError for
+        files and interfaces."""
         self.clock, self.cfg = clock, cfg
         self.parsed = parsed = cfg.parsed()
         fast = twins.pick("segment", impl)
         self.segment: Segment = (fast.Segment if fast else Segment)(clock, seed=cfg.seed)
+        fast = twins.pick("aoe_target", impl)
+        target_class = fast.AoETarget if fast else AoETarget
         self.targets: list[AoETarget] = []
         self.bridges: list[Bridge] = []
         self._files: list[FileStore] = []
@@ -174,10 +177,10 @@ class Network:
                 self._files.append(store)
             shelf, sl = (spec.shelf, spec.slot) if spec.shelf is not None else (0, slot)
             slot += 1
-            target = AoETarget(store, shelf=shelf, slot=sl, mtu=cfg.mtu, clock=clock,  # type: ignore[arg-type]
-                               service_ns=parsed.service_ns,
-                               disk=None if spec.disk == "ram"
-                               else Disk(model(spec.disk), store.nsectors))
+            target = target_class(store, shelf=shelf, slot=sl, mtu=cfg.mtu, clock=clock,
+                                  service_ns=parsed.service_ns,
+                                  disk=None if spec.disk == "ram"
+                                  else Disk(model(spec.disk), store.nsectors))
             target.attach(self.segment, f"e{shelf}.{sl}")
             self.targets.append(target)
         self.pcap = PcapTap(cfg.pcap, cfg.pcap_snaplen) if cfg.pcap else None
