@@ -55,7 +55,7 @@ cdef class AoETarget:
     cdef public object store, mac, config, serial, ident, clock, disk, masks, reserve, port
     cdef public int shelf, slot
     cdef public long long mtu, scnt, bufcnt, fwver, service_ns, sector_ns
-    cdef public bint promiscuous
+    cdef public bint promiscuous, silent
     cdef public TargetStats stats
     cdef object _tags
     cdef long long _waiting, _busy_until
@@ -94,6 +94,7 @@ cdef class AoETarget:
         self.promiscuous = promiscuous
         self.reserve = []
         self.port = None
+        self.silent = False         # replies are dropped (see the reference)
         self.stats = TargetStats()
         self._tags = OrderedDict()
         self._waiting = 0
@@ -142,7 +143,7 @@ cdef class AoETarget:
         self._reply(self.handle(frame))
 
     cdef int _reply(self, reply) except -1:
-        if reply is None:
+        if reply is None or self.silent:
             return 0
         wire = append_fcs(pad(reply))   # a NIC pads short frames to 60 bytes
         self.stats.replies += 1

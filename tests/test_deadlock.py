@@ -19,7 +19,7 @@ def test_silent_target_is_a_deadlock_with_a_diagnosis(kernel):
     tasks wait on I/O forever; the watch fires after its span."""
     m = _machine(kernel, "init=memhog pages=1500 passes=3 procs=2")
     target = m.network.targets[0]
-    m.clock.schedule(40_000_000, lambda: setattr(target, "_reply", lambda reply: None))
+    m.clock.schedule(40_000_000, lambda: setattr(target, "silent", True))
     watch = DeadlockWatch(m, span_ns=300_000_000)
     m.after_slice.append(watch)
     assert m.run() == EXIT_DEADLOCK, m.stop_reason

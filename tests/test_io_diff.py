@@ -510,7 +510,8 @@ def _target_endpoint_trace(cls: type, Clock: type) -> list:  # noqa: N803
     t.port = _Port(clock, sent)
     t.announce()
     frames = [r.frame for r in V.sequence(17)]
-    for _ in range(600):
+    for i in range(600):
+        t.silent = i >= 500          # a target whose replies stop reaching the wire
         f = rng.choice(frames)
         t.receive(append_fcs(f) if rng.random() < 0.95 else f)
         if rng.random() < 0.5:

@@ -150,7 +150,7 @@ def test_target_death_fails_io_cleanly(kernel):
 
     def hook(m: Machine) -> None:
         target = m.network.targets[0]
-        m.clock.schedule(silent_at, lambda: setattr(target, "_reply", lambda reply: None))
+        m.clock.schedule(silent_at, lambda: setattr(target, "silent", True))
 
     m = memhog(kernel, pages=600, procs=2, extra="aoe_deadtime_ms=500", hook=hook)
     out = m.console.decode(errors="replace")

@@ -196,6 +196,9 @@ class AoETarget:
         self.promiscuous = promiscuous
         self.reserve: list[bytes] = []
         self.port: Any = None      # the segment port handle (has send(wire))
+        # True: requests are still served, but no reply leaves - a target
+        # whose transmit path died (the deadlock and swap tests' dead server)
+        self.silent = False
         self.stats = TargetStats()
         self._tags: OrderedDict[tuple[bytes, int], None] = OrderedDict()
         self._waiting = 0
@@ -239,7 +242,7 @@ class AoETarget:
         self._reply(self.handle(frame))
 
     def _reply(self, reply: bytes | None) -> None:
-        if reply is None:
+        if reply is None or self.silent:
             return
         wire = append_fcs(pad(reply))   # a NIC pads short frames to 60 bytes
         self.stats.replies += 1
