@@ -26,11 +26,10 @@ TARGET_MAC = b"\xff" * 6   # broadcast: the switch floods it to the target
 
 def _rig(net: str, impl: str):
     io = "python" if impl == "pure" else "fast"
-    fast_clock, fast_nic, fast_plic = (twins.pick(n, io) for n in ("clock", "nic", "plic"))
-    clock = (fast_clock.Clock if fast_clock else clock_ref.Clock)()
+    clock = twins.pick_class("clock", io, clock_ref.Clock)()
     mem = GuardedMem(size=4 << 20)
-    plic = (fast_plic.Plic if fast_plic else Plic)(lambda level: None)
-    nic = (fast_nic.Nic if fast_nic else N.Nic)(mem, plic.line(1), clock, mac=OUR_MAC)
+    plic = twins.pick_class("plic", io, Plic)(lambda level: None)
+    nic = twins.pick_class("nic", io, N.Nic)(mem, plic.line(1), clock, mac=OUR_MAC)
     network = Network(clock, NetConfig(net=net, seed=1, mtu=9000), io)
     nic.transmit = network.attach_guest(nic, OUR_MAC).send
     drv = Driver(nic, mem)

@@ -4,10 +4,10 @@ each behind two netem links (the compiled ones, emu._fast.link).
 
 Same names and contract as the reference (its docstring describes the
 switch); ports and their counters are C objects, the FCS check is
-emu.net.fcs's CRC-32 on the frame, compared without slicing the FCS out. Errors for bad
+emu.net.fcs's, as the reference's. Errors for bad
 arguments are the reference's, word for word."""
 
-from emu.net.fcs import crc32
+from emu.net.fcs import strip_fcs
 
 from emu._fast.link import Link
 from emu.net.link import derive_seed
@@ -27,20 +27,6 @@ cdef class PortStats:
     def as_dict(self):
         """The counters as a plain dict (the reference's asdict)."""
         return {name: getattr(self, name) for name in PORT_STAT_FIELDS}
-
-
-cdef bytes _frame_if_fcs_ok(bytes wire):
-    """The frame without its FCS, or None if the FCS is wrong or missing."""
-    cdef Py_ssize_t n = len(wire)
-    cdef const unsigned char *p = wire
-    cdef unsigned long fcs
-    if n < 4:
-        return None
-    frame = wire[:n - 4]
-    fcs = p[n - 4] | (p[n - 3] << 8) | (p[n - 2] << 16) | (<unsigned long>p[n - 1] << 24)
-    if <unsigned long>crc32(frame) != fcs:
-        return None
-    return frame
 
 
 cdef object _without_fcs(object wire):
@@ -170,7 +156,7 @@ cdef class Segment:
         if not port.attached:
             return
         st = port.stats
-        frame = _frame_if_fcs_ok(wire)
+        frame = strip_fcs(wire)
         if frame is None:
             st.crc_errors += 1
             return

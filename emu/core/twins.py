@@ -136,6 +136,13 @@ def pick(name: str, impl: str = "auto") -> ModuleType | None:
         return None
 
 
+def pick_class(name: str, impl: str, reference: type) -> type:
+    """The class named like `reference` from the twin `pick(name, impl)`
+    chooses, or `reference` itself on the pure path."""
+    mod = pick(name, impl)
+    return getattr(mod, reference.__name__) if mod is not None else reference
+
+
 def _listing(missing: dict[str, str]) -> str:
     """'a, b (why)' when every twin has the same reason, else 'a (why), b (why)'."""
     reasons = set(missing.values())

@@ -111,19 +111,6 @@ def _irq(slot: Slot) -> int:
     return slot.irq
 
 
-def _nic_class(impl: str) -> type[Nic]:
-    """The eNIC's twin that `impl` (MachineConfig.io) picks: emu._fast.nic or
-    the reference."""
-    fast = twins.pick("nic", impl)
-    return fast.Nic if fast else Nic
-
-
-def _plic_class(impl: str) -> type[Plic]:
-    """The PLIC's twin that `impl` (MachineConfig.io) picks."""
-    fast = twins.pick("plic", impl)
-    return fast.Plic if fast else Plic
-
-
 def _virtio_slot(i: int) -> Slot:
     return Slot(f"virtio{i}", virtio_spec.MMIO_BASE + i * virtio_spec.MMIO_STRIDE,
                 virtio_spec.MMIO_STRIDE, virtio_spec.MMIO_IRQ_BASE + i,
@@ -143,11 +130,12 @@ SLOTS: tuple[Slot, ...] = (
                             lambda v: w.set_line(_MTIP, v), lambda v: w.set_line(_STIP, v)),
          kind="clint"),
     Slot("nic", 0x0400_0000, 0x1000, 64,
-         lambda w, s: _nic_class(w.io)(w.mem, w.irq(_irq(s)), w.clock, mac=w.mac, mtu=w.mtu),
+         lambda w, s: twins.pick_class("nic", w.io, Nic)(w.mem, w.irq(_irq(s)), w.clock,
+                                                         mac=w.mac, mtu=w.mtu),
          node="ethernet", compatible=("emu,enic",)),
     Slot("plic", 0x0C00_0000, 0x60_0000, None,
-         lambda w, s: _plic_class(w.io)(meip=lambda v: w.set_line(_MEIP, v),
-                                        seip=lambda v: w.set_line(_SEIP, v)),
+         lambda w, s: twins.pick_class("plic", w.io, Plic)(meip=lambda v: w.set_line(_MEIP, v),
+                                                  seip=lambda v: w.set_line(_SEIP, v)),
          kind="plic", ndev=96),
     Slot("uart", 0x1000_0000, 0x1000, 10,
          lambda w, s: Uart(w.irq(_irq(s)), w.console_write, w.clock, w.now),

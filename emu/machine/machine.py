@@ -66,8 +66,7 @@ class Machine:
         config.validate()
         self.config = config
         self.mem = PhysMem(board.RAM_BASE, config.ram_size)
-        fast_clock = twins.pick("clock", config.io)
-        self.clock: Clock = fast_clock.Clock() if fast_clock else Clock()
+        self.clock: Clock = twins.pick_class("clock", config.io, Clock)()
         self.cpu = Cpu(self.mem, config.mmu, config.budget, config.traps)
         self.stats = Stats()
         self.exit_status: int | None = None

@@ -154,10 +154,8 @@ class Network:
         files and interfaces."""
         self.clock, self.cfg = clock, cfg
         self.parsed = parsed = cfg.parsed()
-        fast = twins.pick("segment", impl)
-        self.segment: Segment = (fast.Segment if fast else Segment)(clock, seed=cfg.seed)
-        fast = twins.pick("aoe_target", impl)
-        target_class = fast.AoETarget if fast else AoETarget
+        self.segment: Segment = twins.pick_class("segment", impl, Segment)(clock, seed=cfg.seed)
+        target_class = twins.pick_class("aoe_target", impl, AoETarget)
         self.targets: list[AoETarget] = []
         self.bridges: list[Bridge] = []
         self._files: list[FileStore] = []
