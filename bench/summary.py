@@ -8,6 +8,8 @@ the same run.
     summary.py markdown [FILE]              the same as a markdown table (docs)
     summary.py profile [FILE]               where the host's time went in the
                                             profiled runs (markdown, docs)
+    summary.py usertests [FILE]             xv6's usertests, test by test, on
+                                            QEMU, QEMU -icount and emu (markdown)
     summary.py plot FILE PNG                the ratio plot
     summary.py compare [--threshold PCT] [OLD NEW]
                                             every figure that moved more than
@@ -89,6 +91,13 @@ ROWS: tuple[Row, ...] = (
     *(Row(name, "wall s", "lower", {"reference": "QEMU 7.2", "compiled": "emu"},
           (("emu / QEMU", "compiled", "reference", "<= 1.5"),))
       for name in ("xv6 boot to the shell + echo hi | wc", "xv6 usertests -q")),
+    # QEMU's own deterministic clock, the one emu always has: one instruction
+    # per virtual ns, idle time jumping to the next deadline
+    *(Row(f"{name}, QEMU -icount shift=0,sleep=off", "wall s", "lower",
+          {"reference": "QEMU 7.2 -icount shift=0,sleep=off", "compiled": "emu (its default "
+           "clock is -icount shift=0,sleep=off)"},
+          (("emu / QEMU -icount", "compiled", "reference", ""),))
+      for name in ("xv6 boot to the shell + echo hi | wc", "xv6 usertests -q")),
     Row("Linux boot to /init + memhog", "wall s", "lower", {"reference": "QEMU 7.2",
                                                             "compiled": "emu"},
         (("emu / QEMU", "compiled", "reference", "<= 2"),)),
@@ -103,6 +112,7 @@ ROW_BY_NAME = {r.name: r for r in ROWS}
 
 _figures: dict[str, dict[str, float]] = {}
 _profiles: dict[str, dict] = {}
+_usertests: dict[str, dict[str, float]] = {}
 
 
 def record(row: str, column: str, value: float) -> None:
@@ -114,6 +124,11 @@ def record(row: str, column: str, value: float) -> None:
 def record_profile(name: str, breakdown: dict) -> None:
     """Keep one run's host profile (emu.tools.hostprofile.Breakdown.to_json())."""
     _profiles[name] = breakdown
+
+
+def record_usertests(machine: str, seconds: dict[str, float]) -> None:
+    """Keep the wall seconds of each xv6 usertests test on `machine`."""
+    _usertests[machine] = dict(seconds)
 
 
 def ratios(figs: dict[str, dict[str, float]]) -> list[tuple[str, str, float, str]]:
@@ -137,6 +152,8 @@ def save(figs: dict[str, dict[str, float]] | None = None, publish: bool = False)
     data = {"taken": time.strftime("%Y-%m-%d %H:%M:%S"), "figures": figs}
     if _profiles:
         data["profiles"] = _profiles
+    if _usertests:
+        data["usertests"] = _usertests
     HISTORY.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1, sort_keys=True) + "\n"
     if publish:
@@ -250,6 +267,23 @@ def _print_profiles(data: dict) -> int:
     return 0
 
 
+def usertests_markdown(data: dict, top: int = 12) -> str:
+    """The `top` usertests that took emu longest, with their seconds on each
+    machine, and the sum of all tests; raises KeyError without them."""
+    runs = data["usertests"]
+    machines = list(runs)
+    emu = runs["emu"]
+    lines = ["| test | " + " | ".join(f"{m} (s)" for m in machines) + " | emu share |",
+             "|---|" + "---|" * (len(machines) + 1)]
+    total = sum(emu.values())
+    for name in sorted(emu, key=lambda k: -emu[k])[:top]:
+        cells = [_fmt(runs[m][name]) if name in runs[m] else "-" for m in machines]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {emu[name] / total:.0%} |")
+    cells = [_fmt(sum(runs[m].values())) for m in machines]
+    lines.append(f"| all {len(emu)} tests | " + " | ".join(cells) + " | 100% |")
+    return "\n".join(lines) + "\n"
+
+
 def _history() -> list[Path]:
     return sorted(HISTORY.glob("*.json")) if HISTORY.exists() else []
 
@@ -264,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("plot")
     s.add_argument("file")
     s.add_argument("png")
+    s = sub.add_parser("usertests")
+    s.add_argument("file", nargs="?", default=str(LATEST))
     s = sub.add_parser("compare")
     s.add_argument("--threshold", type=float, default=10.0)
     s.add_argument("files", nargs="*")
@@ -277,6 +313,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from rich.console import Console
             Console(width=160).print(table(data))
+        return 0
+    if args.cmd == "usertests":
+        data = json.loads(Path(args.file).read_text())
+        if "usertests" not in data:
+            print("summary: this run holds no usertests breakdown (make bench records one)",
+                  file=sys.stderr)
+            return 1
+        print(usertests_markdown(data), end="")
         return 0
     if args.cmd == "plot":
         plot(json.loads(Path(args.file).read_text()), args.png)

@@ -2,8 +2,18 @@
 same run (issue "Real guest images"): wall seconds to boot to the shell and
 run `echo hi | wc`, and for `usertests -q` to print ALL TESTS PASSED. Both
 sides are whole processes started the same way (emu through its CLI, as a
-user types it); the goal is emu <= 1.5 x QEMU. Needs what tests/test_xv6.py
-needs (the xv6 sources, Debian's cross compiler and qemu-system-riscv64).
+user types it); the goal is emu <= 1.5 x QEMU.
+
+QEMU runs twice: as xv6's Makefile starts it (its clock follows the host)
+and with `-icount shift=0,sleep=off`, QEMU's deterministic clock - one
+instruction per virtual ns, idle time jumping to the next deadline - which
+is the clock emu always has (tests/test_xv6.py checks that emu's run with
+that flag is the run without it). The difference matters wherever xv6 waits
+for its timer while a process spins: a virtual second costs emu and
+QEMU -icount a billion instructions, QEMU without -icount one wall second.
+The usertests run also records each test's seconds on all three
+(`bench/summary.py usertests`). Needs what tests/test_xv6.py needs (the
+xv6 sources, Debian's cross compiler and qemu-system-riscv64).
 """
 
 from __future__ import annotations
@@ -14,10 +24,16 @@ import pytest
 
 from bench import summary
 from emu.core import twins
-from tests.test_xv6 import emu_session, qemu_session, xv6  # noqa: F401  (fixture)
+from emu.tools import hostprofile
+from tests.test_xv6 import command, emu_session, qemu_session, usertest_seconds, xv6  # noqa: F401
 
 CASES = {"boot": (["echo hi | wc"], "$ "), "usertests": (["usertests -q"], "ALL TESTS PASSED")}
 ROWS = {"boot": "xv6 boot to the shell + echo hi | wc", "usertests": "xv6 usertests -q"}
+ICOUNT = ("-icount", "shift=0,sleep=off")
+PROFILE_ROW = "xv6 usertests killstatus, first 6 G instructions"
+# the boot (0.43 G), usertests' count of free pages (about 0.9 G: a sbrk and
+# two byte-wise page fills per page), then killstatus's getpid loop
+PROFILE_INSNS = 6_000_000_000
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -28,21 +44,60 @@ def test_xv6_emu_vs_qemu(benchmark, xv6, tmp_path, case):  # noqa: F811
     kernel, fs = xv6
     sends, until = CASES[case]
     out: dict = {}
+    marks: dict[str, list[tuple[float, int]]] = {"QEMU": [], "QEMU -icount": [], "emu": []}
 
     def once():
         t0 = time.perf_counter()
-        out["qemu"] = qemu_session(kernel, fs, sends, until, timeout=1800)
+        out["QEMU"] = qemu_session(kernel, fs, sends, until, 1800, marks=marks["QEMU"])
         t1 = time.perf_counter()
-        out["emu"], out["stats"] = emu_session(kernel, fs, sends, until, tmp_path)
-        out["wall"] = (t1 - t0, time.perf_counter() - t1)
+        out["QEMU -icount"] = qemu_session(kernel, fs, sends, until, 3600, *ICOUNT,
+                                           marks=marks["QEMU -icount"])
+        t2 = time.perf_counter()
+        out["emu"], out["stats"] = emu_session(kernel, fs, sends, until, tmp_path,
+                                               marks=marks["emu"])
+        out["wall"] = (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
     benchmark.pedantic(once, rounds=1, iterations=1)
-    qemu_s, emu_s = out["wall"]
-    assert until in out["emu"] and until in out["qemu"]
-    benchmark.extra_info.update(qemu_s=round(qemu_s, 2), emu_s=round(emu_s, 2),
-                                ratio=round(emu_s / qemu_s, 2),
+    qemu_s, icount_s, emu_s = out["wall"]
+    for machine in marks:
+        assert until in out[machine], machine
+    benchmark.extra_info.update(qemu_s=round(qemu_s, 2), qemu_icount_s=round(icount_s, 2),
+                                emu_s=round(emu_s, 2), ratio=round(emu_s / qemu_s, 2),
+                                ratio_icount=round(emu_s / icount_s, 2),
                                 instructions=out["stats"]["instructions"])
     summary.record(ROWS[case], "reference", qemu_s)
     summary.record(ROWS[case], "compiled", emu_s)
-    print(f"\nxv6 {case}: QEMU {qemu_s:.2f} s, emu {emu_s:.2f} s = {emu_s / qemu_s:.2f} x "
+    icount_row = f"{ROWS[case]}, QEMU -icount shift=0,sleep=off"
+    summary.record(icount_row, "reference", icount_s)
+    summary.record(icount_row, "compiled", emu_s)
+    if case == "usertests":
+        for machine, m in marks.items():
+            summary.record_usertests(machine, usertest_seconds(out[machine], m))
+    print(f"\nxv6 {case}: QEMU {qemu_s:.2f} s, QEMU -icount {icount_s:.2f} s, emu {emu_s:.2f} s "
+          f"= {emu_s / qemu_s:.2f} x QEMU, {emu_s / icount_s:.2f} x QEMU -icount "
           f"({out['stats']['instructions']:,} instructions)")
+
+
+@pytest.mark.benchmark(group="xv6-vs-qemu")
+def test_xv6_killstatus_profile(benchmark, xv6):  # noqa: F811
+    """Where emu's host time goes in the test that takes most of usertests'
+    time on emu (`summary.py usertests`): a child calling getpid() in a loop
+    while its parent sleeps a timer tick, a hundred times - two satp
+    switches, two TLB flushes and a trap per call. py-spy --native at 100 Hz
+    over the first 6 G instructions, three quarters of them in the loop
+    (emu/tools/hostprofile.py)."""
+    if twins.pure_forced():
+        pytest.skip("EMU_PURE=1: xv6 on the pure twins takes most of an hour")
+    kernel, fs = xv6
+    args = ["run", *command(kernel, fs), "-snapshot", "--send", "usertests killstatus",
+            "--max-insns", str(PROFILE_INSNS), "-q"]
+    out: dict = {}
+
+    def once():
+        out["profile"] = hostprofile.profile(args, rate_hz=100)
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    result, status = out["profile"]
+    assert status == 124 and result.total > 0      # 124: --max-insns ended it
+    summary.record_profile(PROFILE_ROW, result.to_json())
+    print("\n" + hostprofile.markdown(result))

@@ -166,8 +166,8 @@ cdef inline count_entry *_block(uc_engine *uc, budget_state *s, uint64_t pc,
     return e
 
 
-cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
-                    void *user) noexcept nogil:
+cdef void _on_block_full(uc_engine *uc, uint64_t address, uint32_t size,
+                         void *user) noexcept nogil:
     cdef budget_state *s = <budget_state *>user
     cdef uint64_t priv = 0
     cdef bint have_priv = False
@@ -224,6 +224,36 @@ cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
             return
         s.masked = 1
     e = _block(uc, s, address, size)
+    s.after_system = e.system
+    s.expect = address + size
+    s.expect_valid = 1
+    s.blk_pc = address
+    s.blk_size = size
+    s.icount += e.n
+
+
+# Called through a pointer so that the C compiler keeps the whole hook out of
+# the leaf path (inlined, its saved registers would be pushed on every block).
+ctypedef void (*block_hook_fn)(uc_engine *, uint64_t, uint32_t, void *) noexcept nogil
+cdef block_hook_fn _full_hook = _on_block_full
+
+
+cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
+                    void *user) noexcept nogil:
+    # The hook unicorn calls before every block. Most blocks need only the
+    # count: nothing stopped, the slice not over, no SYSTEM instruction in
+    # the block before, no pending interrupt unchecked, the block's count
+    # cached. That path is this leaf function, small enough to need no
+    # saved registers; anything else is the whole hook (_on_block_full),
+    # entered as a tail call, which does exactly what it did before this
+    # path existed.
+    cdef budget_state *s = <budget_state *>user
+    cdef count_entry *e = &s.cache[(address >> 1) & (NCACHE - 1)]
+    if s.stopped or s.icount >= s.stop_at or s.after_system \
+            or ((s.lines | s.umip) and not s.masked) \
+            or e.pc != address or e.size != size or e.epoch != s.code_epoch[0] + s.own_epoch:
+        _full_hook(uc, address, size, user)
+        return
     s.after_system = e.system
     s.expect = address + size
     s.expect_valid = 1

@@ -5,6 +5,7 @@ script (--send/--prompt/--until)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -128,6 +129,16 @@ def test_bad_netdev_lines(netdevs, needle):
      "not a unicast address"),
     (["--pcap", "/dev/null", "--pcap-port", "n9"], "--pcap-port n9: no such port (the segment "
      "has e0.0, guest)"),
+    # -icount: emu's clock counts instructions at a fixed rate, as QEMU's shift=N
+    (["-icount", "shift=auto"], "does not adapt to the host"),
+    (["-icount", "11"], "an integer 0..10"),
+    (["-icount", "shift=-1"], "an integer 0..10"),
+    (["-icount", "shift=two"], "an integer 0..10"),
+    (["-icount", "2,align=on"], "never paced by the host"),
+    (["-icount", "2,rr=record,rrfile=x"], "unsupported option 'rr'"),
+    (["-icount", "2,sleep=maybe"], "sleep='maybe' is not on/off"),
+    (["-icount", "1", "--insn-ns", "3"], "-icount 1 means --insn-ns 2, not 3"),
+    (["-icount", "1,sleep=off", "--clock", "wall"], "means --clock virtual, not --clock wall"),
 ])
 def test_unsupported_qemu_spellings_are_one_line_and_status_2(args, needle):
     r = emu("run", *args)
@@ -142,6 +153,25 @@ def test_the_accepted_spellings_run(kernel):
             "-global", "virtio-mmio.force-legacy=false", "-kernel", kernel, "-m", "16",
             "--max-insns", "2000000", "-q")
     assert r.returncode == 124, r.stderr
+
+
+def test_icount_is_qemus_instruction_clock():
+    # QEMU 7.2: one instruction every 2^N ns; sleep=on (its default) lets idle
+    # time follow the host clock, sleep=off jumps to the next deadline
+    assert qemuflags.icount_option(None) is None
+    assert qemuflags.icount_option("0") == (1, "wall")
+    assert qemuflags.icount_option("shift=3,sleep=off") == (8, "virtual")
+    assert qemuflags.icount_option("shift=10,sleep=on,align=off") == (1024, "wall")
+
+
+def test_icount_sets_the_virtual_time_per_instruction(kernel, tmp_path):
+    stats = tmp_path / "s.json"
+    r = emu("run", "-kernel", kernel, "-icount", "shift=2,sleep=off", "--max-insns", "3000000",
+            "--stats-json", str(stats), "-q")
+    assert r.returncode == 124, r.stderr
+    s = json.loads(stats.read_text())
+    assert s["clock"]["mode"] == "virtual"
+    assert s["virtual_ns"] == 4 * s["instructions"] + s["idle_ns"]
 
 
 @pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc (device-tree-compiler)")

@@ -48,49 +48,83 @@ def xv6() -> tuple[Path, Path]:
 
 
 def emu_session(kernel: Path, fs: Path, sends: list[str], until: str, tmp: Path,
-                *extra: str) -> tuple[str, dict]:
-    """Run xv6 on emu with a console script; return (console, stats)."""
+                *extra: str, marks: list[tuple[float, int]] | None = None) -> tuple[str, dict]:
+    """Run xv6 on emu with a console script; return (console, stats).
+    `marks` (if given) gets (wall seconds since start, console bytes so far)
+    as the output arrives."""
     stats = tmp / f"stats{len(list(tmp.iterdir()))}.json"
     script = [a for s in sends for a in ("--send", s)]
-    r = subprocess.run(["emu", "run", *command(kernel, fs), "-snapshot", *script,
-                        "--until", until, "--stats-json", str(stats), "-q", *extra],
-                       capture_output=True, timeout=1800, check=False,
-                       env={**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:"
-                            f"{os.environ['PATH']}"})
-    assert r.returncode == 0, r.stderr.decode()
-    return r.stdout.decode(), json.loads(stats.read_text())
-
-
-def qemu_session(kernel: Path, fs: Path, sends: list[str], until: str,
-                 timeout: float = 300) -> str:
-    """The same session on QEMU: each line typed once the console shows the
-    prompt, the run ended when `until` appears after the last one."""
-    qemu = need_tool("qemu-system-riscv64")
-    p = subprocess.Popen([qemu, *command(kernel, fs), "-snapshot"], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE)
-    assert p.stdin is not None and p.stdout is not None
-    out, mark, todo = b"", 0, list(sends)
-    deadline = time.monotonic() + timeout
+    p = subprocess.Popen(["emu", "run", *command(kernel, fs), "-snapshot", *script,
+                          "--until", until, "--stats-json", str(stats), "-q", *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:"
+                              f"{os.environ['PATH']}"})
+    assert p.stdout is not None and p.stderr is not None
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([p.stdout], [], [], 1.0)
-            if not ready:
-                continue
-            data = os.read(p.stdout.fileno(), 4096)
-            if not data:
-                break
-            out += data
-            if todo and b"$ " in out[mark:]:
-                p.stdin.write(todo.pop(0).encode() + b"\n")
-                p.stdin.flush()
-                mark = len(out)
-            elif not todo and until.encode() in out[mark:]:
-                end = out.index(until.encode(), mark) + len(until)
-                return out[:end].decode()
-        raise AssertionError(f"QEMU did not print {until!r}:\n{out.decode()[-2000:]}")
+        out = _read_console(p, [], "", 1800, marks)
+        err = p.stderr.read()
+        assert p.wait(timeout=60) == 0, err.decode()
     finally:
         p.kill()
         p.wait()
+    return out.decode(), json.loads(stats.read_text())
+
+
+def _read_console(p: subprocess.Popen, sends: list[str], until: str, timeout: float,
+                  marks: list[tuple[float, int]] | None) -> bytes:
+    """Read `p`'s console until it ends or, once every line of `sends` has
+    been typed (each when the console shows the prompt), until `until`
+    appears; returns the console up to there."""
+    assert p.stdout is not None
+    out, mark, todo = b"", 0, list(sends)
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([p.stdout], [], [], 1.0)
+        if not ready:
+            continue
+        data = os.read(p.stdout.fileno(), 4096)
+        if not data:
+            return out
+        out += data
+        if marks is not None:
+            marks.append((time.monotonic() - t0, len(out)))
+        if todo and b"$ " in out[mark:]:
+            assert p.stdin is not None
+            p.stdin.write(todo.pop(0).encode() + b"\n")
+            p.stdin.flush()
+            mark = len(out)
+        elif until and not todo and until.encode() in out[mark:]:
+            return out[:out.index(until.encode(), mark) + len(until)]
+    raise AssertionError(f"no {until!r} within {timeout} s:\n{out.decode()[-2000:]}")
+
+
+def qemu_session(kernel: Path, fs: Path, sends: list[str], until: str,
+                 timeout: float = 300, *extra: str,
+                 marks: list[tuple[float, int]] | None = None) -> str:
+    """The same session on QEMU (`extra`: more flags, e.g. -icount): each
+    line typed once the console shows the prompt, the run ended when `until`
+    appears after the last one. `marks` as emu_session's."""
+    qemu = need_tool("qemu-system-riscv64")
+    p = subprocess.Popen([qemu, *command(kernel, fs), "-snapshot", *extra],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        out = _read_console(p, sends, until, timeout, marks)
+        assert until.encode() in out, f"QEMU ended without {until!r}:\n{out.decode()[-2000:]}"
+        return out.decode()
+    finally:
+        p.kill()
+        p.wait()
+
+
+def usertest_seconds(console: str, marks: list[tuple[float, int]]) -> dict[str, float]:
+    """Wall seconds of each usertests test ("test NAME: " to its "OK"), from
+    the arrival times `marks` of the console's bytes."""
+    def arrived(offset: int) -> float:
+        return next(t for t, n in marks if n >= offset)
+    return {m.group(1): arrived(m.end()) - arrived(m.start() + 1)
+            for m in re.finditer(r"test (\w+): (?:(?!test \w+: ).)*?OK", console, re.S)}
+
 
 
 SESSION = ["ls", "echo hi | wc", "cat README | grep -c xv6", "mkdir d", "ln README d/r",
@@ -114,6 +148,33 @@ def test_xv6_boots_and_runs_programs_as_on_qemu_and_twice_the_same(xv6, tmp_path
     again, stats2 = emu_session(kernel, fs, SESSION, "$ ", tmp_path)
     assert again == out and stats2["instructions"] == stats["instructions"]
     assert qemu_session(kernel, fs, SESSION, "$ ") == out
+
+
+@PURE_TOO_SLOW
+def test_emus_clock_is_qemus_icount_shift0_sleep_off(xv6, tmp_path):
+    """emu's default clock is QEMU's -icount shift=0,sleep=off (one
+    instruction per virtual ns, idle time jumping to the next deadline):
+    the flag changes nothing in emu's run, and QEMU with it prints the
+    same session. (The benchmark compares the two at that clock.)"""
+    kernel, fs = xv6
+    out, stats = emu_session(kernel, fs, ["echo hi | wc"], "$ ", tmp_path)
+    flagged, stats2 = emu_session(kernel, fs, ["echo hi | wc"], "$ ", tmp_path,
+                                  "-icount", "shift=0,sleep=off")
+    assert flagged == out and stats2["instructions"] == stats["instructions"]
+    assert stats2["virtual_ns"] == stats["virtual_ns"] and stats2["clock"]["mode"] == "virtual"
+    assert qemu_session(kernel, fs, ["echo hi | wc"], "$ ", 300,
+                        "-icount", "shift=0,sleep=off") == out
+
+
+def test_usertest_seconds_reads_each_test_from_the_arrival_times():
+    console = ("usertests starting\ntest copyin: OK\ntest preempt: kill... wait... OK\n"
+               "test sbrkfail: \nsome output\nOK\n")
+    first_ok = console.index("OK") + 2
+    marks = [(0.5, 19), (1.0, 30), (1.75, first_ok), (2.0, 50), (4.0, 66), (4.5, 75),
+             (7.0, len(console))]
+    # a test starts when its first byte arrives and ends with the bytes of its OK
+    # (and its OK may come lines later)
+    assert usertest_seconds(console, marks) == {"copyin": 0.75, "preempt": 2.5, "sbrkfail": 2.5}
 
 
 @PURE_TOO_SLOW

@@ -80,8 +80,9 @@ def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> 
                    help="seed for every random choice (default: %(default)s)")
     p.add_argument("--max-insns", type=_int, metavar="N",
                    help="stop after N instructions (exit status 124; default: no limit)")
-    p.add_argument("--insn-ns", type=_int, default=1, metavar="NS",
-                   help="virtual nanoseconds per instruction (default: %(default)s)")
+    p.add_argument("--insn-ns", type=_int, default=None, metavar="NS",
+                   help="virtual nanoseconds per instruction (default: 1; QEMU's "
+                   "-icount shift=N is 2^N)")
     p.add_argument("--stats-json", metavar="FILE", help="write the run's figures as JSON")
     if not debugger:
         p.add_argument("--plot", metavar="FILE.png",
@@ -99,11 +100,11 @@ def add_machine_flags(p: argparse.ArgumentParser, *, debugger: bool = False) -> 
                        help="write a cProfile profile of the run to FILE (read it with "
                        "`python -m pstats FILE`, snakeviz, gprof2dot)")
     add_net_flags(p)
-    p.add_argument("--clock", choices=CLOCK_MODES, default="auto",
+    p.add_argument("--clock", choices=CLOCK_MODES, default=None,
                    help="virtual: time jumps to the next event while the guest waits "
                    "(deterministic); wall: waits follow the wall clock, as QEMU without "
                    "-icount; auto: wall once a real peer (a bridged interface, stdin, "
-                   "gdb) is attached, else virtual (default: %(default)s)")
+                   "gdb) is attached, else virtual (default: auto; -icount sets it from sleep=)")
     g = p.add_argument_group("console script (deterministic input, as expect)")
     g.add_argument("--send", metavar="LINE", action="append", default=[],
                    help="type LINE (and a newline) once the guest prints the prompt; "
@@ -151,6 +152,10 @@ def add_qemu_flags(p: argparse.ArgumentParser) -> None:
                    help="writes to every disk go to a throw-away overlay")
     g.add_argument("-no-reboot", dest="no_reboot", action="store_true",
                    help="accepted: a guest reset always ends emu's run")
+    g.add_argument("-icount", metavar="[shift=]N[,sleep=on|off]",
+                   help="one instruction every 2^N virtual ns (N 0..10), as QEMU's; "
+                   "sleep=off: idle time jumps to the next event (deterministic), sleep=on "
+                   "(QEMU's default): idle time follows the host clock")
 
 
 def add_net_flags(p: argparse.ArgumentParser) -> None:
@@ -215,11 +220,12 @@ def config_from_args(args: argparse.Namespace) -> MachineConfig:
     qemuflags.display_option(args.display)
     legacy = qemuflags.global_options(args.qemu_global)
     disks, nics = qemuflags.devices_from(args.drive, args.device, args.netdev, args.snapshot)
+    ns_per_insn, clock = _clock_flags(args)
     cfg = MachineConfig(
         kernel=args.kernel, bios=args.bios, ram_size=parse_size(args.m), append=args.append,
         mmu=args.mmu,
-        seed=args.seed, max_insns=args.max_insns, ns_per_insn=args.insn_ns, debug=topics,
-        debug_file=args.D, stats_json=args.stats_json, clock=args.clock,
+        seed=args.seed, max_insns=args.max_insns, ns_per_insn=ns_per_insn, debug=topics,
+        debug_file=args.D, stats_json=args.stats_json, clock=clock,
         initrd=args.initrd, dtb=args.dtb, console_send=tuple(args.send),
         console_prompt=args.prompt, console_until=args.until,
         disks=disks, nics=nics)
@@ -228,6 +234,21 @@ def config_from_args(args: argparse.Namespace) -> MachineConfig:
     cfg.validate()
     cfg.net = net_config_from_args(args, seed=cfg.seed, mtu=cfg.mtu)
     return cfg
+
+
+def _clock_flags(args: argparse.Namespace) -> tuple[int, str]:
+    """(ns per instruction, clock mode) from --insn-ns/--clock or QEMU's
+    -icount, which says both; a contradiction is a ConfigError."""
+    icount = qemuflags.icount_option(args.icount)
+    if icount is None:
+        return (1 if args.insn_ns is None else args.insn_ns), args.clock or "auto"
+    ns, clock = icount
+    if args.insn_ns is not None and args.insn_ns != ns:
+        raise ConfigError(f"-icount {args.icount} means --insn-ns {ns}, not {args.insn_ns}")
+    if args.clock is not None and args.clock != clock:
+        raise ConfigError(f"-icount {args.icount} means --clock {clock}, not --clock "
+                          f"{args.clock} (sleep=off is virtual, sleep=on wall)")
+    return ns, clock
 
 
 def dumpdtb_path(args: argparse.Namespace) -> str | None:

@@ -24,6 +24,14 @@ Accepted, with QEMU 7.2's meaning:
                                   the eNIC is NIC 0, so the first is ...:57)
   -snapshot                       every drive as snapshot=on
   -no-reboot                      a guest reset ends the run (emu always does)
+  -icount [shift=]N[,sleep=on|off][,align=off]
+                                  one instruction every 2^N virtual ns (N 0..10,
+                                  emu's --insn-ns); sleep=off: an idle hart's time
+                                  jumps to the next event (--clock virtual),
+                                  sleep=on (QEMU's default): idle time follows the
+                                  host clock (--clock wall). emu's clock always
+                                  counts instructions: shift=auto, align=on and
+                                  rr= are refused
 
 Option strings follow QemuOpts: comma-separated key=value pairs, ",," is a
 literal comma, and a first item without "=" is the implied key (the machine
@@ -130,6 +138,43 @@ def display_option(text: str | None) -> None:
     """-display: emu has no display."""
     if text not in (None, "none"):
         raise ConfigError(f"-display {text}: emu has no display (-display none)")
+
+
+MAX_ICOUNT_SHIFT = 10      # QEMU 7.2 refuses a larger shift ("Invalid shift value")
+
+
+def icount_option(text: str | None) -> tuple[int, str] | None:
+    """-icount [shift=]N[,sleep=on|off][,align=off]: (ns per instruction,
+    clock mode), or None when not given. QEMU's sleep=on (its default) lets
+    virtual time follow the host clock while the hart is idle, as emu's
+    --clock wall does; sleep=off jumps to the next timer deadline, as
+    --clock virtual does (QEMU's docs before 2025 had the two swapped; its
+    code and emu agree). Raises ConfigError for what emu cannot do: a clock
+    that adapts to the host (shift=auto, align=on) or record/replay."""
+    if text is None:
+        return None
+    opts = parse_opts(text, implied="shift")
+    shift = opts.pop("shift", "")
+    sleep = _flag(opts, "sleep", "-icount", default=True)
+    opts.pop("sleep", None)
+    if _flag(opts, "align", "-icount"):
+        raise ConfigError("-icount align=on: emu's virtual clock counts instructions and is "
+                          "never paced by the host (leave align off)")
+    opts.pop("align", None)
+    if opts:
+        raise ConfigError(f"-icount: unsupported option {sorted(opts)[0]!r} (emu knows "
+                          "shift=N, sleep=on|off and align=off)")
+    if shift == "auto":
+        raise ConfigError("-icount shift=auto: emu's virtual clock runs at a fixed rate "
+                          "(shift=N, N 0..10), it does not adapt to the host")
+    try:
+        n = int(shift, 0)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= MAX_ICOUNT_SHIFT:
+        raise ConfigError(f"-icount shift={shift}: an integer 0..{MAX_ICOUNT_SHIFT} "
+                          "(one instruction every 2^N ns), as QEMU")
+    return 1 << n, "wall" if sleep else "virtual"
 
 
 def global_options(items: list[str]) -> bool | None:
