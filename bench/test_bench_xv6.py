@@ -2,7 +2,8 @@
 same run (issue "Real guest images"): wall seconds to boot to the shell and
 run `echo hi | wc`, and for `usertests -q` to print ALL TESTS PASSED. Both
 sides are whole processes started the same way (emu through its CLI, as a
-user types it); the goal is emu <= 1.5 x QEMU.
+user types it); the goal is emu <= 1.5 x QEMU. The boot is the best of 5
+rounds on each machine, usertests one round.
 
 QEMU runs twice: as xv6's Makefile starts it (its clock follows the host)
 and with `-icount shift=0,sleep=off`, QEMU's deterministic clock - one
@@ -30,6 +31,7 @@ from tests.test_xv6 import command, emu_session, qemu_session, usertest_seconds,
 CASES = {"boot": (["echo hi | wc"], "$ "), "usertests": (["usertests -q"], "ALL TESTS PASSED")}
 ROWS = {"boot": "xv6 boot to the shell + echo hi | wc", "usertests": "xv6 usertests -q"}
 ICOUNT = ("-icount", "shift=0,sleep=off")
+ROUNDS = {"boot": 5, "usertests": 1}
 PROFILE_ROW = "xv6 usertests killstatus, first 6 G instructions"
 # the boot (0.43 G), usertests' count of free pages (about 0.9 G: a sbrk and
 # two byte-wise page fills per page), then killstatus's getpid loop
@@ -46,19 +48,26 @@ def test_xv6_emu_vs_qemu(benchmark, xv6, tmp_path, case):  # noqa: F811
     out: dict = {}
     marks: dict[str, list[tuple[float, int]]] = {"QEMU": [], "QEMU -icount": [], "emu": []}
 
-    def once():
-        t0 = time.perf_counter()
-        out["QEMU"] = qemu_session(kernel, fs, sends, until, 1800, marks=marks["QEMU"])
-        t1 = time.perf_counter()
-        out["QEMU -icount"] = qemu_session(kernel, fs, sends, until, 3600, *ICOUNT,
-                                           marks=marks["QEMU -icount"])
-        t2 = time.perf_counter()
-        out["emu"], out["stats"] = emu_session(kernel, fs, sends, until, tmp_path,
-                                               marks=marks["emu"])
-        out["wall"] = (t1 - t0, t2 - t1, time.perf_counter() - t2)
+    walls: dict[str, list[float]] = {machine: [] for machine in marks}
 
-    benchmark.pedantic(once, rounds=1, iterations=1)
-    qemu_s, icount_s, emu_s = out["wall"]
+    def timed(machine: str, session, *args, **kwargs):
+        marks[machine].clear()
+        t0 = time.perf_counter()
+        result = session(*args, **kwargs, marks=marks[machine])
+        walls[machine].append(time.perf_counter() - t0)
+        return result
+
+    def once():
+        out["QEMU"] = timed("QEMU", qemu_session, kernel, fs, sends, until, 1800)
+        out["QEMU -icount"] = timed("QEMU -icount", qemu_session, kernel, fs, sends, until,
+                                    3600, *ICOUNT)
+        out["emu"], out["stats"] = timed("emu", emu_session, kernel, fs, sends, until,
+                                         tmp_path)
+
+    benchmark.pedantic(once, rounds=ROUNDS[case], iterations=1)
+    # the best round of each: the first start of a process (QEMU's boot: 0.6
+    # against 0.27 s) pays for loading it from disk
+    qemu_s, icount_s, emu_s = (min(walls[m]) for m in ("QEMU", "QEMU -icount", "emu"))
     for machine in marks:
         assert until in out[machine], machine
     benchmark.extra_info.update(qemu_s=round(qemu_s, 2), qemu_icount_s=round(icount_s, 2),

@@ -148,18 +148,36 @@ cdef inline void _satp_warl(uc_engine *uc, budget_state *s) noexcept nogil:
         s.satp_ignored += 1
 
 
+cdef inline bint _cached(budget_state *s, count_entry *e, uint64_t pc,
+                         uint32_t size) noexcept nogil:
+    # `e` (pc's slot) holds pc's block as it is now: same size, and counted
+    # in the MMU's current code epoch
+    return e.pc == pc and e.size == size and e.epoch == s.code_epoch[0] + s.own_epoch
+
+
+cdef inline void _count(budget_state *s, const count_entry *e, uint64_t address,
+                        uint32_t size) noexcept nogil:
+    # Let the block at `address` run: count it, and remember what the next
+    # block's hook must check (SYSTEM instructions, where it must start).
+    s.after_system = e.system
+    s.expect = address + size
+    s.expect_valid = 1
+    s.blk_pc = address
+    s.blk_size = size
+    s.icount += e.n
+
+
 cdef inline count_entry *_block(uc_engine *uc, budget_state *s, uint64_t pc,
                                 uint32_t size) noexcept nogil:
     # Cached per translated block: valid while the MMU's code epoch stays
     # (a fetch fill that maps a page elsewhere or finds it changed moves it).
-    cdef uint64_t epoch = s.code_epoch[0] + s.own_epoch
     cdef count_entry *e = &s.cache[(pc >> 1) & (NCACHE - 1)]
     cdef int system = 1
-    if e.pc == pc and e.size == size and e.epoch == epoch:
+    if _cached(s, e, pc, size):
         return e
     e.pc = pc
     e.size = size
-    e.epoch = epoch
+    e.epoch = s.code_epoch[0] + s.own_epoch
     e.n = <uint16_t>_count_insns(uc, pc, size, &system)
     e.system = <uint16_t>system
     s.counted += 1
@@ -171,7 +189,6 @@ cdef void _on_block_full(uc_engine *uc, uint64_t address, uint32_t size,
     cdef budget_state *s = <budget_state *>user
     cdef uint64_t priv = 0
     cdef bint have_priv = False
-    cdef count_entry *e
     if s.stopped:
         return
     if s.icount >= s.stop_at:
@@ -223,13 +240,7 @@ cdef void _on_block_full(uc_engine *uc, uint64_t address, uint32_t size,
             uc_emu_stop(uc)
             return
         s.masked = 1
-    e = _block(uc, s, address, size)
-    s.after_system = e.system
-    s.expect = address + size
-    s.expect_valid = 1
-    s.blk_pc = address
-    s.blk_size = size
-    s.icount += e.n
+    _count(s, _block(uc, s, address, size), address, size)
 
 
 # Called through a pointer so that the C compiler keeps the whole hook out of
@@ -250,16 +261,10 @@ cdef void _on_block(uc_engine *uc, uint64_t address, uint32_t size,
     cdef budget_state *s = <budget_state *>user
     cdef count_entry *e = &s.cache[(address >> 1) & (NCACHE - 1)]
     if s.stopped or s.icount >= s.stop_at or s.after_system \
-            or ((s.lines | s.umip) and not s.masked) \
-            or e.pc != address or e.size != size or e.epoch != s.code_epoch[0] + s.own_epoch:
+            or ((s.lines | s.umip) and not s.masked) or not _cached(s, e, address, size):
         _full_hook(uc, address, size, user)
         return
-    s.after_system = e.system
-    s.expect = address + size
-    s.expect_valid = 1
-    s.blk_pc = address
-    s.blk_size = size
-    s.icount += e.n
+    _count(s, e, address, size)
 
 
 cdef class BlockBudget:

@@ -134,6 +134,7 @@ def test_bad_netdev_lines(netdevs, needle):
     (["-icount", "11"], "an integer 0..10"),
     (["-icount", "shift=-1"], "an integer 0..10"),
     (["-icount", "shift=two"], "an integer 0..10"),
+    (["-icount", "sleep=off"], "needs shift=N"),
     (["-icount", "2,align=on"], "never paced by the host"),
     (["-icount", "2,rr=record,rrfile=x"], "unsupported option 'rr'"),
     (["-icount", "2,sleep=maybe"], "sleep='maybe' is not on/off"),

@@ -52,21 +52,21 @@ def emu_session(kernel: Path, fs: Path, sends: list[str], until: str, tmp: Path,
     """Run xv6 on emu with a console script; return (console, stats).
     `marks` (if given) gets (wall seconds since start, console bytes so far)
     as the output arrives."""
-    stats = tmp / f"stats{len(list(tmp.iterdir()))}.json"
+    n = len(list(tmp.iterdir()))
+    stats, err = tmp / f"stats{n}.json", tmp / f"stderr{n}.txt"
     script = [a for s in sends for a in ("--send", s)]
-    p = subprocess.Popen(["emu", "run", *command(kernel, fs), "-snapshot", *script,
-                          "--until", until, "--stats-json", str(stats), "-q", *extra],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env={**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:"
-                              f"{os.environ['PATH']}"})
-    assert p.stdout is not None and p.stderr is not None
-    try:
-        out = _read_console(p, [], "", 1800, marks)
-        err = p.stderr.read()
-        assert p.wait(timeout=60) == 0, err.decode()
-    finally:
-        p.kill()
-        p.wait()
+    with err.open("wb") as err_file:    # a file, not a pipe nobody reads while it runs
+        p = subprocess.Popen(["emu", "run", *command(kernel, fs), "-snapshot", *script,
+                              "--until", until, "--stats-json", str(stats), "-q", *extra],
+                             stdout=subprocess.PIPE, stderr=err_file,
+                             env={**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:"
+                                  f"{os.environ['PATH']}"})
+        try:
+            out = _read_console(p, [], "", 1800, marks)
+            assert p.wait(timeout=60) == 0, err.read_text()
+        finally:
+            p.kill()
+            p.wait()
     return out.decode(), json.loads(stats.read_text())
 
 
@@ -124,7 +124,6 @@ def usertest_seconds(console: str, marks: list[tuple[float, int]]) -> dict[str, 
         return next(t for t, n in marks if n >= offset)
     return {m.group(1): arrived(m.end()) - arrived(m.start() + 1)
             for m in re.finditer(r"test (\w+): (?:(?!test \w+: ).)*?OK", console, re.S)}
-
 
 
 SESSION = ["ls", "echo hi | wc", "cat README | grep -c xv6", "mkdir d", "ln README d/r",

@@ -164,6 +164,10 @@ def icount_option(text: str | None) -> tuple[int, str] | None:
     if opts:
         raise ConfigError(f"-icount: unsupported option {sorted(opts)[0]!r} (emu knows "
                           "shift=N, sleep=on|off and align=off)")
+    if not shift:
+        raise ConfigError(f"-icount {text}: needs shift=N (one instruction every 2^N ns, "
+                          f"N 0..{MAX_ICOUNT_SHIFT}; QEMU without it keeps the host clock, "
+                          "which emu does not have)")
     if shift == "auto":
         raise ConfigError("-icount shift=auto: emu's virtual clock runs at a fixed rate "
                           "(shift=N, N 0..10), it does not adapt to the host")
